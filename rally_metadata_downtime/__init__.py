@@ -1,0 +1,1 @@
+"""Measure instance metadata downtime during Nova live migration, with Rally."""

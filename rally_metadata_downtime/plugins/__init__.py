@@ -1,0 +1,1 @@
+"""Rally plugins: everything below this package is imported by Rally's loader."""
