@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install what the tests and the lab need on a fresh Debian machine (run as root).
+# Idempotent: a second run only checks.
+set -euo pipefail
+
+apt_packages=(openssh-server openssh-client iproute2 busybox curl dash
+              iputils-ping procps util-linux chromium)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" \
+        || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# Debian's openssh-server package starts a system sshd; the lab runs its own
+# sshd processes inside namespaces and needs only the binary and /run/sshd.
+mkdir -p /run/sshd
+
+python3 -m pip install -q --disable-pip-version-check 'tox>=4.11'
