@@ -4,7 +4,7 @@
 set -euo pipefail
 
 apt_packages=(openssh-server openssh-client iproute2 busybox curl dash
-              iputils-ping procps util-linux chromium)
+              iputils-ping procps util-linux)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" \
