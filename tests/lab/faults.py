@@ -1,0 +1,172 @@
+"""What a lab live migration does to a server, and the record of what it did.
+
+FaultProfile is pure, validated data. GroundTruth keeps every injected window, on
+CLOCK_BOOTTIME (the clock of a guest's /proc/uptime) and on wall-clock time, in memory
+and as JSON lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+METADATA_SHAPES = ("refused", "timeout", "http_404", "http_503", "wrong_instance")
+MIGRATION_RESULTS = ("ok", "error", "hang")
+# Bounds keep every lab wait finite; no real test wants an hour-long fault.
+MAX_SECONDS = 3600.0
+
+# Server metadata key -> FaultProfile field.
+METADATA_KEYS = {
+    "lab_migration_duration": "duration",
+    "lab_network_blackout": "network_blackout",
+    "lab_metadata_outage": "metadata_outage",
+    "lab_metadata_shape": "metadata_shape",
+    "lab_migration_result": "result",
+}
+_SECONDS_FIELDS = ("duration", "network_blackout", "metadata_outage")
+
+
+def _seconds(value: Any, what: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: not a number: {value!r}") from None
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
+        raise ValueError(f"{what}: must be between 0 and {MAX_SECONDS:g} s, got {value!r}")
+    return seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultProfile:
+    """How one live migration behaves.
+
+    duration: seconds from the request to the switchover.
+    network_blackout: seconds of dropped packets starting at the switchover.
+    metadata_outage: seconds the metadata service fails for the server, starting at
+        the switchover (it may outlast the migration, as on a real cloud).
+    metadata_shape: how it fails: refused (no listener: TCP RST), timeout (packets
+        dropped), http_404 (proxy cannot map the instance), http_503, wrong_instance
+        (answers with another instance's data).
+    result: ok, error (fails after `duration`, no switchover), hang (never finishes).
+    """
+
+    duration: float = 2.0
+    network_blackout: float = 0.5
+    metadata_outage: float = 0.0
+    metadata_shape: str = "refused"
+    result: str = "ok"
+
+    def __post_init__(self) -> None:
+        for name in _SECONDS_FIELDS:
+            object.__setattr__(self, name, _seconds(getattr(self, name), name))
+        if self.metadata_shape not in METADATA_SHAPES:
+            raise ValueError(f"metadata_shape: {self.metadata_shape!r} is not one of "
+                             f"{', '.join(METADATA_SHAPES)}")
+        if self.result not in MIGRATION_RESULTS:
+            raise ValueError(f"result: {self.result!r} is not one of "
+                             f"{', '.join(MIGRATION_RESULTS)}")
+
+    @classmethod
+    def from_metadata(cls, base: FaultProfile, metadata: Mapping[str, Any]) -> FaultProfile:
+        """`base` overridden by a server's `lab_*` metadata keys (see METADATA_KEYS).
+
+        Keys without the `lab_` prefix are ignored. An unknown `lab_*` key or a bad
+        value raises ValueError naming the key.
+        """
+        changes: dict[str, Any] = {}
+        for key, value in metadata.items():
+            if not key.startswith("lab_"):
+                continue
+            field = METADATA_KEYS.get(key)
+            if field is None:
+                raise ValueError(f"{key}: unknown lab metadata key (known: "
+                                 f"{', '.join(sorted(METADATA_KEYS))})")
+            if field in _SECONDS_FIELDS:
+                changes[field] = _seconds(value, key)
+            else:
+                changes[field] = str(value).strip()
+        try:
+            return dataclasses.replace(base, **changes)
+        except ValueError as exc:
+            field = str(exc).split(":", 1)[0]
+            key = next((k for k, f in METADATA_KEYS.items() if f == field), field)
+            raise ValueError(f"{key}: {str(exc).split(':', 1)[1].strip()}") from None
+
+    def to_metadata(self) -> dict[str, str]:
+        """The server metadata that reproduces this profile (strings, as Nova keeps)."""
+        return {key: str(getattr(self, field)) for key, field in METADATA_KEYS.items()}
+
+
+def boottime() -> float:
+    """Seconds on CLOCK_BOOTTIME: the clock a guest's /proc/uptime shows."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+@dataclasses.dataclass
+class InjectedWindow:
+    """One fault the lab applied: kind `network` (shape `blackout`) or `metadata`.
+
+    start/end are taken right after the fault was applied/removed, so the fault was
+    certainly active over [start, end]. end is None while the fault lasts.
+    """
+
+    kind: str
+    shape: str
+    server_id: str
+    start_boottime: float
+    start_wall: float
+    end_boottime: float | None = None
+    end_wall: float | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the fault lasted, None while it lasts."""
+        if self.end_boottime is None:
+            return None
+        return self.end_boottime - self.start_boottime
+
+
+class GroundTruth:
+    """Thread-safe record of injected windows; each closed window is one JSON line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._windows: list[InjectedWindow] = []
+
+    def open(self, kind: str, shape: str, server_id: str) -> InjectedWindow:
+        """Start a window now (call right after the fault took effect)."""
+        window = InjectedWindow(kind, shape, server_id, boottime(), time.time())
+        with self._lock:
+            self._windows.append(window)
+        return window
+
+    def close(self, window: InjectedWindow) -> None:
+        """End a window now (call right after the fault was removed) and log it."""
+        with self._lock:
+            if window.end_boottime is not None:
+                return
+            window.end_boottime = boottime()
+            window.end_wall = time.time()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(dataclasses.asdict(window), sort_keys=True) + "\n")
+
+    def close_all(self) -> None:
+        """End every open window now (the lab is going away)."""
+        with self._lock:
+            still_open = [w for w in self._windows if w.end_boottime is None]
+        for window in still_open:
+            self.close(window)
+
+    def windows(self, server_id: str | None = None) -> list[InjectedWindow]:
+        """Copies of the windows so far (open ones included), optionally for one server."""
+        with self._lock:
+            return [dataclasses.replace(w) for w in self._windows
+                    if server_id is None or w.server_id == server_id]
