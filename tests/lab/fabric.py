@@ -43,6 +43,9 @@ METADATA_IP = "169.254.169.254"
 # A MAC no lab interface has: frames sent to it are flooded and dropped.
 _BLACKHOLE_MAC = "02:00:00:00:00:01"
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+_SERVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MAX_GUESTS = 9999
 _POLL = 0.02
 
@@ -262,9 +265,14 @@ class Fabric:
         `public_key` (OpenSSH format) is root's only authorized key. The guest is
         registered with the metadata service (uuid = server_id). `fault_profile`
         overrides the lab default for this guest's migrations. `no_curl` leaves curl
-        out of the guest's PATH (busybox wget remains).
+        out of the guest's PATH (busybox wget remains). ValueError for a hostname
+        that is not RFC 1123 (the kernel refuses it) or a server_id unfit for a path.
         """
         fixed = ipaddress.ip_address(fixed_ip)
+        if not _HOSTNAME_RE.match(hostname) or len(hostname) > 64:
+            raise ValueError(f"hostname {hostname!r}: not a valid host name (max 64)")
+        if not _SERVER_ID_RE.match(server_id):
+            raise ValueError(f"server_id {server_id!r}: letters, digits, '_.-' only")
         with self._lock:
             if not self._up:
                 raise FabricError("fabric is not set up")
