@@ -9,7 +9,8 @@ Topology (root namespace = the Rally host)::
 
 Threading: the synchronous methods block (subprocesses, waits) and are thread-safe;
 an aiohttp server calls them through `asyncio.to_thread`. `migrate` is a coroutine
-for any event loop: it sleeps on the caller's loop and runs `ip` in a worker thread.
+for any event loop: it sleeps on the caller's loop and runs `ip` in the fabric's own
+worker threads.
 The metadata service runs on the fabric's own event loop in a daemon thread.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import dataclasses
 import inspect
 import ipaddress
@@ -29,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from tests.lab import ledger as ledger_mod
 from tests.lab import netns
@@ -129,13 +131,14 @@ class Fabric:
         self._guests: dict[str, Guest] = {}
         self._next_index = 1
         self._migrating: set[str] = set()
+        self._fault_executor = self._new_fault_executor()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._up = False
 
     # --- lifecycle ------------------------------------------------------------------
 
-    def __enter__(self) -> Fabric:
+    def __enter__(self) -> Self:
         self.setup()
         return self
 
@@ -149,6 +152,7 @@ class Fabric:
                 return
             self.state_dir.mkdir(parents=True, exist_ok=True)
             self._release_previous_run()
+            self._fault_executor = self._new_fault_executor()
             try:
                 self.image.prepare()
                 self._create_bridge()
@@ -169,12 +173,19 @@ class Fabric:
             guests = list(self._guests.values())
             self._guests.clear()
         self.ground_truth.close_all()
+        self._fault_executor.shutdown(wait=False, cancel_futures=True)
         self._stop_metadata_service()
         for guest in guests:
             self._stop_init(guest)
         leftovers = self._ledger.release_all()
         if leftovers:
             raise FabricError(f"could not remove: {', '.join(leftovers)}")
+
+    def _new_fault_executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        # Fault switches get threads of their own: the caller's default executor may
+        # be busy booting guests, and a late switch would blur the windows' edges.
+        return concurrent.futures.ThreadPoolExecutor(
+            max_workers=16, thread_name_prefix=f"{self.prefix}-fault")
 
     def _release_previous_run(self) -> None:
         path = self.state_dir / "resources.json"
@@ -369,7 +380,7 @@ class Fabric:
         command = ["nsenter", "-t", str(pid), "-a", "--",
                    "env", "-i", f"PATH={guest.path}", f"HOME={guest.files.home}", *argv]
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              input=input, stdin=None if input is not None
+                              check=False, input=input, stdin=None if input is not None
                               else subprocess.DEVNULL)
 
     def _plug(self, guest: Guest) -> None:
@@ -476,12 +487,12 @@ class Fabric:
                 await self._sleep_while_present(guest, float("inf"))
             if profile.metadata_outage > 0:
                 outage = _ActiveFault(self, guest, "metadata", profile.metadata_shape)
-                await asyncio.to_thread(outage.apply)
+                await self._in_fault_thread(outage.apply)
             if profile.network_blackout > 0:
                 blackout = _ActiveFault(self, guest, "network", "blackout")
-                await asyncio.to_thread(blackout.apply)
+                await self._in_fault_thread(blackout.apply)
                 await asyncio.sleep(profile.network_blackout)
-                await asyncio.to_thread(blackout.remove)
+                await self._in_fault_thread(blackout.remove)
             if on_switchover is not None:
                 result = on_switchover()
                 if inspect.isawaitable(result):
@@ -492,7 +503,7 @@ class Fabric:
                     await self._sleep_while_present(guest, remaining)
                 except GuestNotFound:
                     pass
-                await asyncio.to_thread(outage.remove)
+                await self._in_fault_thread(outage.remove)
         finally:
             # Also reached on cancellation: remove synchronously, no further await.
             for fault in (blackout, outage):
@@ -500,6 +511,14 @@ class Fabric:
                     fault.remove()
             with self._lock:
                 self._migrating.discard(server_id)
+
+    async def _in_fault_thread(self, switch: Callable[[], None]) -> None:
+        try:
+            pending = asyncio.get_running_loop().run_in_executor(self._fault_executor, switch)
+        except RuntimeError:  # executor shut down: the lab is being torn down
+            switch()
+            return
+        await pending
 
     async def _sleep_while_present(self, guest: Guest, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -569,7 +588,7 @@ def _ip_batch(netns_name: str, commands: list[str]) -> None:
     """Several `ip` commands in one process, inside a namespace."""
     argv = ["ip", "-n", netns_name, "-batch", "-"]
     proc = subprocess.run(argv, input="\n".join(commands) + "\n", capture_output=True,
-                          text=True, timeout=30)
+                          text=True, timeout=30, check=False)
     if proc.returncode != 0:
         raise netns.IpError(argv + commands, proc.stderr)
 

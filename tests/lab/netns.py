@@ -36,7 +36,7 @@ def ip(*args: str, netns: str | None = None, check: bool = True) -> str:
     With check=False a failure returns "" instead of raising (for idempotent removal).
     """
     argv = ["ip"] + (["-n", netns] if netns else []) + list(args)
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
     if proc.returncode != 0:
         if check:
             raise IpError(argv, proc.stderr)
@@ -97,7 +97,7 @@ def listening_socket_in_netns(netns: str, address: str, port: int,
                 sock.close()
                 raise
             outcome["socket"] = sock
-        except BaseException as exc:  # handed to the calling thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
             outcome["error"] = exc
 
     thread = threading.Thread(target=create, name=f"setns-{netns}")
