@@ -160,13 +160,18 @@ class Fabric:
                 self._start_metadata_service()
                 self._up = True
             except BaseException:
-                self.teardown()
+                try:
+                    self.teardown()
+                except FabricError:
+                    LOG.exception("cleaning up after a failed setup")
                 raise
 
     def teardown(self) -> None:
         """Remove everything this fabric created; safe to call more than once.
 
-        Raises FabricError naming what could not be removed.
+        Windows still open (an outage outlasting the lab) are closed now. Running
+        migrations end (GuestNotFound, or quietly after their switchover). Raises
+        FabricError naming what could not be removed.
         """
         with self._lock:
             self._up = False
@@ -451,8 +456,10 @@ class Fabric:
         self._stop_init(guest)
         for kind, name, delete in (("netns", guest.netns, netns.delete_netns),
                                    ("link", guest.host_veth, netns.delete_link)):
-            delete(name)
-            self._ledger.discard({"kind": kind, "name": name})
+            entry = {"kind": kind, "name": name}
+            if entry in self._ledger:  # never one we failed to create (not ours)
+                delete(name)
+                self._ledger.discard(entry)
 
     # --- live migration -------------------------------------------------------------
 

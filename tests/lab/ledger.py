@@ -93,6 +93,10 @@ class ResourceLedger:
                 self._entries.remove(entry)
             self._save()
 
+    def __contains__(self, entry: object) -> bool:
+        with self._lock:
+            return entry in self._entries
+
     def entries(self) -> list[Entry]:
         """A copy of the recorded entries, oldest first."""
         with self._lock:

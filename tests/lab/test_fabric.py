@@ -459,6 +459,29 @@ def test_guests_boot_and_go_concurrently(lab, key):
     assert not {g.netns for g in guests} & set(lab_names(PREFIX))
 
 
+def test_a_lab_with_a_taken_prefix_fails_without_harming_the_other(lab, vm_a, tmp_path):
+    intruder = Fabric(tmp_path, PREFIX, fixed_gateway=TEARDOWN_FIXED_GW,
+                      floating_gateway=TEARDOWN_FLOATING_GW)
+    with pytest.raises(RuntimeError, match="exists"):
+        intruder.setup()
+    intruder.teardown()
+    assert lab.bridge in lab_names(PREFIX)
+    assert curl(lab, "srv-a", "/latest/meta-data/hostname").stdout == "vm-a\n200"
+
+
+def test_bad_guest_requests_are_refused_and_leave_nothing(lab, vm_a):
+    before = set(lab_names(PREFIX))
+    with pytest.raises(ValueError, match="hostname"):
+        lab.create_guest("srv-bad", "bad", "bad_name", "198.51.100.223", None)
+    with pytest.raises(RuntimeError, match="in use"):
+        lab.create_guest("srv-dup", "dup", "dup", vm_a.fixed_ip, None)
+    with pytest.raises(RuntimeError, match="exists"):
+        lab.create_guest("srv-a", "again", "again", "198.51.100.223", None)
+    assert set(lab_names(PREFIX)) == before
+    with pytest.raises(GuestNotFound):
+        lab.guest("srv-bad")
+
+
 def test_teardown_after_a_failure_midway_leaves_nothing(tmp_path, key):
     prefix = f"{PREFIX}x"
     fabric = Fabric(tmp_path, prefix, fixed_gateway=TEARDOWN_FIXED_GW,
