@@ -1,0 +1,201 @@
+"""Outages, downtime and recovery from a parsed probe log. Pure: no I/O.
+
+The service's state is sampled at each request's launch. An outage is a maximal run,
+in launch order, of failed probes j..k: it began after the last success before it
+(s[j-1]) and no later than s[j], and ended after s[k] and no later than the next
+success s[k+1]. Each edge is estimated at the middle of its interval, so the error of
+an outage's duration is at most half the gap before it plus half the gap after it.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+
+from rally_metadata_downtime.probe_log import Probe, ProbeLog
+
+
+class AnalysisError(ValueError):
+    """The log cannot give a trustworthy figure."""
+
+
+class NoSuccessfulProbe(AnalysisError):
+    """Metadata never answered this VM correctly: there is no baseline to measure from."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Outage:
+    """Failed probes j..k and the successes that bound them (None: log edge)."""
+
+    last_ok_before: float | None   # s[j-1]
+    first_failed: float            # s[j]
+    last_failed: float             # s[k]
+    first_ok_after: float | None   # s[k+1]
+    failed_probes: int
+    reasons: dict[str, int]
+
+    @property
+    def began_before_log(self) -> bool:
+        return self.last_ok_before is None
+
+    @property
+    def unrecovered(self) -> bool:
+        return self.first_ok_after is None
+
+    @property
+    def start(self) -> float:
+        """Estimated start; the first failure when the log began inside the outage."""
+        if self.last_ok_before is None:
+            return self.first_failed
+        return (self.last_ok_before + self.first_failed) / 2
+
+    @property
+    def end(self) -> float:
+        """Estimated end; the last failure when the log ended inside the outage."""
+        if self.first_ok_after is None:
+            return self.last_failed
+        return (self.last_failed + self.first_ok_after) / 2
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    @property
+    def min_duration(self) -> float:
+        return self.last_failed - self.first_failed
+
+    @property
+    def max_duration(self) -> float:
+        before = self.first_failed if self.last_ok_before is None else self.last_ok_before
+        after = self.last_failed if self.first_ok_after is None else self.first_ok_after
+        return after - before
+
+    def to_dict(self) -> dict:
+        return {"start": self.start, "end": self.end, "duration": self.duration,
+                "min_duration": self.min_duration, "max_duration": self.max_duration,
+                "failed_probes": self.failed_probes, "reasons": dict(self.reasons),
+                "began_before_log": self.began_before_log,
+                "unrecovered": self.unrecovered}
+
+
+@dataclasses.dataclass(frozen=True)
+class DowntimeReport:
+    """What one probe log says about metadata availability (times: guest uptime, s)."""
+
+    probes: int
+    successes: int
+    failures: int
+    outages: tuple[Outage, ...]
+    total_downtime: float
+    tempest_style_downtime: float
+    longest_outage: float
+    first_probe_at: float
+    last_probe_at: float
+    recovered: bool
+    recovered_at: float | None
+    settled_for: float
+    unrecovered_downtime: float
+    resolution: float
+    interval: float | None
+    garbage_lines: int
+    truncated_last_line: bool
+    stopped: bool
+    clock_reset: bool
+
+    @property
+    def outage_count(self) -> int:
+        return len(self.outages)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-serialisable figures, for Rally's output and the SLA."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["outages"] = [o.to_dict() for o in self.outages]
+        data["outage_count"] = self.outage_count
+        return data
+
+
+def _outages(probes: tuple[Probe, ...]) -> list[Outage]:
+    outages = []
+    run: list[Probe] = []
+    last_ok: float | None = None
+    for probe in probes:
+        if not probe.ok:
+            run.append(probe)
+            continue
+        if run:
+            outages.append(_outage(run, last_ok, probe.start))
+            run = []
+        last_ok = probe.start
+    if run:
+        outages.append(_outage(run, last_ok, None))
+    return outages
+
+
+def _outage(run: list[Probe], last_ok: float | None, next_ok: float | None) -> Outage:
+    return Outage(last_ok_before=last_ok, first_failed=run[0].start,
+                  last_failed=run[-1].start, first_ok_after=next_ok,
+                  failed_probes=len(run),
+                  reasons=dict(collections.Counter(p.reason for p in run)))
+
+
+def _resolution(probes: tuple[Probe, ...], interval: float | None) -> float:
+    """The largest gap between two consecutive launches.
+
+    It bounds both what can be missed (a shorter outage may fall between two
+    launches) and the error of any outage's duration (half a gap at each edge).
+    """
+    gaps = [b.start - a.start for a, b in zip(probes, probes[1:])]
+    if gaps:
+        return max(gaps)
+    return interval or 0.0
+
+
+def _tempest_style(probes: tuple[Probe, ...]) -> float:
+    """Tempest's figure: each failed line books the time since the previous line."""
+    return sum(b.start - a.start for a, b in zip(probes, probes[1:]) if not b.ok)
+
+
+def analyse(log: ProbeLog, recovered_after: float | None = None) -> DowntimeReport:
+    """Measure outages in `log`; judge recovery after `recovered_after` (guest uptime).
+
+    Metadata has recovered when the log ends with a run of successes that holds at
+    least one probe launched at or after `recovered_after` (e.g. the end of the
+    live migration); `recovered_at` is when that run, or its part after
+    `recovered_after`, began, and `settled_for` how long it has lasted since.
+    """
+    probes = log.probes
+    successes = sum(p.ok for p in probes)
+    if successes == 0:
+        reasons = collections.Counter(p.reason for p in probes).most_common(3)
+        raise NoSuccessfulProbe(
+            f"metadata never answered correctly in {len(probes)} probes "
+            f"(most common failures: {', '.join(f'{r} x{n}' for r, n in reasons)})")
+
+    outages = _outages(probes)
+    since = float("-inf") if recovered_after is None else recovered_after
+    trailing_ok = []
+    for probe in reversed(probes):
+        if not probe.ok:
+            break
+        trailing_ok.append(probe)
+    after_instant = [p for p in trailing_ok if p.start >= since]
+    recovered = bool(after_instant) and log.clock_reset is False
+    recovered_at = min(p.start for p in after_instant) if recovered else None
+    last_probe_at = probes[-1].start
+    unrecovered = outages[-1] if outages and outages[-1].unrecovered else None
+
+    return DowntimeReport(
+        probes=len(probes), successes=successes, failures=len(probes) - successes,
+        outages=tuple(outages),
+        total_downtime=sum(o.duration for o in outages),
+        tempest_style_downtime=_tempest_style(probes),
+        longest_outage=max((o.duration for o in outages), default=0.0),
+        first_probe_at=probes[0].start, last_probe_at=last_probe_at,
+        recovered=recovered, recovered_at=recovered_at,
+        settled_for=(last_probe_at - recovered_at) if recovered_at is not None else 0.0,
+        unrecovered_downtime=(last_probe_at - unrecovered.start) if unrecovered else 0.0,
+        resolution=_resolution(probes, log.header.interval if log.header else None),
+        interval=log.header.interval if log.header else None,
+        garbage_lines=log.garbage_lines, truncated_last_line=log.truncated_last_line,
+        stopped=log.stopped, clock_reset=log.clock_reset)
+
