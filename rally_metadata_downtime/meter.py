@@ -1,0 +1,234 @@
+"""The in-guest probe's life over SSH: upload, start, read, stop, clean up (I/O)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import io
+import logging
+import shlex
+import socket
+import time
+from typing import Callable
+
+import paramiko
+from rally import exceptions as rally_exceptions
+
+from rally_metadata_downtime.probe_config import ProbeConfig
+from rally_metadata_downtime.probe_log import ProbeLogError, parse_probe_log
+
+LOG = logging.getLogger(__name__)
+
+SCRIPT_NAME = "metadata_probe.sh"
+_CONNECTION_ERRORS = (rally_exceptions.SSHError, rally_exceptions.SSHTimeout,
+                      paramiko.SSHException, socket.error, EOFError)
+
+
+class MeterError(RuntimeError):
+    """The probe could not be started, read or stopped in the guest."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GuestClock:
+    """Maps guest uptime to the Rally host's clock: host ~= uptime + offset (+-error)."""
+
+    offset: float
+    error: float
+
+    def to_host_time(self, uptime: float) -> float:
+        return uptime + self.offset
+
+    def to_guest_uptime(self, host_time: float) -> float:
+        return host_time - self.offset
+
+
+def probe_script() -> str:
+    """The probe's source, as shipped in the package."""
+    return (importlib.resources.files("rally_metadata_downtime") / "guest"
+            / SCRIPT_NAME).read_text()
+
+
+class MetadataMeter:
+    """Runs the metadata probe in one guest.
+
+    `connect` returns a new rally.utils.sshutils.SSH to the guest; it is called
+    again whenever the connection drops, so the meter survives a migration that
+    breaks TCP sessions. Every value that reaches the guest's shell comes from a
+    validated ProbeConfig and is quoted with shlex.quote.
+    """
+
+    def __init__(self, connect: Callable[[], object], config: ProbeConfig,
+                 retries: int = 4, command_timeout: float = 60) -> None:
+        self.config = config
+        self.directory: str | None = None
+        self.clock: GuestClock | None = None
+        self._connect = connect
+        self._ssh = None
+        self._retries = retries
+        self._command_timeout = command_timeout
+
+    # -- paths and commands: the only place shell text is built -----------------
+    def _path(self, name: str) -> str:
+        return shlex.quote(f"{self.directory}/{name}")
+
+    def _probe_command(self) -> str:
+        c = self.config
+        args = ["sh", self._path(SCRIPT_NAME), "-u", shlex.quote(c.url),
+                "-i", shlex.quote(f"{c.interval:g}"), "-t", shlex.quote(f"{c.timeout:g}"),
+                "-m", shlex.quote(c.mode), "-l", self._path("probe.log"),
+                "-p", self._path("probe.pid")]
+        if c.expect:
+            args += ["-e", shlex.quote(c.expect)]
+        return " ".join(args)
+
+    # -- SSH with reconnect --------------------------------------------------------
+    def _execute(self, command: str, stdin: str | None = None) -> tuple[int, str, str]:
+        for attempt in range(self._retries + 1):
+            try:
+                if self._ssh is None:
+                    self._ssh = self._connect()
+                LOG.debug("guest %s: %s", getattr(self._ssh, "host", "?"), command)
+                return self._ssh.execute(
+                    command, stdin=io.StringIO(stdin) if stdin is not None else None,
+                    timeout=self._command_timeout)
+            except _CONNECTION_ERRORS as e:
+                self._drop_connection()
+                if attempt == self._retries:
+                    raise MeterError(f"SSH to the guest failed {attempt + 1} times; "
+                                     f"last error: {e}") from e
+                LOG.info("SSH to the guest dropped (%s); reconnecting", e)
+                time.sleep(min(0.5 * 2 ** attempt, 4))
+        raise AssertionError("unreachable")
+
+    def _drop_connection(self) -> None:
+        ssh, self._ssh = self._ssh, None
+        if ssh is not None:
+            try:
+                ssh.close()
+            except Exception:  # a broken transport may fail to close; it is gone anyway
+                LOG.debug("closing a dropped SSH connection failed", exc_info=True)
+
+    def close(self) -> None:
+        """Close the SSH connection (the probe keeps running in the guest)."""
+        self._drop_connection()
+
+    # -- the probe's life ----------------------------------------------------------
+    def start(self) -> GuestClock:
+        """Upload and start the probe in a private directory; measure the guest clock."""
+        if self.directory is not None:
+            raise MeterError(f"the probe already runs in {self.directory}")
+        template = shlex.quote(f"{self.config.workdir}/rmd-probe.XXXXXX")
+        status, out, err = self._execute(f"mktemp -d {template}")
+        if status != 0 or not out.strip():
+            raise MeterError(f"workdir {self.config.workdir!r}: cannot create a private "
+                             f"directory in the guest: {err.strip() or out.strip()}")
+        self.directory = out.strip()
+        status, _, err = self._execute(f"cat > {self._path(SCRIPT_NAME)}",
+                                       stdin=probe_script())
+        if status != 0:
+            raise MeterError(f"uploading the probe to {self.directory} failed: {err}")
+        detach = "setsid" if self._has("setsid") else "nohup"
+        status, _, err = self._execute(
+            f"{detach} {self._probe_command()} </dev/null >/dev/null "
+            f"2>{self._path('probe.err')} &")
+        if status != 0:
+            raise MeterError(f"starting the probe failed: {err}")
+        self._confirm_running()
+        self.clock = self._measure_clock()
+        return self.clock
+
+    def _has(self, command: str) -> bool:
+        status, _, _ = self._execute(f"command -v {shlex.quote(command)} >/dev/null")
+        return status == 0
+
+    def _confirm_running(self, attempts: int = 25) -> None:
+        pid, err = self._path("probe.pid"), self._path("probe.err")
+        status, _, stderr = self._execute(
+            f"i=0; while [ $i -lt {attempts} ]; do "
+            f"[ -s {pid} ] && kill -0 \"$(cat {pid})\" 2>/dev/null && exit 0; "
+            f"sleep 0.2; i=$((i+1)); done; cat {err} >&2; exit 1")
+        if status != 0:
+            raise MeterError(f"the probe did not start in {self.directory}: "
+                             f"{stderr.strip() or 'no error output'}")
+
+    def _measure_clock(self) -> GuestClock:
+        before = time.time()
+        status, out, err = self._execute("cat /proc/uptime")
+        after = time.time()
+        if status != 0:
+            raise MeterError(f"reading /proc/uptime failed: {err}")
+        uptime = float(out.split()[0])
+        return GuestClock(offset=(before + after) / 2 - uptime, error=(after - before) / 2)
+
+    def is_running(self) -> bool:
+        pid = self._path("probe.pid")
+        status, _, _ = self._execute(f"[ -s {pid} ] && kill -0 \"$(cat {pid})\"")
+        return status == 0
+
+    def fetch_log(self) -> str:
+        """The probe's log as it is now (the probe may still be writing it)."""
+        self._require_started()
+        status, out, err = self._execute(f"cat {self._path('probe.log')}")
+        if status != 0:
+            raise MeterError(f"the probe log in {self.directory} is gone (guest "
+                             f"rebooted or /tmp cleared?): {err.strip()}")
+        return out
+
+    def wait_until_answering(self, timeout: float, poll: float = 0.5) -> float:
+        """Wait until one probe succeeded; return seconds waited."""
+        self._require_started()
+        started = time.monotonic()
+        reasons: list[str] = []
+        while True:
+            try:
+                probes = parse_probe_log(self.fetch_log()).probes
+            except ProbeLogError:
+                probes = ()
+            if any(p.ok for p in probes):
+                return time.monotonic() - started
+            reasons = [p.reason for p in probes[-5:]] or reasons
+            if time.monotonic() - started >= timeout:
+                raise MeterError(
+                    f"metadata never answered from this VM within {timeout:g} s "
+                    f"({self.config.url}); last reasons: {', '.join(reasons) or 'none'}")
+            time.sleep(poll)
+
+    def stop(self) -> str:
+        """Stop the probe, return its final log, and remove its directory."""
+        self._require_started()
+        pid = self._path("probe.pid")
+        attempts = int((self.config.timeout + 3) / 0.2)
+        self._execute(
+            f"p=$(cat {pid} 2>/dev/null) && kill -TERM \"$p\" 2>/dev/null; "
+            f"i=0; while [ $i -lt {attempts} ] && [ -n \"$p\" ] && kill -0 \"$p\" "
+            f"2>/dev/null; do sleep 0.2; i=$((i+1)); done")
+        log = self.fetch_log()
+        self._remove()
+        return log
+
+    def cleanup(self) -> None:
+        """Kill the probe and remove its files, whatever state things are in."""
+        if self.directory is not None:
+            pid = self._path("probe.pid")
+            try:
+                self._execute(f"p=$(cat {pid} 2>/dev/null) && kill -KILL \"$p\" "
+                              f"2>/dev/null; true")
+                self._remove()
+            except MeterError:
+                LOG.warning("could not remove the probe from the guest (%s)",
+                            self.directory, exc_info=True)
+        self.close()
+
+    def _remove(self) -> None:
+        self._execute(f"rm -rf -- {shlex.quote(self.directory)}")
+        self.directory = None
+
+    def _require_started(self) -> None:
+        if self.directory is None:
+            raise MeterError("the probe is not running: call start() first")
+
+    def __enter__(self) -> MetadataMeter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cleanup()

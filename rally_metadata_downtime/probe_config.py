@@ -1,0 +1,77 @@
+"""The probe's settings, validated so that nothing in them can act in a shell. Pure."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import urllib.parse
+
+DEFAULT_URL = "http://169.254.169.254/latest/meta-data/hostname"
+
+# RFC 3986 unreserved and reserved characters, minus everything a POSIX shell treats
+# specially even inside double quotes ($ and `) or that could end a quoted word ('),
+# and minus ; & ( ) * which have no business in a metadata URL.
+_URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!+,=%]+")
+_PATH_CHARS = re.compile(r"/[A-Za-z0-9._/-]*")
+_EXPECT_CHARS = re.compile(r"[A-Za-z0-9._:-]*")
+
+
+class ProbeConfigError(ValueError):
+    """A probe setting is invalid; the message names the setting."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeConfig:
+    """How the in-guest probe polls metadata.
+
+    url: metadata URL polled (http only).
+    interval: seconds between request launches, (0, 60].
+    timeout: hard limit of one request in seconds, (0, 60].
+    mode: "hostname" (answer's first DNS label = expected hostname) or "uuid"
+        (answer contains the instance uuid); derived from the URL when None.
+    expect: identity expected in the answer; "" in hostname mode = the guest's own.
+    workdir: absolute directory in the guest under which the probe makes its own
+        private directory.
+    """
+
+    url: str = DEFAULT_URL
+    interval: float = 0.2
+    timeout: float = 1.0
+    mode: str | None = None
+    expect: str = ""
+    workdir: str = "/tmp"
+
+    def __post_init__(self) -> None:
+        _check_url(self.url)
+        for name in ("interval", "timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ProbeConfigError(f"{name}: must be a number of seconds, "
+                                       f"got {value!r}")
+            if not 0 < value <= 60:
+                raise ProbeConfigError(f"{name}: must be > 0 and <= 60 seconds, "
+                                       f"got {value!r}")
+        if self.mode is None:
+            path = urllib.parse.urlsplit(self.url).path
+            object.__setattr__(self, "mode",
+                               "uuid" if path.endswith("meta_data.json") else "hostname")
+        if self.mode not in ("hostname", "uuid"):
+            raise ProbeConfigError(f"mode: must be 'hostname' or 'uuid', got {self.mode!r}")
+        if not isinstance(self.expect, str) or not _EXPECT_CHARS.fullmatch(self.expect):
+            raise ProbeConfigError(f"expect: only letters, digits and . _ : - are "
+                                   f"allowed, got {self.expect!r}")
+        if self.mode == "uuid" and not self.expect:
+            raise ProbeConfigError("expect: the instance uuid is required in uuid mode")
+        if (not isinstance(self.workdir, str) or not _PATH_CHARS.fullmatch(self.workdir)
+                or "/../" in f"{self.workdir}/"):
+            raise ProbeConfigError(f"workdir: must be an absolute path of letters, "
+                                   f"digits and . _ - / only, got {self.workdir!r}")
+
+
+def _check_url(url: object) -> None:
+    if not isinstance(url, str) or not _URL_CHARS.fullmatch(url):
+        raise ProbeConfigError(f"url: only URL characters are allowed (no spaces, "
+                               f"quotes, $, `, ;, &, parentheses), got {url!r}")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ProbeConfigError(f"url: must be http://HOST/..., got {url!r}")
