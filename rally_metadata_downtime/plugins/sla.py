@@ -1,0 +1,107 @@
+"""SLA metadata_downtime: a limit on metadata (and optionally network) downtime."""
+
+from __future__ import annotations
+
+from rally.task import sla
+
+from rally_metadata_downtime.plugins import charts
+
+
+def _summary(iteration: dict) -> dict | None:
+    for chart in iteration.get("output", {}).get("complete", []):
+        if chart.get("title") == charts.SUMMARY_TITLE:
+            return {row[0]: row[1] for row in chart["data"]["rows"]}
+    return None
+
+
+@sla.configure(name="metadata_downtime")
+class MetadataDowntime(sla.SLA):
+    """Metadata downtime of every iteration stays within a limit, and recovers.
+
+    Fails the workload when an iteration's metadata downtime exceeds
+    allowed_metadata_downtime (seconds), when an iteration has no metadata
+    measurement (no successful probe, or it failed before measuring), when
+    metadata did not recover after the migration, or, if allowed_network_downtime
+    is set, when the network downtime measured by ping exceeds it.
+    """
+
+    CONFIG_SCHEMA = {
+        "type": "object",
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "properties": {
+            "allowed_metadata_downtime": {"type": "number", "minimum": 0.0},
+            "allowed_network_downtime": {"type": "number", "minimum": 0.0},
+        },
+        "required": ["allowed_metadata_downtime"],
+        "additionalProperties": False,
+    }
+
+    def __init__(self, criterion_value):
+        super().__init__(criterion_value)
+        self.allowed = criterion_value["allowed_metadata_downtime"]
+        self.allowed_network = criterion_value.get("allowed_network_downtime")
+        self.iterations = 0
+        self.worst: tuple[float, int] | None = None       # (downtime, iteration)
+        self.worst_network: tuple[float, int] | None = None
+        self.problems: list[tuple[int, str]] = []         # unmeasured / unrecovered
+
+    def add_iteration(self, iteration):
+        self.iterations += 1
+        number = self.iterations
+        summary = _summary(iteration)
+        if summary is None or summary.get(charts.ROW_MEASURED) != "yes":
+            reason = summary.get(charts.ROW_MEASURED) if summary else "no figures"
+            self.problems.append((number, f"metadata not measured ({reason})"))
+        else:
+            downtime = float(summary[charts.ROW_DOWNTIME])
+            if self.worst is None or downtime > self.worst[0]:
+                self.worst = (downtime, number)
+            if summary.get(charts.ROW_RECOVERED) != "yes":
+                self.problems.append((number, "metadata did not recover after the "
+                                              "migration"))
+        if charts.ROW_NETWORK in (summary or {}):
+            network = float(summary[charts.ROW_NETWORK])
+            if self.worst_network is None or network > self.worst_network[0]:
+                self.worst_network = (network, number)
+        self.success = self._judge()
+        return self.success
+
+    def _judge(self) -> bool:
+        if self.problems:
+            return False
+        if self.worst is not None and self.worst[0] > self.allowed:
+            return False
+        if (self.allowed_network is not None and self.worst_network is not None
+                and self.worst_network[0] > self.allowed_network):
+            return False
+        return True
+
+    def merge(self, other):
+        offset = self.iterations
+        self.iterations += other.iterations
+        self.problems += [(n + offset, text) for n, text in other.problems]
+        for name in ("worst", "worst_network"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if theirs is not None:
+                theirs = (theirs[0], theirs[1] + offset)
+                if mine is None or theirs[0] > mine[0]:
+                    setattr(self, name, theirs)
+        self.success = self._judge()
+        return self.success
+
+    def details(self):
+        parts = []
+        if self.worst is not None:
+            parts.append(f"worst metadata downtime {self.worst[0]:.2f} s (iteration "
+                         f"{self.worst[1]}), allowed {self.allowed:g} s")
+        if self.allowed_network is not None and self.worst_network is not None:
+            parts.append(f"worst network downtime {self.worst_network[0]:.2f} s "
+                         f"(iteration {self.worst_network[1]}), allowed "
+                         f"{self.allowed_network:g} s")
+        parts += [f"iteration {n}: {text}" for n, text in self.problems[:3]]
+        if len(self.problems) > 3:
+            parts.append(f"{len(self.problems) - 3} more iterations not measured or "
+                         f"not recovered")
+        if not parts:
+            parts.append("no iteration measured yet")
+        return f"{'; '.join(parts)} - {self.status()}"
