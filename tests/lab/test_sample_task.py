@@ -1,0 +1,128 @@
+"""The real sample task, through the real rally command, against the lab (root).
+
+Ground truth is what the lab injected (tests/lab/faults.py): the plugin's figures
+must match it within the resolution the plugin itself states.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.lab.demo import run_sample
+
+INJECTED_OUTAGE = 3.0      # s of metadata outage after the switchover
+INJECTED_BLACKOUT = 1.0    # s of dropped packets at the switchover
+BROKEN_OUTAGE = 10.0
+
+
+def _lab_meta(outage: float, shape: str) -> dict:
+    return {"boot_server_kwargs": {"meta": {
+        "lab_metadata_outage": str(outage), "lab_metadata_shape": shape,
+        "lab_network_blackout": str(INJECTED_BLACKOUT),
+        "lab_migration_duration": "1"}}}
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory):
+    return run_sample(tmp_path_factory.mktemp("healthy"),
+                      task_args={"times": 4, "concurrency": 2,
+                                 **_lab_meta(INJECTED_OUTAGE, "timeout")})
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory):
+    return run_sample(tmp_path_factory.mktemp("broken"),
+                      task_args={"times": 2, "concurrency": 2,
+                                 **_lab_meta(BROKEN_OUTAGE, "http_503")})
+
+
+def _workload(result: dict) -> dict:
+    [task] = result["report"]["tasks"]
+    [subtask] = task["subtasks"]
+    [workload] = subtask["workloads"]
+    return workload
+
+
+def _summaries(result: dict) -> list[dict]:
+    rows = []
+    for iteration in _workload(result)["data"]:
+        [summary] = [c for c in iteration["output"]["complete"]
+                     if c["title"] == "Metadata measurement summary"]
+        rows.append({r[0]: r[1] for r in summary["data"]["rows"]})
+    return rows
+
+
+def _union_per_server(windows: list[dict]) -> dict[str, float]:
+    """Seconds each server had no metadata: network blackout and metadata outage
+    overlap (the blackout also cuts the metadata path), so take their union."""
+    by_server: dict[str, list[tuple[float, float]]] = {}
+    for w in windows:
+        by_server.setdefault(w["server_id"], []).append(
+            (w["start_boottime"], w["end_boottime"]))
+    totals = {}
+    for server, spans in by_server.items():
+        spans.sort()
+        total, (cur_start, cur_end) = 0.0, spans[0]
+        for start, end in spans[1:]:
+            if start > cur_end:
+                total += cur_end - cur_start
+                cur_start, cur_end = start, end
+            else:
+                cur_end = max(cur_end, end)
+        totals[server] = total + cur_end - cur_start
+    return totals
+
+
+def test_injected_3s_outage_passes_the_sla_with_concurrency(healthy):
+    workload = _workload(healthy)
+    assert healthy["exit_code"] == 0, workload["sla_results"]
+    assert workload["pass_sla"] is True
+    assert len(workload["data"]) == 4
+    assert [it["error"] for it in workload["data"]] == [[]] * 4
+    assert healthy["sla_check_exit_code"] == 0
+
+
+def test_measured_metadata_downtime_matches_injected_within_stated_resolution(healthy):
+    injected = sorted(_union_per_server(healthy["injected"]).values())
+    summaries = _summaries(healthy)
+    measured = sorted(s["metadata downtime (s)"] for s in summaries)
+    assert len(injected) == len(measured) == 4
+    for truth, figure, summary in zip(injected, measured, summaries):
+        tolerance = summary["resolution (s)"] + 0.1
+        assert abs(figure - truth) <= tolerance, (injected, measured)
+
+
+def test_measured_network_downtime_matches_injected_blackout(healthy):
+    blackouts = sorted(w["end_boottime"] - w["start_boottime"]
+                       for w in healthy["injected"] if w["kind"] == "network")
+    measured = sorted(s["network downtime (s)"] for s in _summaries(healthy))
+    assert len(blackouts) == len(measured) == 4
+    for truth, figure in zip(blackouts, measured):
+        # ping counts whole lost intervals (0.2 s) at both edges of the blackout.
+        assert abs(figure - truth) <= 2 * 0.2 + 0.1, (blackouts, measured)
+
+
+def test_injected_10s_outage_fails_the_sla_and_names_the_worst_iteration(broken):
+    workload = _workload(broken)
+    assert broken["exit_code"] == 2
+    assert workload["pass_sla"] is False
+    [criterion] = [s for s in workload["sla_results"]["sla"]
+                   if s["criterion"] == "metadata_downtime"]
+    assert criterion["success"] is False
+    assert "worst metadata downtime" in criterion["detail"]
+    assert "allowed 6 s" in criterion["detail"]
+    assert broken["sla_check_exit_code"] != 0
+    worst = max(s["metadata downtime (s)"] for s in _summaries(broken))
+    assert worst > 6
+
+
+@pytest.mark.parametrize("run", ["healthy", "broken"])
+def test_nothing_left_behind(run, request):
+    result = request.getfixturevalue(run)
+    assert result["leftovers"] == {}
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "rmdlab" not in netns
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert "rmdlab" not in links
