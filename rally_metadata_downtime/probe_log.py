@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 
 class ProbeLogError(ValueError):
@@ -49,81 +50,104 @@ class ProbeLog:
 _CLOCK_RESET_SECONDS = 1.0
 
 
-def _parse_probe(fields: list[str]) -> Probe | None:
-    if len(fields) != 6 or fields[0] != "P" or fields[4] not in ("OK", "FAIL"):
+# Times are /proc/uptime figures: plain decimals, never nan/inf/exponents.
+_PROBE_LINE = re.compile(
+    r"P ([1-9][0-9]*) ([0-9]+(?:\.[0-9]+)?) ([0-9]+(?:\.[0-9]+)?) (OK|FAIL) ([a-z]+(?:=[0-9a-z]+)?)")
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def _parse_probe(line: str) -> Probe | None:
+    match = _PROBE_LINE.fullmatch(line)
+    if match is None:
         return None
-    try:
-        seq, start, end = int(fields[1]), float(fields[2]), float(fields[3])
-    except ValueError:
+    seq, start, end, verdict, reason = match.groups()
+    if float(end) < float(start):
         return None
-    if seq < 1 or end < start:
-        return None
-    return Probe(seq=seq, start=start, end=end, ok=fields[4] == "OK", reason=fields[5])
+    return Probe(seq=int(seq), start=float(start), end=float(end), ok=verdict == "OK",
+                 reason=reason)
+
+
+def _number(text: str | None) -> float | None:
+    return float(text) if text is not None and _NUMBER.fullmatch(text) else None
 
 
 def _parse_header(line: str) -> ProbeHeader | None:
-    fields = line.split()
+    fields = line.split(" ")
     if fields[:3] != ["#", "rmd-probe", "v1"]:
         return None
     values = dict(f.split("=", 1) for f in fields[3:] if "=" in f)
-    try:
-        return ProbeHeader(interval=float(values["interval"]),
-                           timeout=float(values["timeout"]), mode=values["mode"],
-                           expect=values.get("expect", ""),
-                           started=float(values["started"]))
-    except (KeyError, ValueError):
+    interval, timeout = _number(values.get("interval")), _number(values.get("timeout"))
+    started = _number(values.get("started"))
+    if interval is None or timeout is None or started is None or "mode" not in values:
         return None
+    return ProbeHeader(interval=interval, timeout=timeout, mode=values["mode"],
+                       expect=values.get("expect", ""), started=started)
+
+
+def _parse_stopped(line: str) -> float | None:
+    fields = line.split(" ")
+    if len(fields) != 3 or fields[:2] != ["#", "stopped"]:
+        return None
+    return _number(fields[2])
 
 
 def parse_probe_log(text: str) -> ProbeLog:
-    """Read a probe log; raise ProbeLogError when it holds no probe record."""
+    """Read a probe log written by guest/metadata_probe.sh (format: docs/design.md).
+
+    Unreadable lines are counted, not fatal. The probe ends every record with a
+    newline, so a log whose text does not end with one was cut inside its last
+    line (read while a line was being written, or a full disk): that line is kept
+    if it still reads as a whole record, and `truncated_last_line` is set.
+    Raises ProbeLogError when the log is empty or holds no probe record.
+    """
     if not text.strip():
         raise ProbeLogError("the probe log is empty: the probe never ran or its "
                             "log was lost (guest rebooted, /tmp cleared)")
+    truncated = not text.endswith("\n")
     lines = text.split("\n")
-    last_is_partial = not text.endswith("\n")
-    if not last_is_partial:
+    if not truncated:
         lines.pop()  # the empty string after the final newline
 
     header = None
     probes: list[Probe] = []
     garbage = 0
-    truncated = False
     stopped_at = None
     for number, line in enumerate(lines, start=1):
-        is_last = number == len(lines)
-        if line.startswith("# rmd-probe ") and header is None:
-            header = _parse_header(line)
-            if header is not None:
-                continue
-        elif line.startswith("# stopped "):
-            try:
-                stopped_at = float(line.split()[2])
-                continue
-            except (IndexError, ValueError):
-                pass
-        elif line.strip() == "":
+        if not line.strip():
             continue
-        else:
-            probe = _parse_probe(line.split(" "))
-            if probe is not None:
-                probes.append(probe)
-                continue
-        if is_last and last_is_partial:
-            truncated = True
-        else:
+        probe = _parse_probe(line)
+        if probe is not None:
+            probes.append(probe)
+            continue
+        if header is None and (parsed := _parse_header(line)) is not None:
+            header = parsed
+            continue
+        if (stop := _parse_stopped(line)) is not None:
+            stopped_at = stop
+            continue
+        if not (truncated and number == len(lines)):
             garbage += 1
 
     if not probes:
         raise ProbeLogError(f"the probe log has no readable probe record "
                             f"({len(lines)} lines, {garbage} unreadable)")
 
-    by_seq = sorted(probes, key=lambda p: p.seq)
-    clock_reset = any(later.start < earlier.start - _CLOCK_RESET_SECONDS
-                      or later.seq == earlier.seq
-                      for earlier, later in zip(by_seq, by_seq[1:]))
     return ProbeLog(header=header,
                     probes=tuple(sorted(probes, key=lambda p: (p.start, p.seq))),
                     garbage_lines=garbage, truncated_last_line=truncated,
                     stopped=stopped_at is not None, stopped_at=stopped_at,
-                    clock_reset=clock_reset)
+                    clock_reset=_clock_reset(probes))
+
+
+def _clock_reset(probes: list[Probe]) -> bool:
+    """True when the log spans two boots (or two probe runs) of the guest.
+
+    Launches are made one after the other by a single loop, so in launch (seq)
+    order their uptimes never decrease; a drop of more than a second means
+    /proc/uptime restarted, and a repeated seq means a second probe run wrote to
+    the same log. Either way the two timelines cannot be merged.
+    """
+    by_seq = sorted(probes, key=lambda p: (p.seq, p.start))
+    return any(later.seq == earlier.seq
+               or later.start < earlier.start - _CLOCK_RESET_SECONDS
+               for earlier, later in zip(by_seq, by_seq[1:]))

@@ -50,11 +50,12 @@ def test_truncated_last_line_is_flagged_not_fatal():
     assert log.garbage_lines == 0
 
 
-def test_complete_last_line_without_newline_is_still_a_probe():
-    # A line cut exactly at its end is indistinguishable from a whole one: keep it.
+def test_complete_last_line_without_newline_is_kept_but_flagged():
+    # Cut right before its newline: the record reads whole, but the log was cut.
     log = parse_probe_log("P 1 100.00 100.02 OK http=200\nP 2 100.20 100.21 FAIL curl=7")
     assert [p.seq for p in log.probes] == [1, 2]
-    assert log.truncated_last_line is False
+    assert log.truncated_last_line is True
+    assert log.garbage_lines == 0
 
 
 @pytest.mark.parametrize("bad", [
