@@ -1,16 +1,24 @@
 """Outages, downtime and recovery from a parsed probe log. Pure: no I/O.
 
-The service's state is sampled at each request's launch. An outage is a maximal run,
-in launch order, of failed probes j..k: it began after the last success before it
-(s[j-1]) and no later than s[j], and ended after s[k] and no later than the next
-success s[k+1]. Each edge is estimated at the middle of its interval, so the error of
-an outage's duration is at most half the gap before it plus half the gap after it.
+The service's state is sampled at each request's launch (its `start`). An outage is
+a maximal run, in launch order, of failed probes j..k with launches s[j]..s[k]:
+
+- it began in (s[j-1], s[j]]: after the last success before it, by the first failure;
+- it ended in (s[k], s[k+1]]: after the last failure, by the next success.
+
+Each edge is estimated at the middle of its interval, so an edge estimate is off by
+at most half the launch spacing around that edge, and a duration by at most half the
+spacing at each of its two edges. An outage with no success before it began before
+the log; one with no success after it is *unrecovered*: its estimate then only
+counts what the log saw, its upper bound is infinite, and the report says so.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import math
+import statistics
 
 from rally_metadata_downtime.probe_log import Probe, ProbeLog
 
@@ -25,14 +33,36 @@ class NoSuccessfulProbe(AnalysisError):
 
 @dataclasses.dataclass(frozen=True)
 class Outage:
-    """Failed probes j..k and the successes that bound them (None: log edge)."""
+    """Failed probes j..k and the successes that bound them (None: the log's edge).
 
-    last_ok_before: float | None   # s[j-1]
-    first_failed: float            # s[j]
-    last_failed: float             # s[k]
-    first_ok_after: float | None   # s[k+1]
+    Times are guest uptime seconds. The four launch times are the bounds of the
+    outage's edges; `start`/`end`/`duration` are the midpoint estimates and
+    `min_duration`/`max_duration` the bounds of the duration (max is math.inf when
+    an edge is open: began before the log or unrecovered).
+    """
+
+    last_ok_before: float | None   # s[j-1]: earliest possible start
+    first_failed: float            # s[j]:   latest possible start
+    last_failed: float             # s[k]:   earliest possible end
+    first_ok_after: float | None   # s[k+1]: latest possible end
     failed_probes: int
     reasons: dict[str, int]
+
+    @property
+    def earliest_start(self) -> float | None:
+        return self.last_ok_before
+
+    @property
+    def latest_start(self) -> float:
+        return self.first_failed
+
+    @property
+    def earliest_end(self) -> float:
+        return self.last_failed
+
+    @property
+    def latest_end(self) -> float | None:
+        return self.first_ok_after
 
     @property
     def began_before_log(self) -> bool:
@@ -58,7 +88,12 @@ class Outage:
 
     @property
     def duration(self) -> float:
+        """The estimate: end - start (a lower bound when an edge is open)."""
         return self.end - self.start
+
+    @property
+    def estimate(self) -> float:
+        return self.duration
 
     @property
     def min_duration(self) -> float:
@@ -66,13 +101,21 @@ class Outage:
 
     @property
     def max_duration(self) -> float:
-        before = self.first_failed if self.last_ok_before is None else self.last_ok_before
-        after = self.last_failed if self.first_ok_after is None else self.first_ok_after
-        return after - before
+        if self.last_ok_before is None or self.first_ok_after is None:
+            return math.inf
+        return self.first_ok_after - self.last_ok_before
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return self.min_duration, self.max_duration
 
     def to_dict(self) -> dict:
+        """Plain JSON data; an unknown bound (open edge) is None."""
         return {"start": self.start, "end": self.end, "duration": self.duration,
-                "min_duration": self.min_duration, "max_duration": self.max_duration,
+                "min_duration": self.min_duration,
+                "max_duration": None if math.isinf(self.max_duration) else self.max_duration,
+                "earliest_start": self.earliest_start, "latest_start": self.latest_start,
+                "earliest_end": self.earliest_end, "latest_end": self.latest_end,
                 "failed_probes": self.failed_probes, "reasons": dict(self.reasons),
                 "began_before_log": self.began_before_log,
                 "unrecovered": self.unrecovered}
@@ -138,15 +181,27 @@ def _outage(run: list[Probe], last_ok: float | None, next_ok: float | None) -> O
                   reasons=dict(collections.Counter(p.reason for p in run)))
 
 
-def _resolution(probes: tuple[Probe, ...], interval: float | None) -> float:
-    """The largest gap between two consecutive launches.
+def _resolution(probes: tuple[Probe, ...], outages: list[Outage],
+                interval: float | None) -> float:
+    """How precisely the outages' edges are known, in seconds.
 
-    It bounds both what can be missed (a shorter outage may fall between two
-    launches) and the error of any outage's duration (half a gap at each edge).
+    It is the widest launch spacing around any outage edge the log bounds, i.e. the
+    largest of s[j] - s[j-1] and s[k+1] - s[k] over all outages. Each edge estimate
+    is then off by at most half of it, and each duration by at most all of it.
+    Without outages it is the median launch spacing: roughly the shortest outage
+    the probe would have caught. With a single probe it is the configured interval.
     """
+    edges = []
+    for outage in outages:
+        if outage.last_ok_before is not None:
+            edges.append(outage.first_failed - outage.last_ok_before)
+        if outage.first_ok_after is not None:
+            edges.append(outage.first_ok_after - outage.last_failed)
+    if edges:
+        return max(edges)
     gaps = [b.start - a.start for a, b in zip(probes, probes[1:])]
     if gaps:
-        return max(gaps)
+        return statistics.median(gaps)
     return interval or 0.0
 
 
@@ -194,7 +249,8 @@ def analyse(log: ProbeLog, recovered_after: float | None = None) -> DowntimeRepo
         recovered=recovered, recovered_at=recovered_at,
         settled_for=(last_probe_at - recovered_at) if recovered_at is not None else 0.0,
         unrecovered_downtime=(last_probe_at - unrecovered.start) if unrecovered else 0.0,
-        resolution=_resolution(probes, log.header.interval if log.header else None),
+        resolution=_resolution(probes, outages,
+                               log.header.interval if log.header else None),
         interval=log.header.interval if log.header else None,
         garbage_lines=log.garbage_lines, truncated_last_line=log.truncated_last_line,
         stopped=log.stopped, clock_reset=log.clock_reset)

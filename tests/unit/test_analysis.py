@@ -1,0 +1,211 @@
+"""analyse() on hand-made logs; each expected figure is worked out in a comment."""
+
+import json
+import math
+
+import pytest
+
+from rally_metadata_downtime.analysis import (AnalysisError, NoSuccessfulProbe, Outage,
+                                              analyse)
+from rally_metadata_downtime.probe_log import parse_probe_log
+
+HEADER = "# rmd-probe v1 interval=0.2 timeout=1 mode=hostname expect=vm-1 started=0.50\n"
+
+
+def make_log(*samples, header=HEADER, stopped=None):
+    """samples: (start, "OK" | reason of a failure); seq follows the given order."""
+    lines = [header] if header else []
+    for seq, (start, state) in enumerate(samples, start=1):
+        verdict = "OK http=200" if state == "OK" else f"FAIL {state}"
+        lines.append(f"P {seq} {start:.2f} {start + 0.01:.2f} {verdict}\n")
+    if stopped is not None:
+        lines.append(f"# stopped {stopped:.2f}\n")
+    return parse_probe_log("".join(lines))
+
+
+approx = pytest.approx
+
+
+def test_outage_in_the_middle():
+    # Launches 10.0 10.2 | 10.5 10.7 failed | 11.1 11.3.
+    # Began in (10.2, 10.5] -> 10.35; ended in (10.7, 11.1] -> 10.9; estimate 0.55.
+    # Bounds: 10.7 - 10.5 = 0.2 and 11.1 - 10.2 = 0.9.
+    report = analyse(make_log((10.0, "OK"), (10.2, "OK"), (10.5, "curl=7"),
+                              (10.7, "curl=7"), (11.1, "OK"), (11.3, "OK"), stopped=11.5))
+    (outage,) = report.outages
+    assert (outage.earliest_start, outage.latest_start) == (10.2, 10.5)
+    assert (outage.earliest_end, outage.latest_end) == (10.7, 11.1)
+    assert outage.start == approx(10.35)
+    assert outage.end == approx(10.9)
+    assert outage.estimate == approx(0.55)
+    assert outage.bounds == (approx(0.2), approx(0.9))
+    assert outage.failed_probes == 2
+    assert outage.reasons == {"curl=7": 2}
+    assert (outage.began_before_log, outage.unrecovered) == (False, False)
+    assert (report.probes, report.successes, report.failures) == (6, 4, 2)
+    assert report.total_downtime == approx(0.55)
+    assert report.longest_outage == approx(0.55)
+    assert report.outage_count == 1
+    # Tempest books each failed line with the time since the previous launch:
+    # (10.5 - 10.2) + (10.7 - 10.5) = 0.5.
+    assert report.tempest_style_downtime == approx(0.5)
+    # Edge spacings: 10.5 - 10.2 = 0.3 and 11.1 - 10.7 = 0.4.
+    assert report.resolution == approx(0.4)
+    assert (report.first_probe_at, report.last_probe_at) == (10.0, 11.3)
+    assert (report.recovered, report.recovered_at) == (True, 11.1)
+    assert report.settled_for == approx(0.2)
+    assert report.unrecovered_downtime == 0.0
+    assert report.stopped is True
+
+
+def test_outage_when_the_log_began():
+    # 1.0 1.2 failed | 1.4 1.6: the start is unknown, so the estimate starts at the
+    # first failure (1.0) and ends at (1.2 + 1.4) / 2 = 1.3: 0.3, a lower bound.
+    report = analyse(make_log((1.0, "http=503"), (1.2, "http=404"), (1.4, "OK"), (1.6, "OK")))
+    (outage,) = report.outages
+    assert outage.began_before_log is True
+    assert outage.earliest_start is None
+    assert outage.estimate == approx(0.3)
+    assert outage.bounds == (approx(0.2), math.inf)
+    assert outage.reasons == {"http=503": 1, "http=404": 1}
+    # The first failure has no earlier launch to count from: only 1.2 - 1.0.
+    assert report.tempest_style_downtime == approx(0.2)
+    assert report.resolution == approx(0.2)  # only the end edge: 1.4 - 1.2
+    assert (report.recovered, report.recovered_at) == (True, 1.4)
+
+
+def test_outage_still_going_when_the_log_ended_is_unrecovered_not_small():
+    # 1.0 1.2 | 1.4 1.7 failed: began at (1.2 + 1.4) / 2 = 1.3, seen until 1.7.
+    report = analyse(make_log((1.0, "OK"), (1.2, "OK"), (1.4, "curl=28"), (1.7, "curl=28")))
+    (outage,) = report.outages
+    assert outage.unrecovered is True
+    assert outage.latest_end is None
+    assert outage.bounds == (approx(0.3), math.inf)
+    assert report.recovered is False
+    assert report.recovered_at is None
+    assert report.settled_for == 0.0
+    assert report.unrecovered_downtime == approx(0.4)
+    assert report.total_downtime == approx(0.4)
+    assert report.resolution == approx(0.2)  # only the start edge: 1.4 - 1.2
+
+
+def test_flapping_gives_separate_outages():
+    # 0 ok, 1 fail, 2 ok, 3 4 fail, 5 ok: outages 0.5..1.5 (1 s) and 2.5..4.5 (2 s).
+    report = analyse(make_log((0, "OK"), (1, "mismatch"), (2, "OK"), (3, "empty"),
+                              (4, "mismatch"), (5, "OK")))
+    assert [(o.start, o.end) for o in report.outages] == [(0.5, 1.5), (2.5, 4.5)]
+    assert report.outages[1].reasons == {"empty": 1, "mismatch": 1}
+    assert report.total_downtime == approx(3.0)
+    assert report.longest_outage == approx(2.0)
+    assert report.outage_count == 2
+    assert report.tempest_style_downtime == approx(3.0)
+    assert report.resolution == approx(1.0)
+
+
+def test_out_of_order_lines_are_analysed_in_launch_order():
+    # seq 2 was blackholed and wrote its line last; in launch order: ok fail ok ok.
+    text = (HEADER
+            + "P 1 2.00 2.01 OK http=200\n"
+            + "P 3 2.20 2.21 OK http=200\n"
+            + "P 4 2.40 2.41 OK http=200\n"
+            + "P 2 2.10 3.10 FAIL curl=28\n")
+    report = analyse(parse_probe_log(text))
+    (outage,) = report.outages
+    assert (outage.start, outage.end) == (approx(2.05), approx(2.15))
+    assert (report.recovered, report.recovered_at) == (True, 2.2)
+
+
+def test_no_outage():
+    # Spacings 0.2 0.3 0.2: the median, 0.2, is the resolution.
+    report = analyse(make_log((0.0, "OK"), (0.2, "OK"), (0.5, "OK"), (0.7, "OK")))
+    assert report.outages == ()
+    assert (report.total_downtime, report.longest_outage) == (0.0, 0.0)
+    assert report.tempest_style_downtime == 0.0
+    assert report.resolution == approx(0.2)
+    assert (report.recovered, report.recovered_at) == (True, 0.0)
+    assert report.settled_for == approx(0.7)
+
+
+def test_a_single_probe_states_the_configured_interval_as_resolution():
+    assert analyse(make_log((3.0, "OK"))).resolution == 0.2
+    assert analyse(make_log((3.0, "OK"), header=None)).resolution == 0.0
+
+
+FLAPPING_THEN_STEADY = ((0, "OK"), (1, "curl=7"), (2, "OK"), (3, "curl=7"),
+                        (4, "curl=7"), (5, "OK"), (6, "OK"), (7, "OK"))
+
+
+@pytest.mark.parametrize("after, recovered_at", [
+    (None, 5.0),   # the run after the last outage
+    (0.5, 5.0),    # before every outage: still the run after the last one
+    (4.5, 5.0),    # inside the last outage
+    (5.0, 5.0),    # exactly at a launch: at/after counts
+    (5.5, 6.0),    # inside the final run: its first launch at/after the instant
+    (7.0, 7.0),
+])
+def test_recovered_after(after, recovered_at):
+    report = analyse(make_log(*FLAPPING_THEN_STEADY), recovered_after=after)
+    assert (report.recovered, report.recovered_at) == (True, recovered_at)
+    assert report.settled_for == approx(7.0 - recovered_at)
+
+
+def test_no_probe_after_the_instant_means_not_recovered():
+    report = analyse(make_log(*FLAPPING_THEN_STEADY), recovered_after=7.5)
+    assert (report.recovered, report.recovered_at) == (False, None)
+
+
+def test_recovered_after_does_not_hide_an_outage_before_it():
+    # A burst before the migration is still an outage, reported with its times.
+    report = analyse(make_log(*FLAPPING_THEN_STEADY), recovered_after=6.0)
+    assert report.outage_count == 2
+    assert report.total_downtime == approx(3.0)
+
+
+def test_failures_after_the_instant_are_not_recovered():
+    report = analyse(make_log((0, "OK"), (1, "OK"), (2, "http=404")), recovered_after=0.5)
+    assert report.recovered is False
+
+
+def test_no_success_at_all_is_an_error():
+    with pytest.raises(NoSuccessfulProbe, match="curl=7 x2"):
+        analyse(make_log((0, "curl=7"), (1, "curl=7"), (2, "http=503")))
+    assert issubclass(NoSuccessfulProbe, AnalysisError)
+    assert issubclass(AnalysisError, ValueError)
+
+
+def test_clock_reset_is_reported_and_never_counts_as_recovered():
+    text = ("P 1 500.00 500.01 OK http=200\n"
+            "P 2 500.20 500.21 OK http=200\n"
+            "P 3 4.00 4.01 OK http=200\n")
+    report = analyse(parse_probe_log(text))
+    assert report.clock_reset is True
+    assert report.recovered is False
+
+
+def test_log_quality_is_carried_through():
+    text = HEADER + "P 1 1.00 1.01 OK http=200\nnoise\nP 2 1.20 1.21 OK http=200\nP 3 1.4"
+    report = analyse(parse_probe_log(text))
+    assert (report.garbage_lines, report.truncated_last_line) == (1, True)
+    assert (report.stopped, report.clock_reset) == (False, False)
+
+
+def test_to_dict_is_plain_json():
+    report = analyse(make_log((1.0, "curl=7"), (1.2, "OK"), (1.4, "OK"), (1.6, "curl=28")))
+    data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert data["outage_count"] == 2
+    assert data["recovered"] is False
+    first, last = data["outages"]
+    assert first["began_before_log"] is True and first["max_duration"] is None
+    assert last["unrecovered"] is True and last["latest_end"] is None
+    assert last["min_duration"] == 0.0
+    assert data["unrecovered_downtime"] == approx(0.1)  # 1.6 - (1.4 + 1.6) / 2
+    assert {"probes", "successes", "failures", "total_downtime", "tempest_style_downtime",
+            "longest_outage", "first_probe_at", "last_probe_at", "recovered_at",
+            "resolution", "garbage_lines", "truncated_last_line", "stopped",
+            "clock_reset"} <= set(data)
+
+
+def test_outage_is_frozen():
+    outage = Outage(1.0, 2.0, 3.0, 4.0, 2, {"curl=7": 2})
+    with pytest.raises(AttributeError):
+        outage.failed_probes = 3
