@@ -3,19 +3,29 @@
 #
 # Usage: sh metadata_probe.sh -l LOGFILE -p PIDFILE [-u URL] [-i INTERVAL]
 #                             [-t TIMEOUT] [-m hostname|uuid] [-e EXPECT]
-#   -u  URL polled (default http://169.254.169.254/latest/meta-data/hostname)
-#   -i  seconds between request launches (default 0.2)
-#   -t  hard timeout of one request in seconds (default 1)
-#   -m  hostname: the answer's first DNS label must equal EXPECT's (EXPECT empty:
-#       this guest's hostname); uuid: the answer must contain EXPECT
-#   -e  identity expected in the answer
-#   -l  log file; its directory also holds the per-request scratch files
-#   -p  pid file; a start is refused while it names a live process
+#   -u URL       polled (default http://169.254.169.254/latest/meta-data/hostname)
+#   -i INTERVAL  seconds between request launches, decimal > 0 (default 0.2)
+#   -t TIMEOUT   hard limit of one request in seconds, decimal > 0 (default 1)
+#   -m MODE      hostname (default): the answer's first line, trimmed and lowercased,
+#                has the same first DNS label as EXPECT (vm-1.novalocal matches vm-1,
+#                vm-10 does not); uuid: the answer contains EXPECT (fixed string)
+#   -e EXPECT    identity expected in the answer; required in uuid mode; empty in
+#                hostname mode means this guest's own `hostname`
+#   -l LOGFILE   appended to (format: docs/design.md); its directory also holds the
+#                per-request scratch files LOGFILE.<seq>.body/.err, removed after use
+#   -p PIDFILE   receives this shell's PID; the start is refused (exit 3) while it
+#                names a live process, and it is removed on a clean stop
 #
-# Requests are launched every INTERVAL in the background, so a blackholed request
-# never stalls the sampling. Each writes one line:
+# Every INTERVAL a request is launched in the background, so a blackholed request
+# never stalls the sampling; each is bounded by TIMEOUT (curl --max-time, else busybox
+# wget under `timeout`), so at most ceil(TIMEOUT/INTERVAL)+1 are in flight. Each
+# appends one line with a single printf (short O_APPEND writes do not interleave):
 #   P <seq> <start uptime> <end uptime> OK|FAIL <reason>
-# TERM/INT: stop launching, wait for requests in flight, write "# stopped <uptime>".
+# reason: http=<code>, curl=<exit>, wget=<exit>, wget=timeout, mismatch, empty.
+# TERM/INT/HUP: stop launching, wait for the requests in flight, append
+# "# stopped <uptime>", remove the pidfile, exit 0.
+# Exit status: 0 after a clean stop, 2 bad arguments, 3 already running, 4 cannot
+# write the pid file or the log.
 
 url=http://169.254.169.254/latest/meta-data/hostname
 interval=0.2
@@ -24,6 +34,14 @@ mode=hostname
 expect=
 log=
 pidfile=
+
+die() {
+    code=$1
+    shift
+    echo "metadata_probe: $*" >&2
+    exit "$code"
+}
+
 while getopts u:i:t:m:e:l:p: opt; do
     case $opt in
         u) url=$OPTARG ;;
@@ -33,27 +51,66 @@ while getopts u:i:t:m:e:l:p: opt; do
         e) expect=$OPTARG ;;
         l) log=$OPTARG ;;
         p) pidfile=$OPTARG ;;
-        *) echo "metadata_probe: unknown option" >&2; exit 2 ;;
+        *) die 2 "usage: $0 -l LOGFILE -p PIDFILE [-u URL] [-i S] [-t S] [-m MODE] [-e EXPECT]" ;;
     esac
 done
-if [ -z "$log" ] || [ -z "$pidfile" ]; then
-    echo "metadata_probe: -l LOGFILE and -p PIDFILE are required" >&2
-    exit 2
+shift $((OPTIND - 1))
+[ $# -eq 0 ] || die 2 "unexpected argument: $1"
+[ -n "$log" ] && [ -n "$pidfile" ] || die 2 "-l LOGFILE and -p PIDFILE are required"
+
+# A bad interval would make `sleep` fail at once and the loop spin: only plain
+# positive decimals pass.
+positive_decimal() {
+    case $1 in
+        ''|.|*[!0-9.]*|*.*.*) return 1 ;;
+    esac
+    case $1 in
+        *[1-9]*) return 0 ;;
+    esac
+    return 1
+}
+positive_decimal "$interval" || die 2 "bad interval: $interval"
+positive_decimal "$timeout" || die 2 "bad timeout: $timeout"
+case $mode in
+    hostname|uuid) ;;
+    *) die 2 "bad mode: $mode (hostname or uuid)" ;;
+esac
+case $expect in
+    *[!A-Za-z0-9._:-]*) die 2 "bad expect: only letters, digits and . _ : - allowed" ;;
+esac
+if [ "$mode" = uuid ] && [ -z "$expect" ]; then
+    die 2 "uuid mode needs -e UUID"
 fi
-case $mode in hostname|uuid) ;; *) echo "metadata_probe: bad mode: $mode" >&2; exit 2 ;; esac
 if [ "$mode" = hostname ] && [ -z "$expect" ]; then
     expect=$(hostname)
 fi
-workdir=$(dirname -- "$log")
+
+lower() {
+    printf '%s' "$1" | tr 'A-Z' 'a-z'
+}
+want_label=$(lower "${expect%%.*}")
+if [ "$mode" = hostname ] && [ -z "$want_label" ]; then
+    die 2 "no hostname to expect (empty first label of '$expect')"
+fi
+
+# busybox sleep takes fractions only when built with FLOAT_DURATION; CirrOS's is.
+# Without it, round the interval up rather than spin or sample faster than asked.
+if ! sleep 0.01 2>/dev/null; then
+    whole=${interval%%.*}
+    case $interval in
+        *.*[1-9]*) whole=$(( ${whole:-0} + 1 )) ;;
+    esac
+    interval=$whole
+fi
 
 if [ -f "$pidfile" ]; then
-    old=$(cat -- "$pidfile" 2>/dev/null)
+    old=
+    read -r old 2>/dev/null < "$pidfile"
     if [ -n "$old" ] && kill -0 "$old" 2>/dev/null; then
-        echo "metadata_probe: already running as PID $old ($pidfile)" >&2
-        exit 3
+        die 3 "already running as PID $old ($pidfile)"
     fi
 fi
-echo $$ > "$pidfile" || exit 4
+echo $$ 2>/dev/null > "$pidfile" || die 4 "cannot write pid file $pidfile"
 
 if command -v curl >/dev/null 2>&1; then
     client=curl
@@ -70,35 +127,39 @@ uptime_now() {
     read -r now _ < /proc/uptime
 }
 
-lower() {
-    printf '%s' "$1" | tr 'A-Z' 'a-z'
+trim() {
+    # Leading and trailing blanks only: "vm 1" must not become "vm1".
+    set -f
+    # shellcheck disable=SC2086  # word splitting is the trim
+    set -- $1
+    set +f
+    printf '%s' "$*"
 }
-want_label=$(lower "${expect%%.*}")
 
-# Verdict on a fetched body file: echoes OK or FAIL reason.
+# Verdict on a fetched body file: prints "OK http=200" or "FAIL <reason>".
 judge() {
-    body=$1
-    if [ ! -s "$body" ]; then
+    if [ ! -s "$1" ]; then
         echo "FAIL empty"
         return
     fi
     if [ "$mode" = uuid ]; then
-        if grep -qF -- "$expect" "$body"; then echo "OK"; else echo "FAIL mismatch"; fi
+        if grep -qF -e "$expect" "$1"; then echo "OK http=200"; else echo "FAIL mismatch"; fi
         return
     fi
-    IFS= read -r first < "$body" || true
-    first=$(lower "$first")
-    first=${first%%.*}
-    # strip surrounding white space
-    first=$(printf '%s' "$first" | tr -d ' \t\r')
-    if [ "$first" = "$want_label" ]; then echo "OK"; else echo "FAIL mismatch"; fi
+    first=
+    IFS= read -r first < "$1"
+    first=$(printf '%s' "$first" | tr -d '\r')
+    first=$(trim "$first")
+    [ -n "$first" ] || { echo "FAIL empty"; return; }
+    first=$(lower "${first%%.*}")
+    if [ "$first" = "$want_label" ]; then echo "OK http=200"; else echo "FAIL mismatch"; fi
 }
 
 # One request: fetch, judge, append one line. Runs in the background.
 probe_once() {
     seq=$1
     start=$2
-    body="$workdir/body.$seq"
+    body="$log.$seq.body"
     if [ "$client" = curl ]; then
         code=$(curl -sS -o "$body" -w '%{http_code}' --max-time "$timeout" \
                --connect-timeout "$timeout" -- "$url" 2>/dev/null)
@@ -109,29 +170,25 @@ probe_once() {
             verdict="FAIL http=$code"
         else
             verdict=$(judge "$body")
-            [ "$verdict" = OK ] && verdict="OK http=200"
         fi
     else
-        err="$workdir/err.$seq"
-        # Debian's busybox 1.35 wget crashes on -T: prefer the timeout wrapper.
+        err="$log.$seq.err"
+        # Debian's busybox 1.35 wget segfaults on -T: when `timeout` exists it bounds
+        # the request instead (CirrOS has both; -T is only the fallback).
         if [ -n "$guard" ]; then
-            $guard "$timeout" wget -q -O "$body" "$url" 2>"$err"
+            timeout "$timeout" wget -q -O "$body" -- "$url" 2>"$err"
         else
-            wget -q -T "$timeout" -O "$body" "$url" 2>"$err"
+            wget -q -T "$timeout" -O "$body" -- "$url" 2>"$err"
         fi
         rc=$?
         status=$(sed -n 's/.*HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' "$err" | head -n 1)
         rm -f -- "$err"
-        if [ -n "$status" ]; then
-            verdict="FAIL http=$status"
-        elif [ "$rc" -eq 143 ]; then
-            verdict="FAIL wget=timeout"
-        elif [ "$rc" -ne 0 ]; then
-            verdict="FAIL wget=$rc"
-        else
-            verdict=$(judge "$body")
-            [ "$verdict" = OK ] && verdict="OK http=200"
-        fi
+        case $rc in
+            0) verdict=$(judge "$body") ;;
+            124|143) verdict="FAIL wget=timeout" ;;  # coreutils / busybox timeout
+            *) if [ -n "$status" ]; then verdict="FAIL http=$status"
+               else verdict="FAIL wget=$rc"; fi ;;
+        esac
     fi
     rm -f -- "$body"
     uptime_now
@@ -143,7 +200,8 @@ trap 'running=0' TERM INT HUP
 
 uptime_now
 printf '# rmd-probe v1 interval=%s timeout=%s mode=%s expect=%s started=%s\n' \
-    "$interval" "$timeout" "$mode" "$expect" "$now" >> "$log"
+    "$interval" "$timeout" "$mode" "$expect" "$now" >> "$log" \
+    || { rm -f -- "$pidfile"; die 4 "cannot write log $log"; }
 
 seq=0
 while [ "$running" = 1 ]; do
@@ -152,8 +210,11 @@ while [ "$running" = 1 ]; do
     probe_once "$seq" "$now" &
     sleep "$interval"
 done
+# A second signal must not cut the wait short: in-flight requests end within TIMEOUT.
+trap '' TERM INT HUP
 wait
 uptime_now
 printf '# stopped %s\n' "$now" >> "$log"
-rm -f -- "$pidfile"
+read -r owner 2>/dev/null < "$pidfile"
+[ "$owner" = "$$" ] && rm -f -- "$pidfile"
 exit 0
