@@ -1,0 +1,297 @@
+"""The real probe script, run under busybox sh and dash inside lab guests.
+
+Needs root. Every metadata fault shape is injected by a lab live migration while the
+probe runs; its log, parsed and analysed, must place the outage where the lab says
+it was, within the resolution the analysis states.
+
+The lab here uses its own prefix and gateways (198.51.100.129/27, 203.0.113.129/28)
+apart from tests/lab/test_fabric.py's (.193/26 and the /28s above it), so both files
+can run at the same time in one root namespace. Guests: 198.51.100.130-.158.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from rally_metadata_downtime.analysis import analyse
+from rally_metadata_downtime.probe_log import parse_probe_log
+from tests.lab.fabric import Fabric
+from tests.lab.faults import FaultProfile
+from tests.lab.guest_os import BUSYBOX
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+
+SCRIPT = (Path(__file__).resolve().parents[2]
+          / "rally_metadata_downtime" / "guest" / "metadata_probe.sh").read_text()
+PREFIX = f"rmdp{os.getpid() % 1000}"
+FIXED_GW, FLOATING_GW = "198.51.100.129/27", "203.0.113.129/28"
+SHELLS = {"busybox": [BUSYBOX, "sh"], "dash": [shutil.which("dash") or "/usr/bin/dash"]}
+INTERVAL, TIMEOUT = 0.2, 1.0
+# Each shape gets its own outage length, so a window matched to the wrong guest shows.
+OUTAGES = {"refused": 1.0, "timeout": 2.0, "http_404": 1.5, "http_503": 3.0,
+           "wrong_instance": 2.5, "nocurl_503": 1.5}
+REASONS = {"refused": "curl=7", "timeout": "curl=28", "http_404": "http=404",
+           "http_503": "http=503", "wrong_instance": "mismatch", "nocurl_503": "http=503"}
+# Upper bound on every wait below: nothing here should take more than seconds.
+WAIT = 10.0
+
+
+def shape_of(case: str) -> str:
+    return "http_503" if case == "nocurl_503" else case
+
+
+def wait_until(predicate, what: str, timeout: float = WAIT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class GuestProbe:
+    """One copy of the script running inside a guest, in its own directory."""
+
+    def __init__(self, lab: Fabric, server_id: str, shell: str, name: str,
+                 *args: str) -> None:
+        self.lab, self.server_id, self.shell = lab, server_id, shell
+        self.dir = f"/tmp/rmd-{name}"
+        self.log, self.pidfile = f"{self.dir}/probe.log", f"{self.dir}/probe.pid"
+        self.stderr = f"/tmp/rmd-{name}.stderr"
+        self.args = ["-i", str(INTERVAL), "-t", str(TIMEOUT), *args,
+                     "-l", self.log, "-p", self.pidfile]
+        self.pid: str | None = None
+
+    def sh(self, command: str, *args: str, timeout: float = WAIT, input: str | None = None):
+        return self.lab.guest_exec(self.server_id, ["sh", "-c", command, "sh", *args],
+                                   timeout=timeout, input=input)
+
+    def upload(self) -> None:
+        done = self.sh('mkdir -p "$1" && cat > "$1/metadata_probe.sh"', self.dir,
+                       input=SCRIPT)
+        assert done.returncode == 0, done.stderr
+
+    def launch(self):
+        """Start it detached: setsid, every std fd redirected, so guest_exec returns."""
+        return self.sh('err=$1; shift; setsid "$@" </dev/null >/dev/null 2>"$err" &',
+                       self.stderr, *SHELLS[self.shell], f"{self.dir}/metadata_probe.sh",
+                       *self.args)
+
+    def run_in_foreground(self):
+        return self.sh('"$@"', *SHELLS[self.shell], f"{self.dir}/metadata_probe.sh",
+                       *self.args)
+
+    def start(self) -> None:
+        self.upload()
+        assert self.launch().returncode == 0
+        # The header is written after the pid file: then the pid file is this run's.
+        wait_until(lambda: "# rmd-probe v1 " in self.log_text(), "the log header")
+        self.pid = self.read(self.pidfile).strip()
+
+    def read(self, path: str) -> str:
+        return self.sh('cat "$1" 2>/dev/null', path).stdout
+
+    def log_text(self) -> str:
+        return self.read(self.log)
+
+    def wait_for_probes(self, ok: int) -> None:
+        wait_until(lambda: self.log_text().count(" OK ") >= ok, f"{ok} successes")
+
+    def stop(self) -> str:
+        """TERM it and return the log once it wrote `# stopped`."""
+        assert self.sh('kill -TERM "$1"', self.pid).returncode == 0
+        def stopped_log() -> str:
+            text = self.log_text()
+            return text if "# stopped" in text else ""
+        return wait_until(stopped_log, "# stopped")
+
+    def files(self) -> list[str]:
+        return sorted(self.sh('ls -A "$1"', self.dir).stdout.split())
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    fabric = Fabric(tmp_path_factory.mktemp("probe-lab"), PREFIX, fixed_gateway=FIXED_GW,
+                    floating_gateway=FLOATING_GW)
+    with fabric:
+        yield fabric
+
+
+def hostname(case: str) -> str:
+    return "vm-" + case.replace("_", "-")
+
+
+@pytest.fixture(scope="module")
+def shape_runs(lab):
+    """Every case on its own guest, both shells probing it at once, one migration each.
+
+    Two probes in one guest also show that two meters do not collide as long as
+    their directories differ.
+    Returns {(shell, case): (stopped log text, files left, stderr, window)}.
+    """
+    for i, case in enumerate(OUTAGES):
+        lab.create_guest(f"srv-{case}", f"vm-{case}", hostname(case), f"198.51.100.{130 + i}",
+                         None, no_curl=case.startswith("nocurl"))
+    probes = {(shell, case): GuestProbe(lab, f"srv-{case}", shell, f"{shell}-{case}",
+                                        "-e", hostname(case))
+              for case in OUTAGES for shell in SHELLS}
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(probes)) as pool:
+            list(pool.map(GuestProbe.start, probes.values()))
+            # A baseline of successes before the fault.
+            list(pool.map(lambda p: p.wait_for_probes(ok=3), probes.values()))
+
+        async def migrate_all():
+            await asyncio.gather(*(lab.migrate(f"srv-{case}", FaultProfile(
+                duration=0.3, network_blackout=0, metadata_outage=outage,
+                metadata_shape=shape_of(case))) for case, outage in OUTAGES.items()))
+
+        asyncio.run(asyncio.wait_for(migrate_all(), timeout=WAIT))
+        # Successes after the fault, and every blackholed request given up (TIMEOUT).
+        time.sleep(TIMEOUT + 0.5)
+    finally:
+        with concurrent.futures.ThreadPoolExecutor(len(probes)) as pool:
+            logs = dict(zip(probes, pool.map(
+                lambda p: p.stop() if p.pid else "", probes.values())))
+    runs = {}
+    for key, probe in probes.items():
+        (window,) = lab.injected_windows(probe.server_id)
+        runs[key] = (logs[key], probe.files(), probe.read(probe.stderr), window)
+    return runs
+
+
+@pytest.mark.parametrize("case", OUTAGES)
+@pytest.mark.parametrize("shell", SHELLS)
+def test_outage_is_measured_where_the_lab_injected_it(shape_runs, shell, case):
+    text, _, stderr, window = shape_runs[(shell, case)]
+    log = parse_probe_log(text)
+    assert (log.header.mode, log.header.expect) == ("hostname", hostname(case))
+    assert (log.garbage_lines, log.truncated_last_line, log.clock_reset) == (0, False, False)
+    assert log.stopped
+    report = analyse(log, recovered_after=window.end_boottime)
+    assert report.outage_count == 1, report.to_dict()
+    (outage,) = report.outages
+    assert outage.reasons == {REASONS[case]: outage.failed_probes}
+    assert report.recovered and not outage.began_before_log
+    # Requests overlap, so even blackholed ones (timeout) do not slow the sampling.
+    starts = [p.start for p in log.probes]
+    assert max(b - a for a, b in zip(starts, starts[1:])) < 2 * INTERVAL + 0.1
+    assert report.resolution < 2 * INTERVAL + 0.1
+    # Each edge estimate is within half a launch spacing (<= resolution / 2) of the
+    # switch the probe saw. That switch differs from the lab's record by the launch
+    # latency (uptime is read before the fork and curl's first packet), the lab's
+    # switching time and /proc/uptime's 10 ms steps: together well under 0.1 s on an
+    # idle host, so resolution + 0.1 s also leaves half a spacing for a busy one.
+    tolerance = report.resolution + 0.1
+    assert abs(outage.start - window.start_boottime) <= tolerance, (outage, window)
+    assert abs(outage.end - window.end_boottime) <= tolerance, (outage, window)
+    assert abs(outage.duration - window.duration) <= tolerance, (outage, window)
+    assert outage.min_duration <= window.duration + 0.1
+    assert outage.max_duration >= window.duration - 0.1
+    if not case.startswith("nocurl"):
+        assert stderr == ""
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_requests_in_flight_stay_bounded(shape_runs, shell):
+    # Blackholed requests live TIMEOUT each; one is launched every INTERVAL.
+    log = parse_probe_log(shape_runs[(shell, "timeout")][0])
+    assert any(p.reason == "curl=28" and p.end - p.start >= TIMEOUT - 0.05
+               for p in log.probes)
+    bound = math.ceil(TIMEOUT / INTERVAL) + 1
+    in_flight = max(sum(1 for q in log.probes if q.start <= p.start < q.end)
+                    for p in log.probes)
+    assert in_flight <= bound
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_stop_leaves_only_the_log_and_removes_the_pid_file(shape_runs, shell):
+    for case in OUTAGES:
+        text, files, _, _ = shape_runs[(shell, case)]
+        assert files == ["metadata_probe.sh", "probe.log"], (case, files)
+        stopped = [line for line in text.splitlines() if line.startswith("# stopped ")]
+        assert len(stopped) == 1 and text.endswith(stopped[0] + "\n")
+        log = parse_probe_log(text)
+        assert log.stopped_at >= max(p.end for p in log.probes)
+
+
+@pytest.fixture(scope="module")
+def identity_guest(lab):
+    return lab.create_guest("srv-ident", "vm-ident", "vm-ident", "198.51.100.150", None)
+
+
+IDENTITY_CASES = {
+    # name: (probe arguments, whether the answers identify the guest)
+    "own-hostname": ((), True),
+    "fqdn-upper": (("-e", "VM-IDENT.novalocal"), True),
+    "longer-label": (("-e", "vm-identx"), False),
+    "shorter-label": (("-e", "vm-iden"), False),
+    "uuid-own": (("-m", "uuid", "-e", "srv-ident",
+                  "-u", "http://169.254.169.254/openstack/latest/meta_data.json"), True),
+    "uuid-other": (("-m", "uuid", "-e", "srv-other",
+                    "-u", "http://169.254.169.254/openstack/latest/meta_data.json"), False),
+}
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_identity_check(lab, identity_guest, shell):
+    probes = {name: GuestProbe(lab, "srv-ident", shell, f"id-{shell}-{name}", *args)
+              for name, (args, _) in IDENTITY_CASES.items()}
+    with concurrent.futures.ThreadPoolExecutor(len(probes)) as pool:
+        list(pool.map(GuestProbe.start, probes.values()))
+        time.sleep(4 * INTERVAL)
+        logs = dict(zip(probes, pool.map(GuestProbe.stop, probes.values())))
+    for name, (_, identifies) in IDENTITY_CASES.items():
+        log = parse_probe_log(logs[name])
+        assert log.probes, name
+        expected = {"OK http=200"} if identifies else {"FAIL mismatch"}
+        assert {f"{'OK' if p.ok else 'FAIL'} {p.reason}" for p in log.probes} == expected, \
+            (name, logs[name])
+    assert parse_probe_log(logs["own-hostname"]).header.expect == "vm-ident"
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_second_start_is_refused_while_the_first_runs(lab, identity_guest, shell):
+    first = GuestProbe(lab, "srv-ident", shell, f"twice-{shell}")
+    first.start()
+    try:
+        second = first.run_in_foreground()
+        assert second.returncode != 0
+        assert "already running" in second.stderr
+        assert first.read(first.pidfile).strip() == first.pid
+    finally:
+        text = first.stop()
+    assert "# stopped" in text
+    # A stale pid file (its process gone) does not block a new start.
+    first.sh('echo 99999 > "$1" && rm "$2"', first.pidfile, first.log)
+    again = GuestProbe(lab, "srv-ident", shell, f"twice-{shell}")
+    again.start()
+    assert again.pid != "99999"
+    again.stop()
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("args, message", [
+    (("-i", "0"), "bad interval"),
+    (("-i", "abc"), "bad interval"),
+    (("-t", "1s"), "bad timeout"),
+    (("-m", "uuid"), "uuid mode needs"),
+    (("-m", "json"), "bad mode"),
+    (("-e", "a;b"), "bad expect"),
+])
+def test_bad_arguments_are_refused_before_anything_runs(lab, identity_guest, shell, args,
+                                                         message):
+    probe = GuestProbe(lab, "srv-ident", shell, f"bad-{shell}", *args)
+    probe.upload()
+    done = probe.run_in_foreground()
+    assert done.returncode == 2 and message in done.stderr, done
+    assert probe.files() == ["metadata_probe.sh"]
