@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tests.lab.api.config import env_spec
+from tests.lab.openstack.config import env_spec
 from tests.lab.harness import REPO_ROOT, LabProcess
 from tests.lab.rally_cli import RallyHome
 

@@ -24,7 +24,7 @@ class LabError(RuntimeError):
 
 
 class LabProcess:
-    """`python -m tests.lab.api --state-dir D` with a clean start and stop."""
+    """`python -m tests.lab.openstack --state-dir D` with a clean start and stop."""
 
     def __init__(self, state_dir: Path, *extra_args: str) -> None:
         self.state_dir = Path(state_dir)
@@ -40,7 +40,7 @@ class LabProcess:
         api_file.unlink(missing_ok=True)
         self._log = open(self.state_dir / "lab.log", "ab")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.lab.api", "--state-dir", str(self.state_dir),
+            [sys.executable, "-m", "tests.lab.openstack", "--state-dir", str(self.state_dir),
              *self.extra_args],
             cwd=REPO_ROOT, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -87,7 +87,7 @@ class LabProcess:
                 self._log = None
             sweep = subprocess.run(
                 [sys.executable, "-m", "tests.lab.fabric", "cleanup",
-                 "--state-dir", str(self.state_dir)],
+                 "--state-dir", str(self.state_dir / "fabric")],
                 cwd=REPO_ROOT, capture_output=True, text=True,
                 env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
         if sweep.returncode != 0:
