@@ -216,7 +216,11 @@ def analyse(log: ProbeLog, recovered_after: float | None = None) -> DowntimeRepo
     Metadata has recovered when the log ends with a run of successes that holds at
     least one probe launched at or after `recovered_after` (e.g. the end of the
     live migration); `recovered_at` is when that run, or its part after
-    `recovered_after`, began, and `settled_for` how long it has lasted since.
+    `recovered_after`, began, and `settled_for` how long it has lasted since. A log
+    spanning two boots (`clock_reset`) never counts as recovered.
+
+    Raises NoSuccessfulProbe (an AnalysisError, a ValueError) when no probe ever
+    succeeded: without a baseline there is nothing to measure an outage against.
     """
     probes = log.probes
     successes = sum(p.ok for p in probes)

@@ -3,6 +3,8 @@
 import json
 import math
 
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 
 from rally_metadata_downtime.analysis import (AnalysisError, NoSuccessfulProbe, Outage,
@@ -209,3 +211,21 @@ def test_outage_is_frozen():
     outage = Outage(1.0, 2.0, 3.0, 4.0, 2, {"curl=7": 2})
     with pytest.raises(AttributeError):
         outage.failed_probes = 3
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(states=st.lists(st.booleans(), min_size=1, max_size=40).filter(any),
+                  gaps=st.lists(st.integers(1, 50), min_size=40, max_size=40))
+def test_outages_are_the_failed_runs_and_estimates_sit_within_their_bounds(states, gaps):
+    starts = [100 + sum(gaps[:i]) / 100 for i in range(len(states))]
+    report = analyse(make_log(*((s, "OK" if ok else "curl=7")
+                                for s, ok in zip(starts, states))))
+    runs = "".join("x" if ok else "f" for ok in states).split("x")
+    assert [o.failed_probes for o in report.outages] == [len(r) for r in runs if r]
+    assert report.failures == sum(not ok for ok in states)
+    for outage in report.outages:
+        low, high = outage.bounds
+        assert low - 1e-9 <= outage.estimate <= high + 1e-9
+        assert outage.estimate - low <= report.resolution + 1e-9
+    assert report.recovered == states[-1]
+    assert report.total_downtime == approx(sum(o.estimate for o in report.outages))
