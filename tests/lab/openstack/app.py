@@ -19,7 +19,7 @@ def _seed_public_network(store: Store, admin_project_id: str) -> None:
     subnet = neutron.create_row(store, "subnet", "subnets", {
         "name": "public-subnet", "network_id": network["id"], "cidr": "203.0.113.0/24",
         "gateway_ip": "203.0.113.1", "tenant_id": admin_project_id,
-        "allocation_pools": [{"start": "203.0.113.10", "end": "203.0.113.250"}]})
+        "allocation_pools": [{"start": "203.0.113.10", "end": "203.0.113.189"}]})
     network["subnets"].append(subnet["id"])
 
 

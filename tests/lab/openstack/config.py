@@ -17,8 +17,8 @@ class LabConfig:
     region: str = "RegionOne"
     image_name: str = "cirros-lab"
     hypervisors: tuple[str, ...] = ("lab-compute-1", "lab-compute-2")
-    fixed_pool: tuple[str, str] = ("198.51.100.10", "198.51.100.250")
-    floating_pool: tuple[str, str] = ("203.0.113.10", "203.0.113.250")
+    fixed_pool: tuple[str, str] = ("198.51.100.10", "198.51.100.189")
+    floating_pool: tuple[str, str] = ("203.0.113.10", "203.0.113.189")
     fixed_gateway: str = "198.51.100.1/24"
     floating_gateway: str = "203.0.113.1/24"
     fault_profile: FaultProfile = dataclasses.field(default_factory=FaultProfile)
