@@ -13,7 +13,7 @@ from tests.lab.faults import FaultProfile
 class Driver(Protocol):
     async def create_guest(self, server_id: str, name: str, hostname: str,
                            fixed_ip: str, public_key: str | None,
-                           profile: FaultProfile, meta: dict) -> None: ...
+                           profile: FaultProfile, meta: dict, no_curl: bool = False) -> None: ...
 
     async def delete_guest(self, server_id: str) -> None: ...
 
@@ -34,7 +34,7 @@ class FakeDriver:
         self.profiles: dict[str, FaultProfile] = {}
 
     async def create_guest(self, server_id, name, hostname, fixed_ip, public_key,
-                           profile, meta) -> None:
+                           profile, meta, no_curl=False) -> None:
         self.profiles[server_id] = profile
 
     async def delete_guest(self, server_id) -> None:
@@ -72,9 +72,9 @@ class FabricDriver:
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
     async def create_guest(self, server_id, name, hostname, fixed_ip, public_key,
-                           profile, meta) -> None:
+                           profile, meta, no_curl=False) -> None:
         await self._call(self.fabric.create_guest, server_id, name, hostname, fixed_ip,
-                         public_key, profile,
+                         public_key, profile, no_curl=no_curl,
                          meta={str(k): str(v) for k, v in meta.items()})
 
     async def delete_guest(self, server_id) -> None:

@@ -200,8 +200,11 @@ async def create_server(request):
     if flavor is None:
         raise LabFault(400, f"Flavor {body.get('flavorRef')} could not be found.")
     metadata = body.get("metadata") or {}
+    # lab_no_curl shapes the guest image, not the migration: it is no fault key.
+    no_curl = str(metadata.get("lab_no_curl", "false")).lower() == "true"
     try:
-        profile = FaultProfile.from_metadata(config.fault_profile, metadata)
+        profile = FaultProfile.from_metadata(
+            config.fault_profile, {k: v for k, v in metadata.items() if k != "lab_no_curl"})
     except ValueError as e:
         raise LabFault(400, f"Invalid server metadata: {e}") from e
     public_key = None
@@ -247,17 +250,19 @@ async def create_server(request):
         "_fixed_ip": fixed_ip, "_task": None}
     store.servers[server_id] = server
     server["_task"] = asyncio.ensure_future(
-        _boot(request.app, server, hostname_for(name), fixed_ip, public_key, profile))
+        _boot(request.app, server, hostname_for(name), fixed_ip, public_key, profile,
+              no_curl))
     return web.json_response({"server": {
         "id": server_id, "links": server["links"], "adminPass": "lab",
         "OS-DCF:diskConfig": "MANUAL", "security_groups": server["security_groups"]}},
         status=202)
 
 
-async def _boot(app, server, hostname, fixed_ip, public_key, profile) -> None:
+async def _boot(app, server, hostname, fixed_ip, public_key, profile, no_curl) -> None:
     try:
         await app[DRIVER_KEY].create_guest(server["id"], server["name"], hostname,
-                                           fixed_ip, public_key, profile, server["metadata"])
+                                           fixed_ip, public_key, profile, server["metadata"],
+                                           no_curl=no_curl)
     except Exception as e:
         LOG.exception("boot of %s failed", server["id"])
         server.update(status="ERROR", **{"OS-EXT-STS:vm_state": "error",
