@@ -1,19 +1,25 @@
 """Measurements -> Rally `add_output` charts. Pure: no Rally calls, no I/O.
 
 Rally's HTML report pairs additive charts across iterations by position, so every
-iteration emits the same additive charts in the same order, failed ones included.
-The per-iteration summary table is also what the metadata_downtime SLA reads.
+iteration emits the same additive charts in the same order, failed ones included,
+with placeholders where nothing was measured. The per-iteration summary table is
+also what the metadata_downtime SLA reads (by its title and row labels below).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from rally_metadata_downtime.analysis import DowntimeReport
 from rally_metadata_downtime.ping_log import NetworkDowntime
 from rally_metadata_downtime.probe_log import ProbeLog
 
 SUMMARY_TITLE = "Metadata measurement summary"
+TIMELINE_TITLE = "Metadata probe timeline"
+OUTAGES_TITLE = "Metadata outages"
+ADDITIVE_TITLES = ("Metadata downtime", "Longest metadata outage", "Network downtime",
+                   "Failed metadata probes")
 MAX_TIMELINE_POINTS = 400
 
 # Row labels of the summary table: the SLA's contract with this module.
@@ -34,13 +40,22 @@ class Migration:
 
 @dataclasses.dataclass(frozen=True)
 class IterationResult:
-    """Everything one iteration measured; any part may be missing after a failure."""
+    """Everything one iteration measured; any part may be missing after a failure.
+
+    `networks` holds one ping run per migration that completed.
+    """
 
     log: ProbeLog | None = None
     report: DowntimeReport | None = None
-    network: NetworkDowntime | None = None
+    networks: tuple[NetworkDowntime, ...] = ()
     migrations: tuple[Migration, ...] = ()
     error: str | None = None
+
+    @property
+    def network_downtime(self) -> float | None:
+        if not self.networks:
+            return None
+        return sum(n.total_downtime for n in self.networks)
 
 
 def _area(title: str, description: str, label: str, value: float, unit: str) -> dict:
@@ -49,84 +64,116 @@ def _area(title: str, description: str, label: str, value: float, unit: str) -> 
             "axis_label": "Iteration"}
 
 
+_NOT_MEASURED = " 0 when this iteration did not measure it: see its summary table."
+
+
 def additive_charts(result: IterationResult) -> list[dict]:
-    """The four trend charts across iterations, always in this order."""
-    report, network = result.report, result.network
+    """The four trend charts across iterations, always these, in this order."""
+    report, network = result.report, result.network_downtime
     return [
-        _area("Metadata downtime",
+        _area(ADDITIVE_TITLES[0],
               "Total time the metadata service did not answer this VM correctly, "
-              "estimated from the in-guest probe (0 when the iteration failed before "
-              "measuring: see the iteration's error).",
-              "downtime", report.total_downtime if report else 0.0, "seconds"),
-        _area("Longest metadata outage",
-              "The longest single outage seen by the in-guest probe.",
+              "estimated from the in-guest probe (an unrecovered outage counts only "
+              "what the probe saw)." + _NOT_MEASURED,
+              "metadata downtime", report.total_downtime if report else 0.0, "seconds"),
+        _area(ADDITIVE_TITLES[1],
+              "The longest single outage seen by the in-guest probe." + _NOT_MEASURED,
               "longest outage", report.longest_outage if report else 0.0, "seconds"),
-        _area("Network downtime",
-              "Unanswered pings from the Rally host to the VM during the "
-              "migration(s), times the ping interval.",
-              "network downtime", network.total_downtime if network else 0.0, "seconds"),
-        _area("Failed metadata probes",
+        _area(ADDITIVE_TITLES[2],
+              "Unanswered pings from the Rally host to the VM during the live "
+              "migration(s), times the ping interval." + _NOT_MEASURED,
+              "network downtime", network if network is not None else 0.0, "seconds"),
+        _area(ADDITIVE_TITLES[3],
               "Probe requests that failed (timeout, refused, HTTP error or an answer "
-              "that was not this instance's).",
+              "that was not this instance's)." + _NOT_MEASURED,
               "failed probes", report.failures if report else 0, "probes"),
     ]
+
+
+def _seconds(value: float) -> float | str:
+    return "unbounded" if math.isinf(value) else round(value, 3)
 
 
 def summary_table(result: IterationResult) -> dict:
     """The iteration's figures as a table; the SLA reads it by its row labels."""
     report = result.report
-    rows = [[ROW_MEASURED, "yes" if report else f"no: {result.error or 'unknown'}"]]
+    rows: list[list] = [[ROW_MEASURED,
+                         "yes" if report else f"no: {result.error or 'unknown reason'}"]]
     if report:
         rows += [
             [ROW_DOWNTIME, round(report.total_downtime, 3)],
             [ROW_LONGEST, round(report.longest_outage, 3)],
             ["metadata outages", report.outage_count],
             [ROW_RECOVERED, "yes" if report.recovered else "no"],
+            ["still down when the probe stopped (s)",
+             round(report.unrecovered_downtime, 3)],
             ["probes ok / failed", f"{report.successes} / {report.failures}"],
             ["resolution (s)", round(report.resolution, 3)],
             ["Tempest-style sum of failed probes (s)",
              round(report.tempest_style_downtime, 3)],
-            ["unreadable log lines", report.garbage_lines
-             + int(report.truncated_last_line)],
+            ["unreadable log lines",
+             report.garbage_lines + int(report.truncated_last_line)],
         ]
-    if result.network:
-        rows += [[ROW_NETWORK, round(result.network.total_downtime, 3)],
-                 ["pings sent / answered",
-                  f"{result.network.sent} / {result.network.received}"]]
+    if result.networks:
+        sent = sum(n.sent for n in result.networks)
+        received = sum(n.received for n in result.networks)
+        rows += [[ROW_NETWORK, round(result.network_downtime, 3)],
+                 ["longest network outage (s)",
+                  round(max(n.longest_outage for n in result.networks), 3)],
+                 ["pings sent / answered", f"{sent} / {received}"]]
+    if result.migrations:
+        rows.append(["live migrations (s)", ", ".join(
+            f"{m.end - m.start:.1f}" for m in result.migrations)])
+    if report and result.error:
+        rows.append(["error", result.error])
     return {"title": SUMMARY_TITLE,
             "description": "Figures of this iteration (times in seconds).",
             "chart_plugin": "Table", "data": {"cols": ["Figure", "Value"], "rows": rows}}
 
 
-def _thin(points: list[tuple[float, int]]) -> list[tuple[float, int]]:
-    """Keep every state change and an even spread of the rest."""
-    if len(points) <= MAX_TIMELINE_POINTS:
+def _thin(points: list[tuple[float, int]], limit: int = MAX_TIMELINE_POINTS
+          ) -> list[tuple[float, int]]:
+    """Keep both sides of every state change and an even spread of the rest."""
+    if len(points) <= limit:
         return points
     keep = {0, len(points) - 1}
-    keep.update(i for i in range(1, len(points)) if points[i][1] != points[i - 1][1])
-    keep.update(i - 1 for i in list(keep) if i > 0)
-    step = max(1, len(points) // (MAX_TIMELINE_POINTS // 2))
+    for i in range(1, len(points)):
+        if points[i][1] != points[i - 1][1]:
+            keep.update((i - 1, i))
+    step = max(1, len(points) // max(1, limit - len(keep)))
     keep.update(range(0, len(points), step))
     return [points[i] for i in sorted(keep)]
 
 
+def _migration_series(migrations: tuple[Migration, ...], origin: float,
+                      first_x: float, last_x: float) -> list[list[float]]:
+    """1 while Nova live-migrated the VM, else 0, with exact edges."""
+    points = [[min(first_x, 0.0), 0]]
+    for m in migrations:
+        start, end = round(m.start - origin, 2), round(m.end - origin, 2)
+        points += [[start, 0], [start, 1], [end, 1], [end, 0]]
+    points.append([max(last_x, points[-1][0]), 0])
+    return points
+
+
 def timeline_chart(result: IterationResult) -> dict | None:
     """Probe verdicts over time, x = seconds since the first migration started."""
-    if result.log is None or not result.migrations:
+    if result.log is None or not result.log.probes or not result.migrations:
         return None
     origin = result.migrations[0].start
     verdicts = _thin([(round(p.start - origin, 2), int(p.ok)) for p in result.log.probes])
-    xs = [x for x, _ in verdicts]
-    migrating = [(x, int(any(m.start - origin <= x <= m.end - origin
-                             for m in result.migrations))) for x in xs]
-    return {"title": "Metadata probe timeline",
-            "description": "1 = metadata answered this VM correctly, 0 = it did not; "
-                           "the second line is 1 while Nova live-migrated the VM. "
-                           "x: seconds since the first migration started.",
+    return {"title": TIMELINE_TITLE,
+            "description": "Each in-guest probe at its launch time: 'probe ok' is 1 "
+                           "when metadata answered this VM correctly, 'probe failed' "
+                           "is 1 when it did not; 'live migration' is 1 while Nova "
+                           "live-migrated the VM. x: seconds since the first "
+                           "migration started.",
             "chart_plugin": "Lines", "axis_label": "seconds since migration start",
-            "label": "state (1 = up / migrating)",
-            "data": [["metadata answered", [list(v) for v in verdicts]],
-                     ["live migration", [list(v) for v in migrating]]]}
+            "label": "1 = yes",
+            "data": [["probe ok", [[x, ok] for x, ok in verdicts]],
+                     ["probe failed", [[x, 1 - ok] for x, ok in verdicts]],
+                     ["live migration", _migration_series(
+                         result.migrations, origin, verdicts[0][0], verdicts[-1][0])]]}
 
 
 def outage_table(result: IterationResult) -> dict | None:
@@ -137,14 +184,19 @@ def outage_table(result: IterationResult) -> dict | None:
     rows = []
     for number, outage in enumerate(result.report.outages, start=1):
         end = "not recovered" if outage.unrecovered else round(outage.end - origin, 2)
-        rows.append([number, round(outage.start - origin, 2), end,
-                     round(outage.duration, 2),
-                     f"{outage.min_duration:.2f} - {outage.max_duration:.2f}",
+        start = round(outage.start - origin, 2)
+        if outage.began_before_log:
+            start = f"before {start}"
+        rows.append([number, start, end, round(outage.duration, 2),
+                     f"{_seconds(outage.min_duration)} - {_seconds(outage.max_duration)}",
                      outage.failed_probes,
                      ", ".join(f"{r} x{n}" for r, n in sorted(outage.reasons.items()))])
-    return {"title": "Metadata outages",
-            "description": "Start and end in seconds since the first migration "
-                           "started (negative: before it); duration with its bounds.",
+    where = "the first migration started" if result.migrations else "the guest booted"
+    return {"title": OUTAGES_TITLE,
+            "description": f"Start and end in seconds since {where} (negative: "
+                           f"before it); the estimate takes the middle of each edge's "
+                           f"interval, the bounds are the shortest and longest "
+                           f"durations the probes allow.",
             "chart_plugin": "Table",
             "data": {"cols": ["#", "start (s)", "end (s)", "duration (s)",
                               "bounds (s)", "failed probes", "reasons"],

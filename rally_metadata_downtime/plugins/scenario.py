@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import typing
 
@@ -21,13 +22,16 @@ from rally_metadata_downtime.analysis import AnalysisError, analyse
 from rally_metadata_downtime.meter import MetadataMeter
 from rally_metadata_downtime.net_meter import PingMeter
 from rally_metadata_downtime.plugins import charts
-from rally_metadata_downtime.probe_config import DEFAULT_URL, ProbeConfig
+from rally_metadata_downtime.plugins.validators import probe_config
+from rally_metadata_downtime.probe_config import DEFAULT_URL
 from rally_metadata_downtime.probe_log import ProbeLogError, parse_probe_log
 
 CONF = cfg.CONF
+LOG = logging.getLogger(__name__)
 
 Seconds = typing.Annotated[float, Field(ge=0)]
-PositiveSeconds = typing.Annotated[float, Field(gt=0, le=60)]
+PositiveSeconds = typing.Annotated[float, Field(gt=0)]
+ProbeSeconds = typing.Annotated[float, Field(gt=0, le=60)]
 
 
 class MetadataNotRecovered(RuntimeError):
@@ -36,6 +40,45 @@ class MetadataNotRecovered(RuntimeError):
 
 class MetadataNotMeasured(RuntimeError):
     """The probe log gave no usable figure (no success, empty, rebooted guest)."""
+
+
+def wait_for_recovery(fetch_log: typing.Callable[[], str], recovered_after: float,
+                      settle: float, timeout: float, clock=time.monotonic,
+                      sleep=time.sleep) -> bool:
+    """Poll the running probe's log until metadata answered again after
+    `recovered_after` (guest uptime) and kept answering for `settle` s.
+
+    Gives up after `timeout` s and returns False; the caller judges the final log.
+    """
+    deadline = clock() + timeout
+    while True:
+        try:
+            report = analyse(parse_probe_log(fetch_log()), recovered_after)
+            if report.recovered and report.settled_for >= settle:
+                return True
+        except (ProbeLogError, AnalysisError):
+            pass  # nothing usable yet: keep polling until the deadline
+        if clock() >= deadline:
+            return False
+        sleep(min(1.0, max(settle / 2, 0.2)))
+
+
+class _Measurement:
+    """What one iteration has measured so far (filled in step by step)."""
+
+    def __init__(self) -> None:
+        self.log = None
+        self.report = None
+        self.networks: list = []
+        self.migrations: list[charts.Migration] = []
+        self.error: str | None = None
+
+    def result(self) -> charts.IterationResult:
+        return charts.IterationResult(
+            log=self.log, report=self.report, networks=tuple(self.networks),
+            migrations=tuple(self.migrations),
+            error=self.error or (None if self.report else
+                                 "the iteration stopped before measuring"))
 
 
 @types.convert(image={"type": "glance_image"}, flavor={"type": "nova_flavor"})
@@ -54,14 +97,15 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
     def run(self, image, flavor, username: str, password: str | None = None,
             port: typing.Annotated[int, Field(ge=1, le=65535)] = 22,
             use_floating_ip: bool = True, floating_network: str | None = None,
-            wait_for_ssh_timeout: typing.Annotated[float, Field(gt=0)] = 120,
+            wait_for_ssh_timeout: PositiveSeconds = 120,
             migrations: typing.Annotated[int, Field(ge=1, le=100)] = 1,
             block_migration: bool = False, destination_host: str | None = None,
-            metadata_url: str = DEFAULT_URL, probe_interval: PositiveSeconds = 0.2,
-            probe_timeout: PositiveSeconds = 1.0, probe_workdir: str = "/tmp",
-            settle: Seconds = 5, recovery_timeout: typing.Annotated[float, Field(gt=0)] = 120,
-            answer_timeout: typing.Annotated[float, Field(gt=0)] = 60,
-            measure_network: bool = True, ping_interval: PositiveSeconds = 0.2,
+            metadata_url: str = DEFAULT_URL, probe_interval: ProbeSeconds = 0.2,
+            probe_timeout: ProbeSeconds = 1.0, probe_workdir: str = "/tmp",
+            settle: Seconds = 5, recovery_timeout: PositiveSeconds = 120,
+            answer_timeout: PositiveSeconds = 60,
+            measure_network: bool = True,
+            ping_interval: typing.Annotated[float, Field(ge=0.002, le=60)] = 0.2,
             boot_server_kwargs: dict | None = None):
         """Measure metadata downtime of a VM while Nova live-migrates it.
 
@@ -74,116 +118,109 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
         when metadata never answered, or did not recover within recovery_timeout.
         Figures go to the report and to the metadata_downtime SLA.
 
-        :param image: image to boot (needs sh, curl or busybox wget)
+        :param image: image to boot (needs sh, and curl or busybox wget)
         :param flavor: flavor to boot
         :param username: SSH user of the image (e.g. cirros)
         :param password: SSH password, if the image takes no key pair
-        :param port: SSH port of the guest
+        :param port: SSH port of the guest (1-65535)
         :param use_floating_ip: reach the VM on a floating IP (else its fixed IP)
-        :param floating_network: external network for the floating IP (name or id)
-        :param wait_for_ssh_timeout: seconds to wait for SSH after boot
+        :param floating_network: external network for the floating IP (name);
+            default: any external network
+        :param wait_for_ssh_timeout: seconds to wait for SSH after boot (> 0)
         :param migrations: live migrations per iteration (1-100)
         :param block_migration: live migrate with block migration
-        :param destination_host: compute host to migrate to; default: the scheduler
-        :param metadata_url: URL the probe polls; a meta_data.json URL is checked
-            for the instance uuid, any other for the instance hostname
-        :param probe_interval: seconds between probe requests (0-60]
-        :param probe_timeout: hard timeout of one probe request, seconds (0-60]
-        :param probe_workdir: absolute directory in the guest for the probe's
-            private directory
+        :param destination_host: compute host to migrate to; default: the
+            scheduler picks one
+        :param metadata_url: http URL the probe polls; a meta_data.json URL is
+            checked for the instance uuid, any other for the instance hostname
+        :param probe_interval: seconds between probe requests, in (0, 60]
+        :param probe_timeout: hard timeout of one probe request, seconds, in (0, 60]
+        :param probe_workdir: absolute directory in the guest under which the
+            probe makes its private directory
         :param settle: seconds of uninterrupted answers needed after the last
-            migration before the probe is stopped
-        :param recovery_timeout: seconds to wait for metadata to answer again after
-            the last migration
-        :param answer_timeout: seconds to wait for the first answer before the
+            migration before the probe is stopped (>= 0, < recovery_timeout)
+        :param recovery_timeout: seconds to wait, after the last migration, for
+            metadata to answer again and hold for `settle` seconds (> 0)
+        :param answer_timeout: seconds to wait for the first answer before any
+            migration (> 0)
+        :param measure_network: ping the VM from the Rally host during each
             migration
-        :param measure_network: ping the VM from the Rally host during migrations
-        :param ping_interval: seconds between pings
+        :param ping_interval: seconds between pings, in [0.002, 60] (below 0.2
+            ping needs root)
         :param boot_server_kwargs: extra arguments for server creation
         """
-        server, fip = self._boot_server_with_fip(
-            image, flavor, use_floating_ip=use_floating_ip,
-            floating_network=floating_network, key_name=self.context["user"]["keypair"]["name"],
-            **(boot_server_kwargs or {}))
-        result = charts.IterationResult(error="the iteration stopped before measuring")
-        meter = None
+        measured = _Measurement()
+        server = fip = meter = None
         try:
+            server, fip = self._boot_server_with_fip(
+                image, flavor, use_floating_ip=use_floating_ip,
+                floating_network=floating_network,
+                key_name=self.context["user"]["keypair"]["name"],
+                **(boot_server_kwargs or {}))
+
             def connect():
                 return sshutils.SSH(username, fip["ip"], port=port, password=password,
                                     pkey=self.context["user"]["keypair"]["private"])
 
             self._wait_for_ssh(connect(), timeout=wait_for_ssh_timeout)
-            config = ProbeConfig(url=metadata_url, interval=probe_interval,
-                                 timeout=probe_timeout, workdir=probe_workdir,
-                                 expect=server.id if metadata_url.endswith(
-                                     "meta_data.json") else "")
-            meter = MetadataMeter(connect, config)
+            meter = MetadataMeter(connect, probe_config(
+                metadata_url, probe_interval, probe_timeout, probe_workdir,
+                server_id=server.id))
             with atomic.ActionTimer(self, "metadata_meter.start"):
                 meter.start()
             with atomic.ActionTimer(self, "metadata_meter.wait_answering"):
                 meter.wait_until_answering(answer_timeout)
-            result = self._migrate_and_measure(server, fip, meter, migrations,
-                                               block_migration, destination_host,
-                                               measure_network, ping_interval,
-                                               settle, recovery_timeout)
+            for _ in range(migrations):
+                self._migrate_once(server, fip["ip"], meter, measured, block_migration,
+                                   destination_host, measure_network, ping_interval)
+            recovered_after = measured.migrations[-1].end
+            with atomic.ActionTimer(self, "metadata_meter.wait_recovery"):
+                wait_for_recovery(meter.fetch_log, recovered_after, settle,
+                                  recovery_timeout)
+            with atomic.ActionTimer(self, "metadata_meter.collect"):
+                text = meter.stop()
+            try:
+                measured.log = parse_probe_log(text)
+                measured.report = analyse(measured.log, recovered_after=recovered_after)
+            except (ProbeLogError, AnalysisError) as e:
+                raise MetadataNotMeasured(f"the probe log gives no figure: {e}") from e
         except Exception as e:
-            if result.report is None:
-                result = charts.IterationResult(
-                    log=result.log, network=result.network,
-                    migrations=result.migrations, error=f"{type(e).__name__}: {e}")
+            measured.error = f"{type(e).__name__}: {e}"
             raise
         finally:
-            for chart in charts.additive_charts(result):
-                self.add_output(additive=chart)
-            for chart in charts.complete_charts(result):
-                self.add_output(complete=chart)
-            if meter is not None and meter.directory is not None:
-                with atomic.ActionTimer(self, "metadata_meter.cleanup"):
-                    meter.cleanup()
-            elif meter is not None:
-                meter.close()
-            self._delete_server_with_fip(server, fip)
-        if not result.report.recovered:
+            try:
+                self._add_charts(measured.result())
+            finally:
+                self._clean_up(meter, server, fip)
+        if not measured.report.recovered:
             raise MetadataNotRecovered(
                 f"metadata did not answer this VM again within {recovery_timeout:g} s "
                 f"after the live migration (down for "
-                f"{result.report.unrecovered_downtime:.1f} s when the probe stopped)")
+                f"{measured.report.unrecovered_downtime:.1f} s when the probe stopped)")
 
-    def _migrate_and_measure(self, server, fip, meter, migrations, block_migration,
-                             destination_host, measure_network, ping_interval,
-                             settle, recovery_timeout) -> charts.IterationResult:
-        windows = []
-        pinger = PingMeter(fip["ip"], interval=ping_interval) if measure_network else None
+    def _migrate_once(self, server, address, meter, measured, block_migration,
+                      destination_host, measure_network, ping_interval):
+        """One live migration, pinged from the Rally host; records its window."""
+        pinger = PingMeter(address, interval=ping_interval) if measure_network else None
         try:
             if pinger:
                 pinger.start()
-            for _ in range(migrations):
-                started = time.time()
-                self._migrate(server, block_migration, destination_host)
-                windows.append(charts.Migration(meter.clock.to_guest_uptime(started),
-                                                meter.clock.to_guest_uptime(time.time())))
-            network = pinger.stop() if pinger else None
+            started = time.time()
+            self._migrate(server, block_migration, destination_host)
+            ended = time.time()
+            if pinger:
+                measured.networks.append(pinger.stop())
         finally:
             if pinger:
                 pinger.kill()
-        recovered_after = windows[-1].end
-        with atomic.ActionTimer(self, "metadata_meter.wait_recovery"):
-            self._wait_for_recovery(meter, recovered_after, settle, recovery_timeout)
-        with atomic.ActionTimer(self, "metadata_meter.collect"):
-            text = meter.stop()
-        try:
-            log = parse_probe_log(text)
-            report = analyse(log, recovered_after=recovered_after)
-        except (ProbeLogError, AnalysisError) as e:
-            raise MetadataNotMeasured(str(e)) from e
-        return charts.IterationResult(log=log, report=report, network=network,
-                                      migrations=tuple(windows))
+        measured.migrations.append(charts.Migration(meter.clock.to_guest_uptime(started),
+                                                    meter.clock.to_guest_uptime(ended)))
 
     def _migrate(self, server, block_migration, destination_host):
         if destination_host is None:
             self._live_migrate(server, block_migration=block_migration)
             return
-        # rally-openstack's _live_migrate cannot name a host; same call and wait.
+        # rally-openstack 4.1's _live_migrate cannot name a host: same call, same wait.
         with atomic.ActionTimer(self, "nova.live_migrate"):
             admin_server = self.admin_clients("nova").servers.get(server.id)
             host_before = getattr(admin_server, "OS-EXT-SRV-ATTR:host")
@@ -197,15 +234,19 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
                 timeout=CONF.openstack.nova_server_live_migrate_timeout,
                 check_interval=CONF.openstack.nova_server_live_migrate_poll_interval)
 
-    @staticmethod
-    def _wait_for_recovery(meter, recovered_after, settle, timeout):
-        """Poll the running probe's log until `settle` s of answers after the migration."""
-        deadline = time.monotonic() + timeout + settle
-        while time.monotonic() < deadline:
+    def _add_charts(self, result: charts.IterationResult) -> None:
+        for chart in charts.additive_charts(result):
+            self.add_output(additive=chart)
+        for chart in charts.complete_charts(result):
+            self.add_output(complete=chart)
+
+    def _clean_up(self, meter, server, fip) -> None:
+        """Remove the probe, then the server and its floating IP, whatever failed."""
+        if meter is not None:
             try:
-                report = analyse(parse_probe_log(meter.fetch_log()), recovered_after)
-                if report.recovered and report.settled_for >= settle:
-                    return
-            except (ProbeLogError, AnalysisError):
-                pass
-            time.sleep(min(1.0, max(settle / 2, 0.2)))
+                meter.cleanup()
+            except Exception:  # the server goes next anyway; do not mask the cause
+                LOG.warning("removing the metadata probe from the guest failed",
+                            exc_info=True)
+        if server is not None:
+            self._delete_server_with_fip(server, fip)

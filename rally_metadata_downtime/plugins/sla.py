@@ -29,8 +29,13 @@ class MetadataDowntime(sla.SLA):
         "type": "object",
         "$schema": "http://json-schema.org/draft-07/schema#",
         "properties": {
-            "allowed_metadata_downtime": {"type": "number", "minimum": 0.0},
-            "allowed_network_downtime": {"type": "number", "minimum": 0.0},
+            "allowed_metadata_downtime": {
+                "type": "number", "minimum": 0.0,
+                "description": "seconds of metadata downtime allowed per iteration"},
+            "allowed_network_downtime": {
+                "type": "number", "minimum": 0.0,
+                "description": "seconds of network (ping) downtime allowed per "
+                               "iteration; not checked when absent"},
         },
         "required": ["allowed_metadata_downtime"],
         "additionalProperties": False,
