@@ -1,0 +1,133 @@
+"""charts: what the report shows, checked against Rally's own output validation."""
+
+import math
+
+import pytest
+from rally.task.processing import charts as rally_charts
+
+from rally_metadata_downtime.analysis import analyse
+from rally_metadata_downtime.plugins import charts
+from rally_metadata_downtime.probe_log import parse_probe_log
+
+from tests.unit.plugin_data import measured, network, outage_log, probe_text
+
+ALLOWED_KEYS = {"title", "description", "chart_plugin", "data", "label", "axis_label"}
+
+
+def all_charts(result):
+    return ([("additive", c) for c in charts.additive_charts(result)]
+            + [("complete", c) for c in charts.complete_charts(result)])
+
+
+@pytest.mark.parametrize("result", [
+    measured(),
+    charts.IterationResult(error="SSHTimeout: no SSH"),
+    charts.IterationResult(log=outage_log(), migrations=(charts.Migration(1, 2),),
+                           error="MeterError: gone"),
+], ids=["measured", "nothing", "log-only"])
+def test_every_chart_passes_rallys_validation(result):
+    for kind, chart in all_charts(result):
+        assert rally_charts.validate_output(kind, chart) is None, chart
+        assert set(chart) <= ALLOWED_KEYS
+
+
+def test_additive_charts_same_titles_and_order_with_or_without_data():
+    full = [c["title"] for c in charts.additive_charts(measured())]
+    empty = [c["title"] for c in charts.additive_charts(charts.IterationResult())]
+    assert full == empty == list(charts.ADDITIVE_TITLES) == [
+        "Metadata downtime", "Longest metadata outage", "Network downtime",
+        "Failed metadata probes"]
+    for chart in charts.additive_charts(charts.IterationResult()):
+        assert chart["chart_plugin"] == "StackedArea"
+        assert chart["data"][0][1] == 0
+
+
+def test_additive_values():
+    # 10 failures at 0.2 s: outage estimate = 10 x 0.2 = 2.0 s; 5 pings lost x 0.2.
+    result = measured(failed=10, lost=5)
+    values = [c["data"][0][1] for c in charts.additive_charts(result)]
+    assert values == pytest.approx([2.0, 2.0, 1.0, 10])
+
+
+def test_network_downtime_sums_every_migration():
+    result = charts.IterationResult(networks=(network(lost=3), network(lost=2)))
+    assert charts.additive_charts(result)[2]["data"][0][1] == pytest.approx(1.0)
+    rows = dict(map(tuple, charts.summary_table(result)["data"]["rows"]))
+    assert rows[charts.ROW_NETWORK] == pytest.approx(1.0)
+    assert rows["pings sent / answered"] == "100 / 95"
+
+
+def test_summary_rows_the_sla_reads():
+    rows = dict(map(tuple, charts.summary_table(measured(failed=10))["data"]["rows"]))
+    assert rows[charts.ROW_MEASURED] == "yes"
+    assert rows[charts.ROW_DOWNTIME] == pytest.approx(2.0)
+    assert rows[charts.ROW_LONGEST] == pytest.approx(2.0)
+    assert rows[charts.ROW_RECOVERED] == "yes"
+    assert rows[charts.ROW_NETWORK] == 0
+
+
+def test_summary_without_measurement_names_the_error():
+    table = charts.summary_table(charts.IterationResult(error="SSHTimeout: no SSH"))
+    assert table["data"]["rows"] == [[charts.ROW_MEASURED, "no: SSHTimeout: no SSH"]]
+    assert charts.complete_charts(charts.IterationResult()) == [
+        charts.summary_table(charts.IterationResult())]
+
+
+def test_unrecovered_outage_is_said_so():
+    log = outage_log(before=5, failed=10, after=0)
+    result = charts.IterationResult(log=log, report=analyse(log, recovered_after=101.0),
+                                    migrations=(charts.Migration(100.9, 101.8),))
+    rows = dict(map(tuple, charts.summary_table(result)["data"]["rows"]))
+    assert rows[charts.ROW_RECOVERED] == "no"
+    outage = charts.outage_table(result)["data"]["rows"][0]
+    assert outage[2] == "not recovered"
+    assert outage[4].endswith("- unbounded")
+
+
+def test_outage_table_relative_to_migration_start():
+    # The analysis places the edges; the table only shifts them by the origin.
+    result = measured(migration=(100.5, 101.5))
+    (outage,) = result.report.outages
+    assert 100.8 <= outage.start <= 101.0 and 102.8 <= outage.end <= 103.01
+    table = charts.outage_table(result)
+    assert table["data"]["rows"] == [
+        [1, round(outage.start - 100.5, 2), round(outage.end - 100.5, 2),
+         round(outage.duration, 2),
+         f"{round(outage.min_duration, 3)} - {round(outage.max_duration, 3)}", 10,
+         "curl=28 x10"]]
+
+
+def test_timeline_series_and_origin():
+    result = measured(before=2, failed=2, after=2, migration=(100.2, 100.6))
+    chart = charts.timeline_chart(result)
+    assert chart["chart_plugin"] == "Lines"
+    series = dict((name, points) for name, points in chart["data"])
+    assert series["probe ok"] == [[-0.2, 1], [0.0, 1], [0.2, 0], [0.4, 0], [0.6, 1],
+                                  [0.8, 1]]
+    assert series["probe failed"] == [[x, 1 - y] for x, y in series["probe ok"]]
+    assert series["live migration"] == [[-0.2, 0], [0.0, 0], [0.0, 1], [0.4, 1],
+                                        [0.4, 0], [0.8, 0]]
+
+
+def test_timeline_downsampled_keeps_every_state_change():
+    states = (["OK"] * 1000 + ["curl=7"] * 7 + ["OK"] * 1000)
+    log = parse_probe_log(probe_text(*states))
+    result = charts.IterationResult(log=log, migrations=(charts.Migration(100, 101),))
+    ok = dict(charts.timeline_chart(result)["data"])["probe ok"]
+    assert len(ok) <= charts.MAX_TIMELINE_POINTS + 10
+    xs = [x for x, _ in ok]
+    assert xs == sorted(xs)
+    # both sides of both edges survive: last OK, first/last failure, first OK after
+    # (launches 100 + 0.2 k: k = 999, 1000, 1006, 1007; x relative to 100)
+    for x in (199.8, 200.0, 201.2, 201.4):
+        assert x in xs
+
+
+def test_no_timeline_without_migration_or_log():
+    assert charts.timeline_chart(charts.IterationResult(log=outage_log())) is None
+    assert charts.timeline_chart(charts.IterationResult(
+        migrations=(charts.Migration(1, 2),))) is None
+
+
+def test_unbounded_is_text_not_infinity():
+    assert charts._seconds(math.inf) == "unbounded"
