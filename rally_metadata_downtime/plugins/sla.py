@@ -55,7 +55,11 @@ class MetadataDowntime(sla.SLA):
         number = self.iterations
         summary = _summary(iteration)
         if summary is None or summary.get(charts.ROW_MEASURED) != "yes":
-            reason = summary.get(charts.ROW_MEASURED) if summary else "no figures"
+            if summary:
+                reason = summary.get(charts.ROW_MEASURED, "no figures")
+            else:
+                error = iteration.get("error") or []
+                reason = "no figures in its output" + (f": {error[0]}" if error else "")
             self.problems.append((number, f"metadata not measured ({reason})"))
         else:
             downtime = float(summary[charts.ROW_DOWNTIME])

@@ -1,0 +1,153 @@
+"""SLA metadata_downtime fed with the iteration dicts the scenario's output makes."""
+
+import jsonschema
+import pytest
+from rally.task import sla as rally_sla
+
+from rally_metadata_downtime.analysis import analyse
+from rally_metadata_downtime.plugins import charts
+from rally_metadata_downtime.plugins.sla import MetadataDowntime
+
+from tests.unit.plugin_data import iteration, measured, network, outage_log
+
+
+def run_sla(config, *results):
+    checker = MetadataDowntime(config)
+    for result in results:
+        checker.add_iteration(iteration(result) if isinstance(result, charts.IterationResult)
+                              else result)
+    return checker
+
+
+def not_recovered():
+    log = outage_log(before=5, failed=10, after=0)
+    return charts.IterationResult(log=log, report=analyse(log, recovered_after=101.0),
+                                  migrations=(charts.Migration(100.9, 101.8),))
+
+
+def test_registered_under_its_name():
+    assert rally_sla.SLA.get("metadata_downtime") is MetadataDowntime
+
+
+def test_passes_within_limit():
+    # 10 failed probes x 0.2 s = 2 s of downtime each
+    checker = run_sla({"allowed_metadata_downtime": 6}, measured(), measured())
+    assert checker.success
+    assert checker.result()["success"] is True
+    assert checker.details() == ("worst metadata downtime 2.00 s (iteration 1), "
+                                 "allowed 6 s - Passed")
+
+
+def test_fails_over_limit_and_names_worst_iteration():
+    checker = run_sla({"allowed_metadata_downtime": 3}, measured(failed=10),
+                      measured(failed=20), measured(failed=5))
+    assert not checker.success
+    assert checker.details() == ("worst metadata downtime 4.00 s (iteration 2), "
+                                 "allowed 3 s - Failed")
+
+
+def test_zero_allowed_fails_any_outage_and_passes_none():
+    assert not run_sla({"allowed_metadata_downtime": 0}, measured(failed=1)).success
+    assert run_sla({"allowed_metadata_downtime": 0}, measured(failed=0)).success
+
+
+def test_no_successful_probe_fails():
+    result = charts.IterationResult(
+        log=outage_log(before=0, failed=10, after=0),
+        error="MetadataNotMeasured: the probe log gives no figure: metadata never "
+              "answered correctly in 10 probes")
+    checker = run_sla({"allowed_metadata_downtime": 6}, measured(), result)
+    assert not checker.success
+    assert "iteration 2: metadata not measured (no: MetadataNotMeasured" in checker.details()
+
+
+def test_iteration_without_output_fails():
+    bare = {"duration": 1, "idle_duration": 0, "timestamp": 0, "atomic_actions": [],
+            "error": ["SSHTimeout", "no SSH", "traceback"],
+            "output": {"additive": [], "complete": []}}
+    checker = run_sla({"allowed_metadata_downtime": 6}, bare)
+    assert not checker.success
+    assert "iteration 1: metadata not measured (no figures in its output: SSHTimeout)" \
+        in checker.details()
+
+
+def test_unrecovered_fails_even_with_small_downtime():
+    checker = run_sla({"allowed_metadata_downtime": 600}, not_recovered())
+    assert not checker.success
+    assert "iteration 1: metadata did not recover after the migration" in checker.details()
+
+
+def test_network_limit():
+    over = measured(lost=40)  # 40 x 0.2 = 8 s
+    assert run_sla({"allowed_metadata_downtime": 6}, over).success
+    checker = run_sla({"allowed_metadata_downtime": 6, "allowed_network_downtime": 7},
+                      measured(lost=5), over)
+    assert not checker.success
+    assert ("worst network downtime 8.00 s (iteration 2), allowed 7 s"
+            in checker.details())
+    assert run_sla({"allowed_metadata_downtime": 6, "allowed_network_downtime": 8},
+                   over).success
+
+
+def test_network_limit_ignores_iterations_without_ping():
+    no_ping = charts.IterationResult(log=measured().log, report=measured().report,
+                                     migrations=measured().migrations)
+    assert run_sla({"allowed_metadata_downtime": 6, "allowed_network_downtime": 0},
+                   no_ping).success
+
+
+def test_merge_keeps_worst_and_renumbers():
+    config = {"allowed_metadata_downtime": 3, "allowed_network_downtime": 7}
+    first = run_sla(config, measured(failed=5), measured(failed=10))
+    second = run_sla(config, measured(failed=20, lost=40), not_recovered())
+    assert first.success and not second.success
+    assert first.merge(second) is False
+    assert first.iterations == 4
+    details = first.details()
+    assert "worst metadata downtime 4.00 s (iteration 3)" in details
+    assert "worst network downtime 8.00 s (iteration 3)" in details
+    assert "iteration 4: metadata did not recover" in details
+
+
+def test_merge_of_passing_parts_passes():
+    config = {"allowed_metadata_downtime": 6}
+    first, second = run_sla(config, measured()), run_sla(config, measured(failed=15))
+    assert first.merge(second) is True
+    assert first.details().startswith("worst metadata downtime 3.00 s (iteration 2)")
+
+
+def test_details_before_any_iteration():
+    assert MetadataDowntime({"allowed_metadata_downtime": 6}).details() == \
+        "no iteration measured yet - Passed"
+
+
+def test_details_lists_at_most_three_problems():
+    checker = run_sla({"allowed_metadata_downtime": 6}, *[not_recovered()] * 5)
+    assert checker.details().endswith("2 more iterations not measured or not "
+                                      "recovered - Failed")
+
+
+@pytest.mark.parametrize("config", [
+    {},
+    {"allowed_metadata_downtime": -1},
+    {"allowed_metadata_downtime": "6"},
+    {"allowed_metadata_downtime": 6, "allowed_network_downtime": -0.5},
+    {"allowed_metadata_downtime": 6, "max_downtime": 1},
+])
+def test_schema_rejects(config):
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(config, MetadataDowntime.CONFIG_SCHEMA)
+    assert rally_sla.SLA.validate("metadata_downtime", {}, {}, config)
+
+
+@pytest.mark.parametrize("config", [
+    {"allowed_metadata_downtime": 0},
+    {"allowed_metadata_downtime": 6.5, "allowed_network_downtime": 7},
+])
+def test_schema_accepts(config):
+    jsonschema.validate(config, MetadataDowntime.CONFIG_SCHEMA)
+    assert rally_sla.SLA.validate("metadata_downtime", {}, {}, config) == []
+
+
+def test_network_helper_is_what_the_tests_think():
+    assert network(lost=40).total_downtime == pytest.approx(8.0)
