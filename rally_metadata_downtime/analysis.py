@@ -1,13 +1,17 @@
 """Outages, downtime and recovery from a parsed probe log. Pure: no I/O.
 
-The service's state is sampled at each request's launch (its `start`). An outage is
-a maximal run, in launch order, of failed probes j..k with launches s[j]..s[k]:
+Each probe is evidence about the service at one instant, its *sample time*: a failure
+at its launch (`start`: from then on, nothing answered within the timeout), a success
+at its end (the answer arrived then; a request launched into a blackout can still
+succeed once the path is back, and must not count as "up" at its launch). An outage
+is a maximal run, in sample-time order, of failed probes j..k with sample times
+t[j]..t[k]:
 
-- it began in (s[j-1], s[j]]: after the last success before it, by the first failure;
-- it ended in (s[k], s[k+1]]: after the last failure, by the next success.
+- it began in (t[j-1], t[j]]: after the last success before it, by the first failure;
+- it ended in (t[k], t[k+1]]: after the last failure, by the next success.
 
 Each edge is estimated at the middle of its interval, so an edge estimate is off by
-at most half the launch spacing around that edge, and a duration by at most half the
+at most half the spacing around that edge, and a duration by at most half the
 spacing at each of its two edges. An outage with no success before it began before
 the log; one with no success after it is *unrecovered*: its estimate then only
 counts what the log saw, its upper bound is infinite, and the report says so.
@@ -157,6 +161,11 @@ class DowntimeReport:
         return data
 
 
+def sample_time(probe: Probe) -> float:
+    """When a probe tells the service's state: a success at its end, a failure at its launch."""
+    return probe.end if probe.ok else probe.start
+
+
 def _outages(probes: tuple[Probe, ...]) -> list[Outage]:
     outages = []
     run: list[Probe] = []
@@ -166,9 +175,9 @@ def _outages(probes: tuple[Probe, ...]) -> list[Outage]:
             run.append(probe)
             continue
         if run:
-            outages.append(_outage(run, last_ok, probe.start))
+            outages.append(_outage(run, last_ok, probe.end))
             run = []
-        last_ok = probe.start
+        last_ok = probe.end
     if run:
         outages.append(_outage(run, last_ok, None))
     return outages
@@ -199,7 +208,7 @@ def _resolution(probes: tuple[Probe, ...], outages: list[Outage],
             edges.append(outage.first_ok_after - outage.last_failed)
     if edges:
         return max(edges)
-    gaps = [b.start - a.start for a, b in zip(probes, probes[1:])]
+    gaps = [sample_time(b) - sample_time(a) for a, b in zip(probes, probes[1:])]
     if gaps:
         return statistics.median(gaps)
     return interval or 0.0
@@ -207,7 +216,8 @@ def _resolution(probes: tuple[Probe, ...], outages: list[Outage],
 
 def _tempest_style(probes: tuple[Probe, ...]) -> float:
     """Tempest's figure: each failed line books the time since the previous line."""
-    return sum(b.start - a.start for a, b in zip(probes, probes[1:]) if not b.ok)
+    return sum(sample_time(b) - sample_time(a) for a, b in zip(probes, probes[1:])
+               if not b.ok)
 
 
 def analyse(log: ProbeLog, recovered_after: float | None = None) -> DowntimeReport:
@@ -230,6 +240,7 @@ def analyse(log: ProbeLog, recovered_after: float | None = None) -> DowntimeRepo
             f"metadata never answered correctly in {len(probes)} probes "
             f"(most common failures: {', '.join(f'{r} x{n}' for r, n in reasons)})")
 
+    probes = tuple(sorted(probes, key=lambda p: (sample_time(p), p.seq)))
     outages = _outages(probes)
     since = float("-inf") if recovered_after is None else recovered_after
     trailing_ok = []
@@ -237,10 +248,10 @@ def analyse(log: ProbeLog, recovered_after: float | None = None) -> DowntimeRepo
         if not probe.ok:
             break
         trailing_ok.append(probe)
-    after_instant = [p for p in trailing_ok if p.start >= since]
+    after_instant = [p.end for p in trailing_ok if p.end >= since]
     recovered = bool(after_instant) and log.clock_reset is False
-    recovered_at = min(p.start for p in after_instant) if recovered else None
-    last_probe_at = probes[-1].start
+    recovered_at = min(after_instant) if recovered else None
+    last_probe_at = sample_time(probes[-1])
     unrecovered = outages[-1] if outages and outages[-1].unrecovered else None
 
     return DowntimeReport(
@@ -249,7 +260,7 @@ def analyse(log: ProbeLog, recovered_after: float | None = None) -> DowntimeRepo
         total_downtime=sum(o.duration for o in outages),
         tempest_style_downtime=_tempest_style(probes),
         longest_outage=max((o.duration for o in outages), default=0.0),
-        first_probe_at=probes[0].start, last_probe_at=last_probe_at,
+        first_probe_at=sample_time(probes[0]), last_probe_at=last_probe_at,
         recovered=recovered, recovered_at=recovered_at,
         settled_for=(last_probe_at - recovered_at) if recovered_at is not None else 0.0,
         unrecovered_downtime=(last_probe_at - unrecovered.start) if unrecovered else 0.0,

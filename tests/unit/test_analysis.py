@@ -15,11 +15,17 @@ HEADER = "# rmd-probe v1 interval=0.2 timeout=1 mode=hostname expect=vm-1 starte
 
 
 def make_log(*samples, header=HEADER, stopped=None):
-    """samples: (start, "OK" | reason of a failure); seq follows the given order."""
+    """samples: (sample time, "OK" | reason of a failure); seq follows the given order.
+
+    The sample time is what analyse() reads: a success answered then (launched 0.01 s
+    before), a failure was launched then (and gave up 0.01 s later).
+    """
     lines = [header] if header else []
-    for seq, (start, state) in enumerate(samples, start=1):
-        verdict = "OK http=200" if state == "OK" else f"FAIL {state}"
-        lines.append(f"P {seq} {start:.2f} {start + 0.01:.2f} {verdict}\n")
+    for seq, (at, state) in enumerate(samples, start=1):
+        if state == "OK":
+            lines.append(f"P {seq} {at - 0.01:.2f} {at:.2f} OK http=200\n")
+        else:
+            lines.append(f"P {seq} {at:.2f} {at + 0.01:.2f} FAIL {state}\n")
     if stopped is not None:
         lines.append(f"# stopped {stopped:.2f}\n")
     return parse_probe_log("".join(lines))
@@ -92,10 +98,10 @@ def test_outage_still_going_when_the_log_ended_is_unrecovered_not_small():
 
 
 def test_flapping_gives_separate_outages():
-    # 0 ok, 1 fail, 2 ok, 3 4 fail, 5 ok: outages 0.5..1.5 (1 s) and 2.5..4.5 (2 s).
-    report = analyse(make_log((0, "OK"), (1, "mismatch"), (2, "OK"), (3, "empty"),
-                              (4, "mismatch"), (5, "OK")))
-    assert [(o.start, o.end) for o in report.outages] == [(0.5, 1.5), (2.5, 4.5)]
+    # 10 ok, 11 fail, 12 ok, 13 14 fail, 15 ok: outages 10.5..11.5 (1 s), 12.5..14.5 (2 s).
+    report = analyse(make_log((10, "OK"), (11, "mismatch"), (12, "OK"), (13, "empty"),
+                              (14, "mismatch"), (15, "OK")))
+    assert [(o.start, o.end) for o in report.outages] == [(10.5, 11.5), (12.5, 14.5)]
     assert report.outages[1].reasons == {"empty": 1, "mismatch": 1}
     assert report.total_downtime == approx(3.0)
     assert report.longest_outage == approx(2.0)
@@ -105,7 +111,8 @@ def test_flapping_gives_separate_outages():
 
 
 def test_out_of_order_lines_are_analysed_in_launch_order():
-    # seq 2 was blackholed and wrote its line last; in launch order: ok fail ok ok.
+    # seq 2 was blackholed and wrote its line last. Samples: ok 2.01 (answer), fail
+    # 2.10 (launch), ok 2.21, ok 2.41: began (2.01 + 2.10) / 2, ended (2.10 + 2.21) / 2.
     text = (HEADER
             + "P 1 2.00 2.01 OK http=200\n"
             + "P 3 2.20 2.21 OK http=200\n"
@@ -113,18 +120,18 @@ def test_out_of_order_lines_are_analysed_in_launch_order():
             + "P 2 2.10 3.10 FAIL curl=28\n")
     report = analyse(parse_probe_log(text))
     (outage,) = report.outages
-    assert (outage.start, outage.end) == (approx(2.05), approx(2.15))
-    assert (report.recovered, report.recovered_at) == (True, 2.2)
+    assert (outage.start, outage.end) == (approx(2.055), approx(2.155))
+    assert (report.recovered, report.recovered_at) == (True, 2.21)
 
 
 def test_no_outage():
     # Spacings 0.2 0.3 0.2: the median, 0.2, is the resolution.
-    report = analyse(make_log((0.0, "OK"), (0.2, "OK"), (0.5, "OK"), (0.7, "OK")))
+    report = analyse(make_log((1.0, "OK"), (1.2, "OK"), (1.5, "OK"), (1.7, "OK")))
     assert report.outages == ()
     assert (report.total_downtime, report.longest_outage) == (0.0, 0.0)
     assert report.tempest_style_downtime == 0.0
     assert report.resolution == approx(0.2)
-    assert (report.recovered, report.recovered_at) == (True, 0.0)
+    assert (report.recovered, report.recovered_at) == (True, 1.0)
     assert report.settled_for == approx(0.7)
 
 
@@ -133,32 +140,32 @@ def test_a_single_probe_states_the_configured_interval_as_resolution():
     assert analyse(make_log((3.0, "OK"), header=None)).resolution == 0.0
 
 
-FLAPPING_THEN_STEADY = ((0, "OK"), (1, "curl=7"), (2, "OK"), (3, "curl=7"),
-                        (4, "curl=7"), (5, "OK"), (6, "OK"), (7, "OK"))
+FLAPPING_THEN_STEADY = ((10, "OK"), (11, "curl=7"), (12, "OK"), (13, "curl=7"),
+                        (14, "curl=7"), (15, "OK"), (16, "OK"), (17, "OK"))
 
 
 @pytest.mark.parametrize("after, recovered_at", [
-    (None, 5.0),   # the run after the last outage
-    (0.5, 5.0),    # before every outage: still the run after the last one
-    (4.5, 5.0),    # inside the last outage
-    (5.0, 5.0),    # exactly at a launch: at/after counts
-    (5.5, 6.0),    # inside the final run: its first launch at/after the instant
-    (7.0, 7.0),
+    (None, 15.0),   # the run after the last outage
+    (10.5, 15.0),   # before every outage: still the run after the last one
+    (14.5, 15.0),   # inside the last outage
+    (15.0, 15.0),   # exactly at an answer: at/after counts
+    (15.5, 16.0),   # inside the final run: its first answer at/after the instant
+    (17.0, 17.0),
 ])
 def test_recovered_after(after, recovered_at):
     report = analyse(make_log(*FLAPPING_THEN_STEADY), recovered_after=after)
     assert (report.recovered, report.recovered_at) == (True, recovered_at)
-    assert report.settled_for == approx(7.0 - recovered_at)
+    assert report.settled_for == approx(17.0 - recovered_at)
 
 
 def test_no_probe_after_the_instant_means_not_recovered():
-    report = analyse(make_log(*FLAPPING_THEN_STEADY), recovered_after=7.5)
+    report = analyse(make_log(*FLAPPING_THEN_STEADY), recovered_after=17.5)
     assert (report.recovered, report.recovered_at) == (False, None)
 
 
 def test_recovered_after_does_not_hide_an_outage_before_it():
     # A burst before the migration is still an outage, reported with its times.
-    report = analyse(make_log(*FLAPPING_THEN_STEADY), recovered_after=6.0)
+    report = analyse(make_log(*FLAPPING_THEN_STEADY), recovered_after=16.0)
     assert report.outage_count == 2
     assert report.total_downtime == approx(3.0)
 
@@ -229,3 +236,14 @@ def test_outages_are_the_failed_runs_and_estimates_sit_within_their_bounds(state
         assert outage.estimate - low <= report.resolution + 1e-9
     assert report.recovered == states[-1]
     assert report.total_downtime == approx(sum(o.estimate for o in report.outages))
+
+
+def test_a_success_counts_at_its_answer_not_at_its_launch():
+    # Launched at 5.0 into a 0.6 s blackout, answered at 5.9 when the path came back:
+    # it proves the service up at 5.9 only. Samples: ok 4.81, fail 5.0, ok 5.9.
+    text = (HEADER
+            + "P 1 4.80 4.81 OK http=200\n"
+            + "P 2 5.00 6.00 FAIL curl=28\n"
+            + "P 3 5.20 5.90 OK http=200\n")
+    (outage,) = analyse(parse_probe_log(text)).outages
+    assert (outage.start, outage.end) == (approx(4.905), approx(5.45))
