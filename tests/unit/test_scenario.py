@@ -1,0 +1,335 @@
+"""MetadataDowntime.boot_and_live_migrate with Nova, SSH, the meter and ping mocked."""
+
+import time
+from unittest import mock
+
+import pytest
+from rally.task import atomic
+
+from rally_metadata_downtime.meter import GuestClock, MeterError
+from rally_metadata_downtime.plugins import charts
+from rally_metadata_downtime.plugins import scenario as scenario_module
+from rally_metadata_downtime.plugins.scenario import (BootAndLiveMigrate,
+                                                      MetadataNotMeasured,
+                                                      MetadataNotRecovered,
+                                                      wait_for_recovery)
+from rally_metadata_downtime.probe_log import ProbeLogError
+
+from tests.unit.plugin_data import network, probe_text
+
+# Guest uptime when the (instant, mocked) migration happens: the probe log below has
+# OKs from 100.0, failures 101.0 - 102.8, OKs 103.0 - 106.8.
+MIGRATION_AT = 100.9
+RECOVERED_LOG = probe_text(*(["OK"] * 5 + ["curl=28"] * 10 + ["OK"] * 20))
+NEVER_RECOVERED_LOG = probe_text(*(["OK"] * 5 + ["curl=28"] * 30))
+NEVER_ANSWERED_LOG = probe_text(*(["curl=7"] * 20))
+
+KEYPAIR = {"name": "rally-kp", "private": "-----BEGIN RSA PRIVATE KEY-----"}
+ARGS = {"image": "image-id", "flavor": "flavor-id", "username": "cirros",
+        "settle": 1, "recovery_timeout": 2}
+
+
+class Rig:
+    """The scenario with every outside call replaced, recording what happened."""
+
+    def __init__(self, monkeypatch, log=RECOVERED_LOG):
+        self.calls = []
+        self.scenario = BootAndLiveMigrate(
+            context={"user": {"keypair": KEYPAIR, "credential": mock.Mock()},
+                     "task": {"uuid": "task"}, "owner_id": "owner"},
+            admin_clients=mock.Mock(), clients=mock.Mock())
+        self.server = mock.Mock(id="6c0a7c4e-2f1b-4b8e-9b3a-1f0e7f1c2d3e")
+        self.fip = {"ip": "172.24.4.10", "is_floating": True}
+        self.meter = mock.Mock(name="meter")
+        self.meter.clock = GuestClock(offset=time.time() - MIGRATION_AT, error=0.01)
+        self.meter.fetch_log.return_value = log
+        self.meter.stop.return_value = log
+        self.meter.start.side_effect = lambda: self.calls.append("meter.start")
+        self.meter.cleanup.side_effect = lambda: self.calls.append("meter.cleanup")
+        self.meter_class = mock.Mock(return_value=self.meter)
+        self.pingers = []
+        self.ssh_class = mock.Mock(name="SSH")
+        monkeypatch.setattr(scenario_module, "MetadataMeter", self.meter_class)
+        monkeypatch.setattr(scenario_module, "PingMeter", self._pinger)
+        monkeypatch.setattr(scenario_module.sshutils, "SSH", self.ssh_class)
+        s = self.scenario
+        s._boot_server_with_fip = mock.Mock(side_effect=self._boot)
+        s._wait_for_ssh = mock.Mock(side_effect=self._timed("vm.wait_for_ssh"))
+        s._live_migrate = mock.Mock(side_effect=self._timed("nova.live_migrate"))
+        s._delete_server_with_fip = mock.Mock(side_effect=self._delete)
+
+    def _pinger(self, address, interval):
+        pinger = mock.Mock(name="PingMeter", address=address, interval=interval)
+        pinger.stop.return_value = network(lost=5)
+        self.pingers.append(pinger)
+        return pinger
+
+    def _timed(self, name, error=None):
+        def action(*args, **kwargs):
+            with atomic.ActionTimer(self.scenario, name):
+                self.calls.append(name)
+                if error:
+                    raise error
+        return action
+
+    def _boot(self, *args, **kwargs):
+        with atomic.ActionTimer(self.scenario, "nova.boot_server"):
+            self.calls.append("boot")
+        return self.server, self.fip
+
+    def _delete(self, server, fip):
+        self.calls.append("delete")
+
+    def run(self, **overrides):
+        self.scenario.run(**dict(ARGS, **overrides))
+
+    def fails(self, error, **overrides):
+        with pytest.raises(error) as info:
+            self.run(**overrides)
+        return info.value
+
+    @property
+    def actions(self):
+        return [a["name"] for a in self.scenario.atomic_actions()]
+
+    @property
+    def additive_titles(self):
+        return [c["title"] for c in self.scenario._output["additive"]]
+
+    def summary(self):
+        (table,) = [c for c in self.scenario._output["complete"]
+                    if c["title"] == charts.SUMMARY_TITLE]
+        return dict(map(tuple, table["data"]["rows"]))
+
+
+@pytest.fixture
+def rig(monkeypatch):
+    monkeypatch.setattr(scenario_module.time, "sleep", lambda s: None)
+    return Rig(monkeypatch)
+
+
+def test_one_iteration_in_order(rig):
+    rig.run()
+    assert rig.actions == ["nova.boot_server", "vm.wait_for_ssh", "metadata_meter.start",
+                           "metadata_meter.wait_answering", "nova.live_migrate",
+                           "metadata_meter.wait_recovery", "metadata_meter.collect"]
+    assert rig.calls == ["boot", "vm.wait_for_ssh", "meter.start", "nova.live_migrate",
+                         "meter.cleanup", "delete"]
+    rig.scenario._live_migrate.assert_called_once_with(rig.server, block_migration=False)
+    rig.scenario._delete_server_with_fip.assert_called_once_with(rig.server, rig.fip)
+    assert rig.additive_titles == list(charts.ADDITIVE_TITLES)
+    assert [c["title"] for c in rig.scenario._output["complete"]] == [
+        charts.SUMMARY_TITLE, charts.TIMELINE_TITLE, charts.OUTAGES_TITLE]
+    summary = rig.summary()
+    assert summary[charts.ROW_MEASURED] == "yes"
+    assert summary[charts.ROW_RECOVERED] == "yes"
+    assert 1.8 <= summary[charts.ROW_DOWNTIME] <= 2.2
+    assert summary[charts.ROW_NETWORK] == pytest.approx(1.0)
+
+
+def test_boot_ssh_and_meter_arguments(rig):
+    rig.run(port=2222, password="pw", floating_network="public", probe_interval=0.5,
+            boot_server_kwargs={"availability_zone": "nova"})
+    rig.scenario._boot_server_with_fip.assert_called_once_with(
+        "image-id", "flavor-id", use_floating_ip=True, floating_network="public",
+        key_name="rally-kp", availability_zone="nova")
+    rig.ssh_class.assert_called_with("cirros", "172.24.4.10", port=2222, password="pw",
+                                     pkey=KEYPAIR["private"])
+    connect, config = rig.meter_class.call_args.args
+    assert config.interval == 0.5 and config.mode == "hostname" and config.expect == ""
+    connect()  # a new SSH on every call: the meter reconnects after a migration
+    assert rig.ssh_class.call_count == 2
+    rig.meter.wait_until_answering.assert_called_once_with(60)
+
+
+def test_uuid_mode_expects_this_server(rig):
+    rig.run(metadata_url="http://169.254.169.254/openstack/latest/meta_data.json")
+    config = rig.meter_class.call_args.args[1]
+    assert config.mode == "uuid" and config.expect == rig.server.id
+
+
+def test_several_migrations_each_pinged(rig):
+    rig.run(migrations=3, ping_interval=0.1)
+    assert rig.actions.count("nova.live_migrate") == 3
+    assert [(p.address, p.interval) for p in rig.pingers] == [("172.24.4.10", 0.1)] * 3
+    for pinger in rig.pingers:
+        pinger.start.assert_called_once_with()
+        pinger.stop.assert_called_once_with()
+    assert rig.summary()[charts.ROW_NETWORK] == pytest.approx(3.0)
+
+
+def test_without_network_measurement(rig):
+    rig.run(measure_network=False)
+    assert rig.pingers == []
+    assert charts.ROW_NETWORK not in rig.summary()
+    assert rig.additive_titles == list(charts.ADDITIVE_TITLES)
+
+
+def test_explicit_destination_host(rig, monkeypatch):
+    admin_server = mock.Mock(**{"OS-EXT-SRV-ATTR:host": "compute-1"})
+    rig.scenario._admin_clients.nova.return_value.servers.get.return_value = admin_server
+    waited = mock.Mock()
+    monkeypatch.setattr(scenario_module.task_utils, "wait_is_ready", waited)
+    rig.run(destination_host="compute-2", block_migration=True)
+    rig.scenario._live_migrate.assert_not_called()
+    admin_server.live_migrate.assert_called_once_with(
+        host="compute-2", block_migration=True, disk_over_commit=False)
+    ready = waited.call_args.kwargs["is_ready"]
+    assert str(ready) == "server to become ACTIVE on a host other than compute-1"
+    assert "nova.live_migrate" in rig.actions
+
+
+def assert_failed_iteration(rig, *, deleted=True, cleaned=True):
+    """Same additive charts in the same order, cleanup done, summary says why."""
+    assert rig.additive_titles == list(charts.ADDITIVE_TITLES)
+    assert rig.scenario._output["complete"][0]["title"] == charts.SUMMARY_TITLE
+    assert (rig.calls[-1:] == ["delete"]) == deleted
+    assert ("meter.cleanup" in rig.calls) == cleaned
+
+
+def test_boot_fails(rig):
+    rig.scenario._boot_server_with_fip.side_effect = RuntimeError("no valid host")
+    rig.fails(RuntimeError)
+    assert_failed_iteration(rig, deleted=False, cleaned=False)
+    assert rig.summary()[charts.ROW_MEASURED] == "no: RuntimeError: no valid host"
+
+
+def test_ssh_never_up(rig):
+    from rally import exceptions
+    rig.scenario._wait_for_ssh.side_effect = exceptions.SSHTimeout("timed out")
+    rig.fails(exceptions.SSHTimeout)
+    assert_failed_iteration(rig, cleaned=False)
+    rig.meter_class.assert_not_called()
+
+
+def test_meter_start_fails(rig):
+    rig.meter.start.side_effect = MeterError("no sh")
+    rig.fails(MeterError)
+    assert_failed_iteration(rig)
+    assert rig.summary()[charts.ROW_MEASURED] == "no: MeterError: no sh"
+    rig.scenario._live_migrate.assert_not_called()
+
+
+def test_metadata_never_answered_before_migration(rig):
+    rig.meter.wait_until_answering.side_effect = MeterError(
+        "metadata never answered from this VM within 60 s")
+    error = rig.fails(MeterError)
+    assert "never answered" in str(error)
+    rig.scenario._live_migrate.assert_not_called()
+    assert_failed_iteration(rig)
+
+
+def test_migration_raises(rig):
+    rig.scenario._live_migrate.side_effect = rig._timed(
+        "nova.live_migrate", RuntimeError("migration went to ERROR"))
+    rig.fails(RuntimeError)
+    assert_failed_iteration(rig)
+    rig.pingers[0].kill.assert_called_once_with()
+    rig.pingers[0].stop.assert_not_called()
+    rig.meter.stop.assert_not_called()
+
+
+def test_recovery_times_out_after_output(rig, monkeypatch):
+    rig.meter.fetch_log.return_value = rig.meter.stop.return_value = NEVER_RECOVERED_LOG
+    error = rig.fails(MetadataNotRecovered, recovery_timeout=0.01)
+    assert "did not answer this VM again within 0.01 s" in str(error)
+    assert_failed_iteration(rig)
+    assert rig.summary()[charts.ROW_RECOVERED] == "no"
+    assert "metadata_meter.collect" in rig.actions
+
+
+def test_collect_fails(rig):
+    rig.meter.stop.side_effect = MeterError("the probe log is gone")
+    rig.fails(MeterError)
+    assert_failed_iteration(rig)
+    assert rig.summary()[charts.ROW_MEASURED] == "no: MeterError: the probe log is gone"
+
+
+def test_no_successful_probe_in_final_log(rig):
+    rig.meter.fetch_log.return_value = rig.meter.stop.return_value = NEVER_ANSWERED_LOG
+    error = rig.fails(MetadataNotMeasured, recovery_timeout=0.01)
+    assert "never answered correctly" in str(error)
+    assert_failed_iteration(rig)
+
+
+def test_meter_cleanup_failure_still_deletes_server(rig):
+    rig.meter.cleanup.side_effect = RuntimeError("ssh gone")
+    rig.run()
+    assert rig.calls[-1] == "delete"
+
+
+def test_chart_failure_still_cleans_up(rig, monkeypatch):
+    monkeypatch.setattr(scenario_module.charts, "additive_charts",
+                        mock.Mock(side_effect=ValueError("bad chart")))
+    rig.fails(ValueError)
+    assert rig.calls[-2:] == ["meter.cleanup", "delete"]
+
+
+def test_wait_for_recovery_returns_once_settled():
+    now = [0.0]
+    fetch = mock.Mock(side_effect=[
+        NEVER_RECOVERED_LOG,                                  # still down
+        probe_text(*(["OK"] * 5 + ["curl=28"] * 10 + ["OK"] * 3)),  # 0.4 s up
+        RECOVERED_LOG])                                       # 3.8 s up
+    assert wait_for_recovery(fetch, MIGRATION_AT, settle=1, timeout=10,
+                             clock=lambda: now[0],
+                             sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert fetch.call_count == 3
+
+
+def test_wait_for_recovery_gives_up_at_timeout():
+    now = [0.0]
+    fetch = mock.Mock(side_effect=ProbeLogError("empty"))
+    assert not wait_for_recovery(fetch, MIGRATION_AT, settle=1, timeout=3,
+                                 clock=lambda: now[0],
+                                 sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert 3 <= now[0] <= 4
+
+
+# -- validation: refused before anything boots, naming the argument -----------------
+
+def syntax_errors(**args):
+    from rally.task import scenario as rally_scenario
+    return rally_scenario.Scenario.validate(
+        name="MetadataDowntime.boot_and_live_migrate", context={},
+        config={"args": dict({"image": {"name": "cirros"}, "flavor": {"name": "m1.tiny"},
+                              "username": "cirros"}, **args)},
+        plugin_cfg=None, vtype="syntax")
+
+
+def test_argument_schema_is_built_from_annotations():
+    schema = BootAndLiveMigrate.get_info()["schema"]
+    props = schema["properties"]
+    assert {k: props["settle"][k] for k in ("type", "minimum", "default")} == {
+        "type": "number", "minimum": 0, "default": 5}
+    assert all(props[name].get("description") for name in props)  # every one documented
+    assert props["migrations"]["minimum"] == 1
+    assert props["password"]["type"] == ["string", "null"]
+    assert set(schema["required"]) == {"image", "flavor", "username"}
+
+
+def test_valid_arguments_pass():
+    assert syntax_errors() == []
+    assert syntax_errors(metadata_url="http://169.254.169.254/openstack/latest/"
+                                      "meta_data.json", probe_interval=1,
+                         settle=0, migrations=3, floating_network=None) == []
+
+
+@pytest.mark.parametrize("args, field", [
+    ({"settle": -1}, "settle"),
+    ({"migrations": 0}, "migrations"),
+    ({"probe_interval": "fast"}, "probe_interval"),
+    ({"probe_timeout": 0}, "probe_timeout"),
+    ({"recovery_timeout": -5}, "recovery_timeout"),
+    ({"port": 70000}, "port"),
+    ({"measure_network": "yes"}, "measure_network"),
+    ({"metadata_url": "http://169.254.169.254/$(reboot)"}, "metadata_url"),
+    ({"metadata_url": "ftp://169.254.169.254/x"}, "metadata_url"),
+    ({"probe_workdir": "tmp"}, "probe_workdir"),
+    ({"settle": 200}, "settle"),
+    ({"unknown_knob": 1}, "unknown_knob"),
+])
+def test_bad_arguments_name_the_field(args, field):
+    errors = syntax_errors(**args)
+    assert errors, args
+    assert any(f"'{field}'" in e or f"['{field}']" in e for e in errors), errors
