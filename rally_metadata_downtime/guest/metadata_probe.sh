@@ -158,8 +158,11 @@ judge() {
 # One request: fetch, judge, append one line. Runs in the background.
 probe_once() {
     seq=$1
-    start=$2
     body="$log.$seq.body"
+    # Read here, not before the fork: under load the fork alone can take longer
+    # than an interval, and <start> must be when the request went out.
+    uptime_now
+    start=$now
     if [ "$client" = curl ]; then
         code=$(curl -sS -o "$body" -w '%{http_code}' --max-time "$timeout" \
                --connect-timeout "$timeout" -- "$url" 2>/dev/null)
@@ -206,8 +209,7 @@ printf '# rmd-probe v1 interval=%s timeout=%s mode=%s expect=%s started=%s\n' \
 seq=0
 while [ "$running" = 1 ]; do
     seq=$((seq + 1))
-    uptime_now
-    probe_once "$seq" "$now" &
+    probe_once "$seq" &
     sleep "$interval"
 done
 # A second signal must not cut the wait short: in-flight requests end within TIMEOUT.

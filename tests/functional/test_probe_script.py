@@ -178,9 +178,16 @@ def test_outage_is_measured_where_the_lab_injected_it(shape_runs, shell, case):
     assert (log.garbage_lines, log.truncated_last_line, log.clock_reset) == (0, False, False)
     assert log.stopped
     report = analyse(log, recovered_after=window.end_boottime)
-    assert report.outage_count == 1, report.to_dict()
+    assert report.outage_count == 1, ([p for p in log.probes if not p.ok], window)
     (outage,) = report.outages
-    assert outage.reasons == {REASONS[case]: outage.failed_probes}
+    failed = [p for p in log.probes if not p.ok]
+    assert len(failed) == outage.failed_probes
+    # A request in flight while the lab flips the fault can lose its packets (e.g. a
+    # SYN-ACK arriving once 169.254.169.254 became local for `refused`) and time
+    # out: only the run's first and last request may show that.
+    assert {p.reason for p in failed[1:-1]} <= {REASONS[case]}, failed
+    assert {p.reason for p in (failed[0], failed[-1])} <= {REASONS[case], "curl=28"}, failed
+    assert outage.reasons.get(REASONS[case], 0) >= outage.failed_probes - 2
     assert report.recovered and not outage.began_before_log
     # Requests overlap, so even blackholed ones (timeout) do not slow the sampling.
     starts = [p.start for p in log.probes]
