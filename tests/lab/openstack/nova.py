@@ -384,15 +384,19 @@ async def _live_migrate(request, server, args: dict):
 
 async def _run_migration(app, server, migration, destination) -> None:
     def switchover():
-        migration.update(status="running", updated_at=now_iso())
-        server.update(**{"OS-EXT-SRV-ATTR:host": destination,
-                         "OS-EXT-SRV-ATTR:hypervisor_hostname": destination})
+        # Nova is done at the switchover; a broken metadata path outlives it.
+        migration.update(status="completed", updated_at=now_iso())
+        server.update(status="ACTIVE", updated=now_iso(), **{
+            "OS-EXT-SRV-ATTR:host": destination,
+            "OS-EXT-SRV-ATTR:hypervisor_hostname": destination,
+            "OS-EXT-STS:task_state": None})
 
     migration.update(status="running", updated_at=now_iso())
     try:
         await app[DRIVER_KEY].migrate(server["id"], switchover)
     except asyncio.CancelledError:
-        migration.update(status="cancelled", updated_at=now_iso())
+        if migration["status"] != "completed":
+            migration.update(status="cancelled", updated_at=now_iso())
         raise
     except Exception as e:
         migration.update(status="error", updated_at=now_iso())
@@ -401,8 +405,6 @@ async def _run_migration(app, server, migration, destination) -> None:
                       fault={"code": 500, "message": f"live migration failed: {e}",
                              "created": now_iso()})
         return
-    migration.update(status="completed", updated_at=now_iso())
-    server.update(status="ACTIVE", updated=now_iso(), **{"OS-EXT-STS:task_state": None})
 
 
 # -- hypervisors, services, zones, migrations ----------------------------------------------

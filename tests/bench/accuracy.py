@@ -1,0 +1,195 @@
+"""Accuracy benchmark: this plugin's meter and Tempest's, side by side, against the
+lab's injected metadata outages (root; prints a table, asserts nothing).
+
+    python -m tests.bench accuracy [--repeats N] [--lengths 0,0.5,2,6,20,60]
+
+For every outage shape and length, `repeats` lab guests run both meters at the same
+time: ours (MetadataMeter over SSH, the packaged probe) and Tempest's script as the
+Tempest change ships it (bare curl, FAILED-seconds sum; its lost URL restored). The
+lab then breaks metadata for exactly that long (tests/lab/faults.py) and records the
+window on the guests' clock. Rows are run concurrently per length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import io
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import paramiko
+from rally.utils import sshutils
+
+from rally_metadata_downtime.analysis import analyse
+from rally_metadata_downtime.meter import MetadataMeter
+from rally_metadata_downtime.probe_config import ProbeConfig
+from rally_metadata_downtime.probe_log import parse_probe_log
+from tests.lab.fabric import Fabric
+from tests.lab.faults import FaultProfile
+
+SHAPES = ("refused", "timeout", "http_503", "wrong_instance")
+LENGTHS = (0.0, 0.5, 2.0, 6.0, 20.0, 60.0)
+INTERVAL = 0.2
+SETTLE = 3.0
+
+# Tempest's METADATA_SCRIPT from ../shared/reference, run as it is: only the URL its
+# text lost is restored, and the loop's closing `done` the diff context cut off.
+TEMPEST_SCRIPT = """#!/bin/sh
+echo $$ > /tmp/metadata_meter.pid
+old_time=$(cut -d" " -f1 /proc/uptime)
+while true; do
+    curl http://169.254.169.254/latest/meta-data/hostname 2>/dev/null | \\
+grep -q `hostname`
+    result=$?
+    new_time=$(cut -d" " -f1 /proc/uptime)
+    runtime=$(awk -v new=$new_time -v old=$old_time "BEGIN {print new-old}")
+    old_time=$new_time
+    if [ $result -eq 0 ]; then
+        echo "PASSED $runtime"
+    else
+        echo "FAILED $runtime"
+    fi
+    sleep 0.2
+done
+"""
+
+
+def tempest_downtime(log: str) -> float:
+    """What Tempest's get_results() reports: the sum of the FAILED lines' seconds."""
+    total = 0.0
+    for line in log.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == "FAILED":
+            total += float(fields[1])
+    return total
+
+
+class Row:
+    """One guest measuring one injected outage with both meters."""
+
+    def __init__(self, fabric: Fabric, index: int, shape: str, length: float,
+                 key: paramiko.RSAKey, pem: str) -> None:
+        self.fabric, self.shape, self.length = fabric, shape, length
+        self.server_id = f"acc-{index}"
+        self.fixed_ip = f"198.51.100.{10 + index}"
+        fabric.create_guest(self.server_id, self.server_id, self.server_id, self.fixed_ip,
+                            f"{key.get_name()} {key.get_base64()}")
+        self.meter = MetadataMeter(
+            lambda: sshutils.SSH("root", self.fixed_ip, pkey=pem),
+            ProbeConfig(interval=INTERVAL, timeout=1.0))
+
+    def start(self) -> None:
+        self.meter.start()
+        self.meter.wait_until_answering(30)
+        self.fabric.guest_exec(self.server_id, ["sh", "-c", "cat > /tmp/tempest_meter.sh"],
+                               input=TEMPEST_SCRIPT)
+        self.fabric.guest_exec(self.server_id, ["sh", "-c",
+                               "setsid sh /tmp/tempest_meter.sh </dev/null "
+                               ">/tmp/metadata_meter.log 2>&1 &"])
+        time.sleep(1.0)  # both meters have a baseline of successes
+
+    async def inject(self) -> None:
+        await self.fabric.migrate(self.server_id, FaultProfile(
+            duration=0.1, network_blackout=0.0, metadata_outage=self.length,
+            metadata_shape=self.shape))
+
+    def collect(self) -> dict:
+        time.sleep(SETTLE)
+        tempest_log = self.fabric.guest_exec(
+            self.server_id, ["cat", "/tmp/metadata_meter.log"]).stdout
+        self.fabric.guest_exec(self.server_id, ["sh", "-c",
+                                                "kill $(cat /tmp/metadata_meter.pid)"])
+        report = analyse(parse_probe_log(self.meter.stop()))
+        self.meter.close()
+        windows = [w for w in self.fabric.injected_windows(self.server_id)
+                   if w.kind == "metadata"]
+        injected = sum(w.end_boottime - w.start_boottime for w in windows)
+        return {"shape": self.shape, "length": self.length, "injected": injected,
+                "ours": report.total_downtime, "resolution": report.resolution,
+                "tempest": tempest_downtime(tempest_log)}
+
+
+def run_length(fabric: Fabric, length: float, repeats: int, key, pem, first_index: int,
+               pool: concurrent.futures.Executor) -> list[dict]:
+    specs = [(shape, r) for shape in SHAPES for r in range(repeats)]
+    rows = list(pool.map(lambda i_spec: Row(fabric, first_index + i_spec[0], i_spec[1][0],
+                                            length, key, pem), enumerate(specs)))
+    list(pool.map(Row.start, rows))
+
+    async def inject_all():
+        await asyncio.gather(*(row.inject() for row in rows))
+    asyncio.run(inject_all())
+    results = list(pool.map(Row.collect, rows))
+    for row in rows:
+        fabric.delete_guest(row.server_id)
+    return results
+
+
+def summarise(results: list[dict]) -> list[dict]:
+    table = []
+    for shape in SHAPES:
+        for length in sorted({r["length"] for r in results}):
+            rows = [r for r in results if r["shape"] == shape and r["length"] == length]
+            if not rows:
+                continue
+            ours_err = [abs(r["ours"] - r["injected"]) for r in rows]
+            tempest_err = [abs(r["tempest"] - r["injected"]) for r in rows]
+            table.append({
+                "shape": shape, "length": length, "n": len(rows),
+                "injected": statistics.mean(r["injected"] for r in rows),
+                "ours": statistics.mean(r["ours"] for r in rows),
+                "ours_spread": max(r["ours"] for r in rows) - min(r["ours"] for r in rows),
+                "ours_max_err": max(ours_err),
+                "resolution": max(r["resolution"] for r in rows),
+                "tempest": statistics.mean(r["tempest"] for r in rows),
+                "tempest_max_err": max(tempest_err),
+                "target": max(ours_err) <= INTERVAL + 0.1,
+                "no_worse": max(ours_err) <= max(tempest_err) + 1e-9})
+    return table
+
+
+def print_table(table: list[dict]) -> None:
+    print(f"{'shape':<15}{'length':>7}{'n':>3}{'injected':>10}{'ours':>8}{'spread':>8}"
+          f"{'err max':>9}{'res.':>7}{'tempest':>9}{'t.err max':>10}  target  vs tempest")
+    for r in table:
+        print(f"{r['shape']:<15}{r['length']:>7.1f}{r['n']:>3}{r['injected']:>10.2f}"
+              f"{r['ours']:>8.2f}{r['ours_spread']:>8.2f}{r['ours_max_err']:>9.2f}"
+              f"{r['resolution']:>7.2f}{r['tempest']:>9.2f}{r['tempest_max_err']:>10.2f}"
+              f"  {'met' if r['target'] else 'MISSED':<6}  "
+              f"{'no worse' if r['no_worse'] else 'WORSE'}")
+    met = sum(r["target"] for r in table)
+    print(f"\ntarget (error <= probe interval {INTERVAL} s + 0.1 s): {met}/{len(table)} rows; "
+          f"no worse than Tempest: {sum(r['no_worse'] for r in table)}/{len(table)} rows")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench accuracy")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--lengths", default=",".join(f"{x:g}" for x in LENGTHS))
+    args = parser.parse_args(argv)
+    lengths = [float(x) for x in args.lengths.split(",")]
+    key = paramiko.RSAKey.generate(2048)
+    pem = io.StringIO()
+    key.write_private_key(pem)
+    results = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="rmdbench") as state, \
+            Fabric(Path(state), prefix="rmdbench") as fabric, \
+            concurrent.futures.ThreadPoolExecutor(32) as pool:
+        for length in lengths:
+            results += run_length(fabric, length, args.repeats, key, pem.getvalue(),
+                                  0, pool)
+            print(f"length {length:g} s done ({time.monotonic() - started:.0f} s)",
+                  file=sys.stderr)
+    print_table(summarise(results))
+    print(f"\n{len(results)} measurements in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Faults and bad input against the lab (root): a clear verdict that names the cause,
+and nothing left behind. One Rally task holds one workload per fault so the lab and
+Rally start once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.lab.harness import LabProcess
+from tests.lab.openstack.config import env_spec
+from tests.lab.rally_cli import RallyHome
+
+SCENARIO = "MetadataDowntime.boot_and_live_migrate"
+BASE_ARGS = {"image": {"name": "cirros-lab"}, "flavor": {"name": "m1.tiny"},
+             "username": "root", "floating_network": "public", "settle": 1,
+             "recovery_timeout": 10}
+
+# name -> (extra scenario args, server metadata for the lab's fault profile)
+FAULTS = {
+    "migration_error": ({}, {"lab_migration_result": "error"}),
+    "migration_hang": ({}, {"lab_migration_result": "hang", "lab_migration_duration": "0.5"}),
+    "never_recovers": ({}, {"lab_metadata_outage": "60", "lab_metadata_shape": "http_404"}),
+    "wrong_instance": ({}, {"lab_metadata_outage": "2", "lab_metadata_shape": "wrong_instance",
+                            "lab_network_blackout": "0"}),
+    "no_curl": ({}, {"lab_no_curl": "true", "lab_metadata_outage": "2",
+                     "lab_metadata_shape": "timeout", "lab_network_blackout": "0"}),
+    "ssh_never_up": ({"port": 2222, "wait_for_ssh_timeout": 4}, {}),
+    "probe_dir_not_writable": ({"probe_workdir": "/proc"}, {}),
+}
+
+
+def _workload(name: str) -> dict:
+    args, meta = FAULTS[name]
+    return {"title": name, "workloads": [{
+        "scenario": {SCENARIO: {**BASE_ARGS, **args,
+                                "boot_server_kwargs": {"meta": {"lab_migration_duration":
+                                                                "0.5", **meta}}}},
+        "runner": {"constant": {"times": 2, "concurrency": 2}},
+        "contexts": {"users": {"tenants": 1, "users_per_tenant": 1}, "network": {}},
+        "sla": {"metadata_downtime": {"allowed_metadata_downtime": 6}}}]}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faults")
+    with LabProcess(root / "lab") as lab:
+        rally = RallyHome(root / "rally", live_migrate_timeout=8)
+        rally.create_env("lab", env_spec(lab.url))
+        yield lab, rally, root
+
+
+@pytest.fixture(scope="module")
+def faults_run(lab):
+    lab_process, rally, root = lab
+    task = root / "faults.json"
+    task.write_text(json.dumps({"version": 2, "title": "faults",
+                                "subtasks": [_workload(name) for name in FAULTS]}))
+    _, uuid = rally.start_task(task, "lab")
+    report = rally.json_report(uuid)
+    workloads = {st["title"]: st["workloads"][0]
+                 for st in report["tasks"][0]["subtasks"]}
+    return workloads, lab_process.injected_windows(), lab_process.leftovers()
+
+
+def _errors(workload: dict) -> list[str]:
+    return [" ".join(str(part) for part in it["error"]) for it in workload["data"]]
+
+
+def _outage_reasons(workload: dict) -> str:
+    return " ".join(str(row[-1]) for it in workload["data"]
+                    for chart in it["output"]["complete"]
+                    if chart["title"] == "Metadata outages" for row in chart["data"]["rows"])
+
+
+def _summary(iteration: dict) -> dict:
+    [chart] = [c for c in iteration["output"]["complete"]
+               if c["title"] == "Metadata measurement summary"]
+    return {row[0]: row[1] for row in chart["data"]["rows"]}
+
+
+def _sla_detail(workload: dict) -> str:
+    [sla] = [s for s in workload["sla_results"]["sla"] if s["criterion"] == "metadata_downtime"]
+    return sla["detail"]
+
+
+@pytest.mark.parametrize("name, cause", [
+    ("migration_error", "ERROR"),
+    ("migration_hang", "Rally tired waiting"),
+    ("never_recovers", "did not answer this VM again"),
+    ("ssh_never_up", "SSH"),
+    ("probe_dir_not_writable", "workdir '/proc'"),
+])
+def test_fault_fails_every_iteration_naming_the_cause(faults_run, name, cause):
+    workloads, _, _ = faults_run
+    errors = _errors(workloads[name])
+    assert len(errors) == 2
+    assert all(cause in e for e in errors), errors
+    assert workloads[name]["pass_sla"] is False
+
+
+def test_unrecovered_metadata_is_reported_as_such_not_as_a_small_number(faults_run):
+    workloads, _, _ = faults_run
+    workload = workloads["never_recovers"]
+    assert "did not recover" in _sla_detail(workload)
+    for it in workload["data"]:
+        assert _summary(it)["metadata recovered after migration"] == "no"
+        assert "not recovered" in json.dumps(it["output"]["complete"])
+
+
+@pytest.mark.parametrize("name, reason", [("wrong_instance", "mismatch"),
+                                          ("no_curl", "wget=timeout")])
+def test_outage_shapes_are_counted_as_down(faults_run, name, reason):
+    workloads, injected, _ = faults_run
+    workload = workloads[name]
+    assert _errors(workload) == ["", ""]
+    assert reason in _outage_reasons(workload)
+    truth = sorted(w["end_boottime"] - w["start_boottime"] for w in injected
+                   if w["shape"] == FAULTS[name][1]["lab_metadata_shape"])
+    figures = sorted((_summary(it)["metadata downtime (s)"], _summary(it)["resolution (s)"])
+                     for it in workload["data"])
+    assert len(truth) == len(figures) == 2
+    for expected, (measured, resolution) in zip(truth, figures):
+        assert abs(measured - expected) <= resolution + 0.1
+
+
+def test_nothing_left_in_the_lab_after_faults(faults_run):
+    _, _, leftovers = faults_run
+    assert leftovers == {}
+
+
+@pytest.mark.parametrize("args, field", [
+    ({"probe_interval": -1}, "probe_interval"),
+    ({"probe_timeout": "soon"}, "probe_timeout"),
+    ({"metadata_url": "http://169.254.169.254/$(touch /tmp/rmd-pwned)"}, "metadata_url"),
+    ({"metadata_url": "ftp://169.254.169.254/"}, "metadata_url"),
+    ({"probe_workdir": "relative/dir"}, "probe_workdir"),
+    ({"migrations": 0}, "migrations"),
+    ({"settle": 50, "recovery_timeout": 10}, "settle"),
+    ({"no_such_argument": 1}, "no_such_argument"),
+])
+def test_task_validate_names_the_bad_field(lab, tmp_path, args, field):
+    _, rally, _ = lab
+    task = tmp_path / "bad.json"
+    task.write_text(json.dumps({"version": 2, "title": "bad", "subtasks": [{
+        "title": "bad", "workloads": [{
+            "scenario": {SCENARIO: {**BASE_ARGS, **args}},
+            "runner": {"constant": {"times": 1, "concurrency": 1}},
+            "contexts": {"users": {"tenants": 1, "users_per_tenant": 1}, "network": {}}}]}]}))
+    proc = rally.run("task", "validate", str(task), "--env", "lab", check=False)
+    assert proc.returncode != 0
+    assert field in proc.stdout + proc.stderr
+    assert not subprocess.run(["test", "-e", "/tmp/rmd-pwned"]).returncode == 0
