@@ -76,7 +76,7 @@ class Row:
                  key: paramiko.RSAKey, pem: str) -> None:
         self.fabric, self.shape, self.length = fabric, shape, length
         self.server_id = f"acc-{index}"
-        self.fixed_ip = f"198.51.100.{10 + index}"
+        self.fixed_ip = f"198.51.100.{10 + index % 100}"
         fabric.create_guest(self.server_id, self.server_id, self.server_id, self.fixed_ip,
                             f"{key.get_name()} {key.get_base64()}")
         self.meter = MetadataMeter(
@@ -104,19 +104,25 @@ class Row:
             self.server_id, ["cat", "/tmp/metadata_meter.log"]).stdout
         self.fabric.guest_exec(self.server_id, ["sh", "-c",
                                                 "kill $(cat /tmp/metadata_meter.pid)"])
-        report = analyse(parse_probe_log(self.meter.stop()))
+        self.log = self.meter.stop()
+        report = analyse(parse_probe_log(self.log))
         self.meter.close()
         windows = [w for w in self.fabric.injected_windows(self.server_id)
                    if w.kind == "metadata"]
         injected = sum(w.end_boottime - w.start_boottime for w in windows)
+        if abs(report.total_downtime - injected) > INTERVAL + 0.1:
+            failed = [line for line in self.log.splitlines() if "FAIL" in line]
+            print(f"outlier {self.server_id} {self.shape} {self.length}: injected "
+                  f"{[(w.start_boottime, w.end_boottime) for w in windows]}, failed "
+                  f"probes {failed}", file=sys.stderr)
         return {"shape": self.shape, "length": self.length, "injected": injected,
                 "ours": report.total_downtime, "resolution": report.resolution,
                 "tempest": tempest_downtime(tempest_log)}
 
 
-def run_length(fabric: Fabric, length: float, repeats: int, key, pem, first_index: int,
-               pool: concurrent.futures.Executor) -> list[dict]:
-    specs = [(shape, r) for shape in SHAPES for r in range(repeats)]
+def run_length(fabric: Fabric, length: float, shapes, repeats: int, key, pem,
+               first_index: int, pool: concurrent.futures.Executor) -> list[dict]:
+    specs = [(shape, r) for shape in shapes for r in range(repeats)]
     rows = list(pool.map(lambda i_spec: Row(fabric, first_index + i_spec[0], i_spec[1][0],
                                             length, key, pem), enumerate(specs)))
     list(pool.map(Row.start, rows))
@@ -171,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench accuracy")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--lengths", default=",".join(f"{x:g}" for x in LENGTHS))
+    parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--raw", action="store_true", help="print every measurement")
     args = parser.parse_args(argv)
     lengths = [float(x) for x in args.lengths.split(",")]
     key = paramiko.RSAKey.generate(2048)
@@ -182,10 +190,14 @@ def main(argv: list[str] | None = None) -> int:
             Fabric(Path(state), prefix="rmdbench") as fabric, \
             concurrent.futures.ThreadPoolExecutor(32) as pool:
         for length in lengths:
-            results += run_length(fabric, length, args.repeats, key, pem.getvalue(),
-                                  0, pool)
+            # fresh server ids per length: a guest's injected windows are its own
+            results += run_length(fabric, length, args.shapes.split(","), args.repeats,
+                                  key, pem.getvalue(), len(results), pool)
             print(f"length {length:g} s done ({time.monotonic() - started:.0f} s)",
                   file=sys.stderr)
+    if args.raw:
+        for r in results:
+            print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()})
     print_table(summarise(results))
     print(f"\n{len(results)} measurements in {time.monotonic() - started:.0f} s")
     return 0
