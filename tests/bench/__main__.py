@@ -1,10 +1,10 @@
-"""Benchmarks: python -m tests.bench {accuracy} [options]. They print tables."""
+"""Benchmarks: python -m tests.bench {accuracy|scale} [options]. They print tables."""
 
 import sys
 
-from tests.bench import accuracy
+from tests.bench import accuracy, scale
 
-BENCHMARKS = {"accuracy": accuracy.main}
+BENCHMARKS = {"accuracy": accuracy.main, "scale": scale.main}
 
 
 def main(argv: list[str]) -> int:

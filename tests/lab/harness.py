@@ -70,6 +70,17 @@ class LabProcess:
         """Counts of tenant resources still in the lab (all zero after a clean task)."""
         return {k: v for k, v in self.get("/lab/state").items() if v}
 
+    def resource_usage(self) -> dict:
+        """CPU seconds and peak memory (MiB) of the lab process so far (Linux /proc)."""
+        pid = self._proc.pid
+        ticks = os.sysconf("SC_CLK_TCK")
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+        peak_kib = next(int(line.split()[1]) for line in
+                        Path(f"/proc/{pid}/status").read_text().splitlines()
+                        if line.startswith("VmHWM:"))
+        return {"cpu_s": cpu, "peak_mib": peak_kib / 1024}
+
     def stop(self, timeout: float = 60) -> None:
         """SIGTERM the lab (it tears its guests down), then sweep anything left."""
         proc, self._proc = self._proc, None

@@ -1,0 +1,154 @@
+"""Scale benchmark: the sample task at rising concurrency on the lab (root; prints a
+table, asserts nothing).
+
+    python -m tests.bench scale [--concurrency 1,10,50,100] [--no-baseline]
+
+For each concurrency C: one lab, the sample task with times = 2 x C (one VM per
+iteration), then rally-openstack's own NovaServers.boot_and_live_migrate_server with
+the same runner as the baseline. Reports successes, lost or unparseable probe logs,
+SSH errors, the meter's own atomic actions at p50/p95, the Rally host's CPU and
+peak memory (the rally process tree) and the lab's, and the ratio of iteration
+durations (ours / baseline) with our recovery wait shown apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.lab.harness import REPO_ROOT, LabProcess
+from tests.lab.openstack.config import env_spec
+from tests.lab.rally_cli import RallyHome
+
+SAMPLE = REPO_ROOT / "samples" / "live_migrate_metadata.yaml"
+LAB_ARGS = REPO_ROOT / "samples" / "lab-args.yaml"
+METER_STEPS = ("metadata_meter.start", "metadata_meter.wait_answering",
+               "metadata_meter.collect")
+BASELINE = {"version": 2, "title": "baseline", "subtasks": [{"title": "baseline",
+            "workloads": [{"scenario": {"NovaServers.boot_and_live_migrate_server": {
+                "image": {"name": "cirros-lab"}, "flavor": {"name": "m1.tiny"}}},
+                "runner": {"constant": {"times": 0, "concurrency": 0}},
+                "contexts": {"users": {"tenants": 1, "users_per_tenant": 1},
+                             "network": {}}}]}]}
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _atomic(iteration: dict, name: str) -> float | None:
+    for action in iteration["atomic_actions"]:
+        if action["name"] == name and action.get("finished_at"):
+            return action["finished_at"] - action["started_at"]
+    return None
+
+
+def _workload(report: dict) -> dict:
+    return report["tasks"][0]["subtasks"][0]["workloads"][0]
+
+
+def run_task(rally: RallyHome, task: Path, args: dict | None, args_file: Path | None):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    _, uuid = rally.start_task(task, "lab", args=args, args_file=args_file)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return _workload(rally.json_report(uuid)), {"wall_s": wall, "rally_cpu_s": cpu,
+                                                "rally_peak_mib": after.ru_maxrss / 1024}
+
+
+def measure(concurrency: int, baseline: bool, root: Path) -> dict:
+    times = 2 * concurrency
+    with LabProcess(root / "lab") as lab:
+        rally = RallyHome(root / "rally")
+        rally.create_env("lab", env_spec(lab.url))
+        ours, usage = run_task(rally, SAMPLE, {"times": times, "concurrency": concurrency},
+                               LAB_ARGS)
+        lab_after_ours = lab.resource_usage()
+        row = {"concurrency": concurrency, "times": times, **usage,
+               "lab_cpu_s": lab_after_ours["cpu_s"],
+               "lab_peak_mib": lab_after_ours["peak_mib"]}
+        data = ours["data"]
+        errors = [" ".join(map(str, it["error"])) for it in data if it["error"]]
+        row["succeeded"] = len(data) - len(errors)
+        row["ssh_errors"] = sum("SSH" in e for e in errors)
+        row["lost_logs"] = sum(("MetadataNotMeasured" in e or "probe log" in e)
+                               for e in errors)
+        row["other_errors"] = sorted({e.split(" ", 1)[0] for e in errors})
+        for step in METER_STEPS:
+            values = [v for it in data if (v := _atomic(it, step)) is not None]
+            row[f"{step} p50"] = percentile(values, 0.5)
+            row[f"{step} p95"] = percentile(values, 0.95)
+        durations = [it["duration"] for it in data if not it["error"]]
+        recovery = [v for it in data if not it["error"]
+                    and (v := _atomic(it, "metadata_meter.wait_recovery")) is not None]
+        row["ours_mean_s"] = statistics.mean(durations) if durations else float("nan")
+        row["recovery_wait_mean_s"] = statistics.mean(recovery) if recovery else float("nan")
+        if baseline:
+            task = root / "baseline.json"
+            spec = json.loads(json.dumps(BASELINE))
+            spec["subtasks"][0]["workloads"][0]["runner"]["constant"].update(
+                times=times, concurrency=concurrency)
+            task.write_text(json.dumps(spec))
+            base, _ = run_task(rally, task, None, None)
+            base_durations = [it["duration"] for it in base["data"] if not it["error"]]
+            row["baseline_mean_s"] = (statistics.mean(base_durations)
+                                      if base_durations else float("nan"))
+        row["leftovers"] = lab.leftovers()
+    return row
+
+
+def print_table(rows: list[dict]) -> None:
+    for row in rows:
+        print(f"\n== concurrency {row['concurrency']} ({row['times']} iterations, "
+              f"{row['wall_s']:.0f} s) ==")
+        print(f"  succeeded {row['succeeded']}/{row['times']}   lost/unparseable probe logs "
+              f"{row['lost_logs']}   SSH errors {row['ssh_errors']}   other errors "
+              f"{row['other_errors'] or 'none'}   leftovers {row['leftovers'] or 'none'}")
+        for step in METER_STEPS:
+            print(f"  {step:<32} p50 {row[f'{step} p50']:6.2f} s   "
+                  f"p95 {row[f'{step} p95']:6.2f} s")
+        print(f"  Rally host: CPU {row['rally_cpu_s']:.0f} s, peak process "
+              f"{row['rally_peak_mib']:.0f} MiB   lab: CPU {row['lab_cpu_s']:.0f} s, peak "
+              f"{row['lab_peak_mib']:.0f} MiB")
+        line = (f"  iteration mean: ours {row['ours_mean_s']:.1f} s (of which recovery "
+                f"wait {row['recovery_wait_mean_s']:.1f} s)")
+        if "baseline_mean_s" in row:
+            ratio = row["ours_mean_s"] / row["baseline_mean_s"]
+            without = ((row["ours_mean_s"] - row["recovery_wait_mean_s"])
+                       / row["baseline_mean_s"])
+            line += (f", baseline {row['baseline_mean_s']:.1f} s; ratio {ratio:.2f} "
+                     f"({without:.2f} without the recovery wait)")
+        print(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench scale")
+    parser.add_argument("--concurrency", default="1,10,50,100")
+    parser.add_argument("--no-baseline", action="store_true")
+    args = parser.parse_args(argv)
+    rows = []
+    for concurrency in (int(c) for c in args.concurrency.split(",")):
+        root = Path(tempfile.mkdtemp(prefix="rmdscale"))
+        try:
+            rows.append(measure(concurrency, not args.no_baseline, root))
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        print(f"concurrency {concurrency} done", file=sys.stderr)
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
