@@ -9,7 +9,7 @@ import logging
 import shlex
 import socket
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import paramiko
 from rally import exceptions as rally_exceptions

@@ -51,8 +51,9 @@ _CLOCK_RESET_SECONDS = 2.0
 
 
 # Times are /proc/uptime figures: plain decimals, never nan/inf/exponents.
+_TIME = r"([0-9]+(?:\.[0-9]+)?)"
 _PROBE_LINE = re.compile(
-    r"P ([1-9][0-9]*) ([0-9]+(?:\.[0-9]+)?) ([0-9]+(?:\.[0-9]+)?) (OK|FAIL) ([a-z]+(?:=[0-9a-z]+)?)")
+    rf"P ([1-9][0-9]*) {_TIME} {_TIME} (OK|FAIL) ([a-z]+(?:=[0-9a-z]+)?)")
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 

@@ -6,10 +6,8 @@ import logging
 import time
 import typing
 
-from rally.common import cfg
-from rally.common import validation
-from rally.task import atomic
-from rally.task import types
+from rally.common import cfg, validation
+from rally.task import atomic, types
 from rally.task import utils as task_utils
 from rally.task.scenario import Field
 from rally.utils import sshutils

@@ -16,8 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from tests.lab.openstack.config import env_spec
 from tests.lab.harness import REPO_ROOT, LabProcess
+from tests.lab.openstack.config import env_spec
 from tests.lab.rally_cli import RallyHome
 
 SAMPLE_TASK = REPO_ROOT / "samples" / "live_migrate_metadata.yaml"

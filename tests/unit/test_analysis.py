@@ -7,8 +7,7 @@ import hypothesis
 import hypothesis.strategies as st
 import pytest
 
-from rally_metadata_downtime.analysis import (AnalysisError, NoSuccessfulProbe, Outage,
-                                              analyse)
+from rally_metadata_downtime.analysis import AnalysisError, NoSuccessfulProbe, Outage, analyse
 from rally_metadata_downtime.probe_log import parse_probe_log
 
 HEADER = "# rmd-probe v1 interval=0.2 timeout=1 mode=hostname expect=vm-1 started=0.50\n"

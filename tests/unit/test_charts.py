@@ -8,7 +8,6 @@ from rally.task.processing import charts as rally_charts
 from rally_metadata_downtime.analysis import analyse
 from rally_metadata_downtime.plugins import charts
 from rally_metadata_downtime.probe_log import parse_probe_log
-
 from tests.unit.plugin_data import measured, network, outage_log, probe_text
 
 ALLOWED_KEYS = {"title", "description", "chart_plugin", "data", "label", "axis_label"}

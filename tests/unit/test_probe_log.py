@@ -2,8 +2,7 @@
 
 import pytest
 
-from rally_metadata_downtime.probe_log import (Probe, ProbeHeader, ProbeLogError,
-                                               parse_probe_log)
+from rally_metadata_downtime.probe_log import Probe, ProbeHeader, ProbeLogError, parse_probe_log
 
 HEADER = "# rmd-probe v1 interval=0.2 timeout=1 mode=hostname expect=vm-1 started=100.00\n"
 

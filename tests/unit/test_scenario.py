@@ -9,12 +9,13 @@ from rally.task import atomic
 from rally_metadata_downtime.meter import GuestClock, MeterError
 from rally_metadata_downtime.plugins import charts
 from rally_metadata_downtime.plugins import scenario as scenario_module
-from rally_metadata_downtime.plugins.scenario import (BootAndLiveMigrate,
-                                                      MetadataNotMeasured,
-                                                      MetadataNotRecovered,
-                                                      wait_for_recovery)
+from rally_metadata_downtime.plugins.scenario import (
+    BootAndLiveMigrate,
+    MetadataNotMeasured,
+    MetadataNotRecovered,
+    wait_for_recovery,
+)
 from rally_metadata_downtime.probe_log import ProbeLogError
-
 from tests.unit.plugin_data import network, probe_text
 
 # Guest uptime when the (instant, mocked) migration happens: the probe log below has

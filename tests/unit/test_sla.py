@@ -7,7 +7,6 @@ from rally.task import sla as rally_sla
 from rally_metadata_downtime.analysis import analyse
 from rally_metadata_downtime.plugins import charts
 from rally_metadata_downtime.plugins.sla import MetadataDowntime
-
 from tests.unit.plugin_data import iteration, measured, network, outage_log
 
 

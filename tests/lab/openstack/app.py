@@ -7,7 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from tests.lab.openstack import glance, keystone, neutron, nova
-from tests.lab.openstack.common import (CONFIG_KEY, DRIVER_KEY, STORE_KEY, middleware)
+from tests.lab.openstack.common import CONFIG_KEY, DRIVER_KEY, STORE_KEY, middleware
 from tests.lab.openstack.config import LabConfig
 from tests.lab.openstack.store import AddressPool, Store
 

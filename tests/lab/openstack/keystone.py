@@ -7,8 +7,7 @@ import uuid
 
 from aiohttp import web
 
-from tests.lab.openstack.common import (CONFIG_KEY, STORE_KEY, LabFault, body_of,
-                                        token_of)
+from tests.lab.openstack.common import CONFIG_KEY, STORE_KEY, LabFault, body_of, token_of
 from tests.lab.openstack.store import Store, Token, new_id
 
 routes = web.RouteTableDef()
@@ -118,7 +117,7 @@ async def issue_token(request):
              if a["user"] == user["id"] and a["project"] == project["id"]]
     if not roles:
         raise LabFault(401, f"user {user['name']} has no role on {project['name']}")
-    issued = datetime.datetime.now(datetime.timezone.utc)
+    issued = datetime.datetime.now(datetime.UTC)
     token = Token(user=user, project=project,
                   roles=[{"id": r["id"], "name": r["name"]} for r in roles],
                   issued_at=issued.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),

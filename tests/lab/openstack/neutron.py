@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tests.lab.openstack.common import (DRIVER_KEY, STORE_KEY, LabFault, body_of,
-                                        token_of)
+from tests.lab.openstack.common import DRIVER_KEY, STORE_KEY, LabFault, body_of, token_of
 from tests.lab.openstack.store import Store, new_id, now_iso
 
 routes = web.RouteTableDef()

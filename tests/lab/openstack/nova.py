@@ -12,8 +12,14 @@ from aiohttp import web
 
 from tests.lab.faults import FaultProfile
 from tests.lab.openstack import neutron
-from tests.lab.openstack.common import (CONFIG_KEY, DRIVER_KEY, STORE_KEY, LabFault,
-                                        body_of, token_of)
+from tests.lab.openstack.common import (
+    CONFIG_KEY,
+    DRIVER_KEY,
+    STORE_KEY,
+    LabFault,
+    body_of,
+    token_of,
+)
 from tests.lab.openstack.store import new_id, now_iso
 
 LOG = logging.getLogger("lab.nova")
@@ -221,10 +227,10 @@ async def create_server(request):
 
     server_id = new_id()
     host = random.choice(config.hypervisors)
-    port = neutron.create_row(store, "port", "ports", {
+    neutron.create_row(store, "port", "ports", {
         "name": "", "network_id": network["id"], "device_id": server_id,
         "device_owner": "compute:nova", "tenant_id": token.project["id"],
-        "mac_address": "fa:16:3e:%02x:%02x:%02x" % tuple(random.randbytes(3)),
+        "mac_address": "fa:16:3e:" + random.randbytes(3).hex(":"),
         "binding:host_id": host,
         "fixed_ips": [{"subnet_id": (network["subnets"] or [""])[0],
                        "ip_address": fixed_ip}],
