@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.lab.harness import LabProcess
+from tests.lab.harness import REPO_ROOT, LabProcess
 from tests.lab.openstack.config import env_spec
 from tests.lab.rally_cli import RallyHome
 
@@ -153,3 +153,12 @@ def test_task_validate_names_the_bad_field(lab, tmp_path, args, field):
     assert proc.returncode != 0
     assert field in proc.stdout + proc.stderr
     assert not subprocess.run(["test", "-e", "/tmp/rmd-pwned"]).returncode == 0
+
+
+def test_the_sample_task_validates_against_the_lab(lab):
+    _, rally, _ = lab
+    samples = REPO_ROOT / "samples"
+    proc = rally.run("task", "validate", str(samples / "live_migrate_metadata.yaml"),
+                     "--env", "lab", "--task-args-file", str(samples / "lab-args.yaml"),
+                     check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
