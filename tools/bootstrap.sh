@@ -2,6 +2,11 @@
 # Install what the tests and the lab need on a fresh Debian machine (run as root).
 # Idempotent: a second run only checks.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# A lab killed with its session (no teardown) leaves its bridge routing lab
+# addresses; remove such remains before apt and pip need the network.
+python3 -S -m tests.lab.sweep
 
 apt_packages=(openssh-server openssh-client iproute2 busybox curl dash
               iputils-ping procps util-linux)

@@ -4,9 +4,9 @@ Needs root. Every metadata fault shape is injected by a lab live migration while
 probe runs; its log, parsed and analysed, must place the outage where the lab says
 it was, within the resolution the analysis states.
 
-The lab here uses its own prefix and gateways (198.51.100.129/27, 203.0.113.129/28)
-apart from tests/lab/test_fabric.py's (.193/26 and the /28s above it), so both files
-can run at the same time in one root namespace. Guests: 198.51.100.130-.158.
+The lab here uses its own prefix and gateways (198.51.100.129/27, 203.0.113.1/28)
+apart from tests/lab/test_fabric.py's and the main lab's (tests/lab/addressing.py), so
+they can run at the same time in one root namespace. Guests: 198.51.100.130-.158.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 SCRIPT = (Path(__file__).resolve().parents[2]
           / "rally_metadata_downtime" / "guest" / "metadata_probe.sh").read_text()
 PREFIX = f"rmdp{os.getpid() % 1000}"
-FIXED_GW, FLOATING_GW = "198.51.100.129/27", "203.0.113.129/28"
+FIXED_GW, FLOATING_GW = "198.51.100.129/27", "203.0.113.1/28"
 SHELLS = {"busybox": [BUSYBOX, "sh"], "dash": [shutil.which("dash") or "/usr/bin/dash"]}
 INTERVAL, TIMEOUT = 0.2, 1.0
 # Each shape gets its own outage length, so a window matched to the wrong guest shows.

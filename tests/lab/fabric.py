@@ -3,7 +3,8 @@ namespaces running sshd, plus live migrations that inject faults.
 
 Topology (root namespace = the Rally host)::
 
-    <prefix>br0  198.51.100.1/24, 203.0.113.1/24   (bridge; the only root-ns addresses)
+    <prefix>br0  fixed and floating gateways (bridge; the only root-ns addresses;
+                 see tests.lab.addressing for the layout and what they must not cover)
       |-- <prefix>m0 == eth0 in <prefix>-meta: 169.254.169.254/32, metadata HTTP on :80
       |-- <prefix>v<N> == eth0 in <prefix>-g<N>: fixed IP/24 (+ floating IPs/24), sshd
 
@@ -33,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
+from tests.lab import addressing
 from tests.lab import ledger as ledger_mod
 from tests.lab import netns
 from tests.lab.faults import FaultProfile, GroundTruth, InjectedWindow
@@ -105,8 +107,8 @@ class Fabric:
     """
 
     def __init__(self, state_dir: Path, prefix: str = "rmdlab", *,
-                 fixed_gateway: str = "198.51.100.1/24",
-                 floating_gateway: str = "203.0.113.1/24",
+                 fixed_gateway: str = addressing.MAIN_FIXED_GATEWAY,
+                 floating_gateway: str = addressing.MAIN_FLOATING_GATEWAY,
                  default_profile: FaultProfile | None = None,
                  sshd_timeout: float = 20.0) -> None:
         if not _PREFIX_RE.match(prefix):
@@ -116,8 +118,8 @@ class Fabric:
         if re.search(r"[\s\"'\\]", str(self.state_dir)):
             raise ValueError(f"state_dir {self.state_dir}: no spaces or quotes (sshd_config)")
         self.prefix = prefix
-        self.fixed_gateway = ipaddress.ip_interface(fixed_gateway)
-        self.floating_gateway = ipaddress.ip_interface(floating_gateway)
+        self.fixed_gateway = addressing.check_gateway("fixed_gateway", fixed_gateway)
+        self.floating_gateway = addressing.check_gateway("floating_gateway", floating_gateway)
         self.default_profile = default_profile or FaultProfile()
         self.sshd_timeout = sshd_timeout
         self.bridge = f"{prefix}br0"

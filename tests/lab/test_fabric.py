@@ -29,11 +29,12 @@ from tests.lab.faults import FaultProfile
 from tests.lab.metadata_service import InstanceInfo, MetadataService
 
 PREFIX = f"rmdt{os.getpid() % 1000}"
-# Session lab: gateways .193/26, guests .194-.223. The /28s above it belong to the
-# short-lived labs of the teardown and crash tests.
-FIXED_GW, FLOATING_GW = "198.51.100.193/26", "203.0.113.193/26"
-TEARDOWN_FIXED_GW, TEARDOWN_FLOATING_GW = "198.51.100.225/28", "203.0.113.225/28"
-CRASH_FIXED_GW, CRASH_FLOATING_GW = "198.51.100.241/28", "203.0.113.241/28"
+# Session lab: gateways .193/26 and 203.0.113.33/27, guests .194-.223. The smaller
+# prefixes belong to the short-lived labs of the teardown and crash tests. The layout
+# and what no prefix may cover: tests/lab/addressing.py.
+FIXED_GW, FLOATING_GW = "198.51.100.193/26", "203.0.113.33/27"
+TEARDOWN_FIXED_GW, TEARDOWN_FLOATING_GW = "198.51.100.225/28", "203.0.113.17/29"
+CRASH_FIXED_GW, CRASH_FLOATING_GW = "198.51.100.241/28", "203.0.113.25/29"
 REPO = Path(__file__).resolve().parents[2]
 MD_URL = "http://169.254.169.254"
 
@@ -61,7 +62,7 @@ def lab(tmp_path_factory):
 def vm_a(lab, key):
     guest = lab.create_guest("srv-a", "vm-a", "vm-a", "198.51.100.200", public_key(key),
                              key_name="lab-key", meta={"role": "a"})
-    lab.add_floating_ip("srv-a", "203.0.113.200")
+    lab.add_floating_ip("srv-a", "203.0.113.40")
     return guest
 
 
@@ -124,7 +125,7 @@ def test_guest_has_own_hostname_tmp_and_pid_namespace(lab, vm_a, vm_b):
 
 
 def test_ssh_login_with_boot_key_via_fixed_and_floating_ip(vm_a, key):
-    for address in (vm_a.fixed_ip, "203.0.113.200"):
+    for address in (vm_a.fixed_ip, "203.0.113.40"):
         client = ssh(address, key)
         try:
             status, out = run(client, 'hostname; echo "$PATH"; command -v curl; echo "$0"')
@@ -171,7 +172,7 @@ def test_metadata_identifies_each_guest_by_source_address(lab, vm_a, vm_b):
     ids = {curl(lab, s, "/latest/meta-data/instance-id").stdout for s in ("srv-a", "srv-b")}
     assert len(ids) == 2
     assert curl(lab, "srv-a", "/latest/meta-data/nonsense").stdout.endswith("\n404")
-    assert curl(lab, "srv-a", "/latest/meta-data/public-ipv4").stdout == "203.0.113.200\n200"
+    assert curl(lab, "srv-a", "/latest/meta-data/public-ipv4").stdout == "203.0.113.40\n200"
     lab.set_instance_meta("srv-b", {"lab_metadata_outage": "3"})
     b_doc = json.loads(curl(lab, "srv-b", "/openstack/latest/meta_data.json")
                        .stdout.rsplit("\n", 1)[0])
@@ -282,7 +283,7 @@ def test_metadata_fault_shape_fails_for_the_injected_window_then_recovers(
 
 
 def test_network_blackout_drops_ping_and_an_ssh_session_survives(lab, vm_a, key):
-    floating = "203.0.113.200"
+    floating = "203.0.113.40"
     client = ssh(floating, key)
     switched: list[float] = []
     try:
@@ -503,7 +504,7 @@ def test_teardown_after_a_failure_midway_leaves_nothing(tmp_path, key):
             guest = fabric.create_guest(sid, sid, sid, f"198.51.100.{230 + i}",
                                         public_key(key))
             pids += pids_of(guest)
-        fabric.add_floating_ip("t1", "203.0.113.230")
+        fabric.add_floating_ip("t1", "203.0.113.20")
         assert str(TEARDOWN_FIXED_GW) in root_addresses()
         threading.Thread(target=migrate_forever, daemon=True).start()
         deadline = time.monotonic() + 5
@@ -514,7 +515,7 @@ def test_teardown_after_a_failure_midway_leaves_nothing(tmp_path, key):
     assert migration_done.wait(5)
     assert lab_names(prefix) == []
     addresses = root_addresses()
-    for gateway in (TEARDOWN_FIXED_GW, TEARDOWN_FLOATING_GW, "203.0.113.230"):
+    for gateway in (TEARDOWN_FIXED_GW, TEARDOWN_FLOATING_GW, "203.0.113.20"):
         assert gateway.split("/")[0] + "/" not in addresses
     assert "169.254.169.254" not in addresses
     assert not any(ledger.process_alive(*p) for p in pids)

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from tests.lab.addressing import KEEP_OFF
 from tests.lab.harness import REPO_ROOT, LabProcess
 from tests.lab.openstack.config import env_spec
 from tests.lab.rally_cli import RallyHome
@@ -162,3 +163,15 @@ def test_the_sample_task_validates_against_the_lab(lab):
                      "--env", "lab", "--task-args-file", str(samples / "lab-args.yaml"),
                      check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_running_lab_leaves_the_package_registries_routed_outside(lab):
+    # pip and apt reach this machine's registries at a lab-range address
+    # (tests/lab/addressing.py); `ip route get` asks the kernel, sending nothing.
+    for address in KEEP_OFF:
+        route = subprocess.run(["ip", "route", "get", str(address)], capture_output=True,
+                               text=True, check=True).stdout
+        assert "rmdlab" not in route, route
+    bridge = subprocess.run(["ip", "-o", "addr", "show", "dev", "rmdlabbr0"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "203.0.113.129/25" in bridge, bridge

@@ -12,14 +12,13 @@ from tests.lab.openstack.config import LabConfig
 from tests.lab.openstack.store import AddressPool, Store
 
 
-def _seed_public_network(store: Store, admin_project_id: str) -> None:
+def _seed_public_network(store: Store, admin_project_id: str, config: LabConfig) -> None:
     network = neutron.create_row(store, "network", "networks", {
         "name": "public", "tenant_id": admin_project_id, "router:external": True,
         "shared": False})
     subnet = neutron.create_row(store, "subnet", "subnets", {
-        "name": "public-subnet", "network_id": network["id"], "cidr": "203.0.113.0/24",
-        "gateway_ip": "203.0.113.1", "tenant_id": admin_project_id,
-        "allocation_pools": [{"start": "203.0.113.10", "end": "203.0.113.189"}]})
+        "name": "public-subnet", "network_id": network["id"], "tenant_id": admin_project_id,
+        **config.public_subnet})
     network["subnets"].append(subnet["id"])
 
 
@@ -47,7 +46,7 @@ def make_app(driver, config: LabConfig | None = None,
     keystone.seed(store, config.admin_user, config.admin_password, config.admin_project)
     nova.seed_flavors(store)
     glance.seed(store, config.image_name)
-    _seed_public_network(store, store.find("projects", config.admin_project)["id"])
+    _seed_public_network(store, store.find("projects", config.admin_project)["id"], config)
     app[STORE_KEY] = store
     app[CONFIG_KEY] = config
     app[DRIVER_KEY] = driver
