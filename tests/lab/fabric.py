@@ -34,9 +34,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
-from tests.lab import addressing
+from tests.lab import addressing, netns
 from tests.lab import ledger as ledger_mod
-from tests.lab import netns
 from tests.lab.faults import FaultProfile, GroundTruth, InjectedWindow
 from tests.lab.guest_os import GuestFiles, GuestImage
 from tests.lab.metadata_service import HTTP_FAULTS, InstanceInfo, MetadataService
