@@ -20,6 +20,9 @@ from rally_metadata_downtime.probe_log import ProbeLogError, parse_probe_log
 LOG = logging.getLogger(__name__)
 
 SCRIPT_NAME = "metadata_probe.sh"
+DIRECTORY_PREFIX = "rmd-probe."
+# Exit codes of the start command (the probe's own are 2-4).
+_EXIT_RUNNING, _EXIT_WORKDIR, _EXIT_UPLOAD, _EXIT_NOT_RUNNING = 10, 11, 12, 13
 _CONNECTION_ERRORS = (rally_exceptions.SSHError, rally_exceptions.SSHTimeout,
                       paramiko.SSHException, socket.error, EOFError)
 
@@ -71,15 +74,39 @@ class MetadataMeter:
     def _path(self, name: str) -> str:
         return shlex.quote(f"{self.directory}/{name}")
 
-    def _probe_command(self) -> str:
+    def _probe_command(self, directory: str) -> str:
+        """The probe's command line; `directory` is a shell word (e.g. '"$d"')."""
         c = self.config
-        args = ["sh", self._path(SCRIPT_NAME), "-u", shlex.quote(c.url),
+        args = ["sh", f"{directory}/{SCRIPT_NAME}", "-u", shlex.quote(c.url),
                 "-i", shlex.quote(f"{c.interval:g}"), "-t", shlex.quote(f"{c.timeout:g}"),
-                "-m", shlex.quote(c.mode), "-l", self._path("probe.log"),
-                "-p", self._path("probe.pid")]
+                "-m", shlex.quote(c.mode), "-l", f"{directory}/probe.log",
+                "-p", f"{directory}/probe.pid"]
         if c.expect:
             args += ["-e", shlex.quote(c.expect)]
         return " ".join(args)
+
+    def _start_command(self, attempts: int = 25) -> str:
+        """One round trip: refuse a second probe, make the private directory, write
+        the script from stdin, launch it detached and wait until it runs. Prints the
+        directory first, so a failure later on still leaves it known for cleanup."""
+        workdir = shlex.quote(self.config.workdir)
+        probe = self._probe_command('"$d"')
+        return (
+            f"for f in {workdir}/{DIRECTORY_PREFIX}*/probe.pid; do "
+            f'[ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && '
+            f'{{ echo "a probe already runs in ${{f%/probe.pid}}" >&2; exit {_EXIT_RUNNING}; }}; '
+            f"done; "
+            f"d=$(mktemp -d {workdir}/{DIRECTORY_PREFIX}XXXXXX) || exit {_EXIT_WORKDIR}; "
+            f'echo "$d"; '
+            f'cat > "$d"/{SCRIPT_NAME} || exit {_EXIT_UPLOAD}; '
+            f"if command -v setsid >/dev/null 2>&1; then detach=setsid; "
+            f"else detach=nohup; fi; "
+            f"$detach {probe} </dev/null >/dev/null "
+            f'2>"$d"/probe.err & '
+            f"i=0; while [ $i -lt {attempts} ]; do "
+            f'[ -s "$d"/probe.pid ] && kill -0 "$(cat "$d"/probe.pid)" 2>/dev/null && exit 0; '
+            f"sleep 0.2; i=$((i+1)); done; "
+            f'cat "$d"/probe.err >&2; exit {_EXIT_NOT_RUNNING}')
 
     # -- SSH with reconnect --------------------------------------------------------
     def _execute(self, command: str, stdin: str | None = None) -> tuple[int, str, str]:
@@ -114,42 +141,26 @@ class MetadataMeter:
 
     # -- the probe's life ----------------------------------------------------------
     def start(self) -> GuestClock:
-        """Upload and start the probe in a private directory; measure the guest clock."""
+        """Upload and start the probe in a private directory; measure the guest clock.
+
+        Two SSH round trips: the start itself, then the clock reading (on its own so
+        that its error is one round trip, not the wait for the probe).
+        """
         if self.directory is not None:
             raise MeterError(f"the probe already runs in {self.directory}")
-        template = shlex.quote(f"{self.config.workdir}/rmd-probe.XXXXXX")
-        status, out, err = self._execute(f"mktemp -d {template}")
-        if status != 0 or not out.strip():
-            raise MeterError(f"workdir {self.config.workdir!r}: cannot create a private "
-                             f"directory in the guest: {err.strip() or out.strip()}")
-        self.directory = out.strip()
-        status, _, err = self._execute(f"cat > {self._path(SCRIPT_NAME)}",
-                                       stdin=probe_script())
+        status, out, err = self._execute(self._start_command(), stdin=probe_script())
+        self.directory = out.strip().splitlines()[0] if out.strip() else None
         if status != 0:
-            raise MeterError(f"uploading the probe to {self.directory} failed: {err}")
-        detach = "setsid" if self._has("setsid") else "nohup"
-        status, _, err = self._execute(
-            f"{detach} {self._probe_command()} </dev/null >/dev/null "
-            f"2>{self._path('probe.err')} &")
-        if status != 0:
-            raise MeterError(f"starting the probe failed: {err}")
-        self._confirm_running()
+            err = err.strip() or "no error output"
+            raise MeterError({
+                _EXIT_RUNNING: f"refused to start a second probe in this guest: {err}",
+                _EXIT_WORKDIR: f"workdir {self.config.workdir!r}: cannot create a private "
+                               f"directory in the guest: {err}",
+                _EXIT_UPLOAD: f"uploading the probe to {self.directory} failed: {err}",
+                _EXIT_NOT_RUNNING: f"the probe did not start in {self.directory}: {err}",
+            }.get(status, f"starting the probe failed (exit {status}): {err}"))
         self.clock = self._measure_clock()
         return self.clock
-
-    def _has(self, command: str) -> bool:
-        status, _, _ = self._execute(f"command -v {shlex.quote(command)} >/dev/null")
-        return status == 0
-
-    def _confirm_running(self, attempts: int = 25) -> None:
-        pid, err = self._path("probe.pid"), self._path("probe.err")
-        status, _, stderr = self._execute(
-            f"i=0; while [ $i -lt {attempts} ]; do "
-            f"[ -s {pid} ] && kill -0 \"$(cat {pid})\" 2>/dev/null && exit 0; "
-            f"sleep 0.2; i=$((i+1)); done; cat {err} >&2; exit 1")
-        if status != 0:
-            raise MeterError(f"the probe did not start in {self.directory}: "
-                             f"{stderr.strip() or 'no error output'}")
 
     def _measure_clock(self) -> GuestClock:
         before = time.time()

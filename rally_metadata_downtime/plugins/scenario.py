@@ -40,22 +40,41 @@ class MetadataNotMeasured(RuntimeError):
     """The probe log gave no usable figure (no success, empty, rebooted guest)."""
 
 
+class MetadataProbeStopped(MetadataNotMeasured):
+    """The probe stopped running in the guest before metadata recovered."""
+
+
 def wait_for_recovery(fetch_log: typing.Callable[[], str], recovered_after: float,
-                      settle: float, timeout: float, clock=time.monotonic,
-                      sleep=time.sleep) -> bool:
+                      settle: float, timeout: float,
+                      probe_running: typing.Callable[[], bool] = lambda: True,
+                      clock=time.monotonic, sleep=time.sleep) -> bool:
     """Poll the running probe's log until metadata answered again after
     `recovered_after` (guest uptime) and kept answering for `settle` s.
 
     Gives up after `timeout` s and returns False; the caller judges the final log.
+    When the log stops growing, asks `probe_running` and raises MetadataProbeStopped
+    if the probe is gone: its log cannot show a recovery any more.
     """
     deadline = clock() + timeout
+    seen = -1
     while True:
+        log = None
         try:
-            report = analyse(parse_probe_log(fetch_log()), recovered_after)
+            log = parse_probe_log(fetch_log())
+            report = analyse(log, recovered_after)
             if report.recovered and report.settled_for >= settle:
                 return True
         except (ProbeLogError, AnalysisError):
             pass  # nothing usable yet: keep polling until the deadline
+        probes = len(log.probes) if log else 0
+        if probes == seen and not probe_running():
+            ends = (f"its log ends at guest uptime {log.probes[-1].end:.1f} s, "
+                    f"{log.probes[-1].end - recovered_after:.1f} s after the migration"
+                    if probes else "it logged no probe")
+            raise MetadataProbeStopped(
+                f"the metadata probe stopped running in the guest before metadata "
+                f"recovered ({ends}): was it killed, or did the guest run out of memory?")
+        seen = probes
         if clock() >= deadline:
             return False
         sleep(min(1.0, max(settle / 2, 0.2)))
@@ -174,7 +193,7 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
             recovered_after = measured.migrations[-1].end
             with atomic.ActionTimer(self, "metadata_meter.wait_recovery"):
                 wait_for_recovery(meter.fetch_log, recovered_after, settle,
-                                  recovery_timeout)
+                                  recovery_timeout, probe_running=meter.is_running)
             with atomic.ActionTimer(self, "metadata_meter.collect"):
                 text = meter.stop()
             try:

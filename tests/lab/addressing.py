@@ -16,6 +16,7 @@ can run beside it as long as their guest addresses stay apart::
     probe script tests    fixed 198.51.100.129/27   floating 203.0.113.1/28
     fabric tests          fixed 198.51.100.193/26 (+ .225/28, .241/28)
                           floating 203.0.113.33/27, .17/29, .25/29
+    meter tests           fixed 198.51.100.161/27   floating 203.0.113.97/28
 """
 
 from __future__ import annotations

@@ -43,6 +43,10 @@ from tests.lab.metadata_service import HTTP_FAULTS, InstanceInfo, MetadataServic
 LOG = logging.getLogger(__name__)
 
 METADATA_IP = "169.254.169.254"
+# The main process of every metadata probe the plugin started (it runs from
+# <workdir>/rmd-probe.XXXXXX with its pid file there); its in-flight requests finish.
+_KILL_PROBES = ('for f in /tmp/rmd-probe.*/probe.pid; do [ -s "$f" ] && p=$(cat "$f") '
+                '&& kill -KILL "$p" && echo "$p"; done; true')
 # A MAC no lab interface has: frames sent to it are flooded and dropped.
 _BLACKHOLE_MAC = "02:00:00:00:00:01"
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
@@ -493,6 +497,9 @@ class Fabric:
                 raise MigrationError(f"lab: migration of {server_id} failed (profile)")
             if profile.result == "hang":
                 await self._sleep_while_present(guest, float("inf"))
+            if profile.guest_event != "none":
+                await self._in_fault_thread(
+                    lambda: self._apply_guest_event(guest, profile.guest_event))
             if profile.metadata_outage > 0:
                 outage = _ActiveFault(self, guest, "metadata", profile.metadata_shape)
                 await self._in_fault_thread(outage.apply)
@@ -519,6 +526,44 @@ class Fabric:
                     fault.remove()
             with self._lock:
                 self._migrating.discard(server_id)
+
+    def _apply_guest_event(self, guest: Guest, event: str) -> None:
+        """Do `event` (FaultProfile.guest_event) to the guest and record what it hit."""
+        window = self.ground_truth.open("guest", event, guest.server_id)
+        try:
+            if event == "reboot":
+                self.reboot_guest(guest.server_id)
+                window.detail = "rebooted"
+            elif event == "drop_ssh":
+                killed_sessions = self.drop_ssh_sessions(guest.server_id)
+                window.detail = f"killed sshd sessions {killed_sessions}"
+            elif event == "kill_probe":
+                killed = self.guest_exec(guest.server_id, ["sh", "-c", _KILL_PROBES]).stdout
+                window.detail = f"killed probe PIDs {killed.split()}"
+            else:
+                raise ValueError(f"unknown guest event {event!r}")
+        finally:
+            self.ground_truth.close(window)
+
+    def drop_ssh_sessions(self, server_id: str) -> list[int]:
+        """SIGKILL the guest's per-connection sshd processes (children of its
+        listening sshd): every open SSH connection drops. Returns their PIDs."""
+        killed: list[int] = []
+        listener = self.guest(server_id).sshd_pid
+        try:
+            children = Path(f"/proc/{listener}/task/{listener}/children").read_text().split()
+        except OSError:
+            return killed
+        for pid in map(int, children):
+            try:
+                if not Path(f"/proc/{pid}/comm").read_text().startswith("sshd"):
+                    continue  # the probe and other orphans are reparented to sshd too
+            except OSError:
+                continue
+            starttime = ledger_mod.process_starttime(pid)
+            if starttime is not None and ledger_mod.kill_process(pid, starttime):
+                killed.append(pid)
+        return killed
 
     async def _in_fault_thread(self, switch: Callable[[], None]) -> None:
         try:

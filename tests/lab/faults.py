@@ -18,6 +18,7 @@ from typing import Any
 
 METADATA_SHAPES = ("refused", "timeout", "http_404", "http_503", "wrong_instance")
 MIGRATION_RESULTS = ("ok", "error", "hang")
+GUEST_EVENTS = ("none", "drop_ssh", "kill_probe", "reboot")
 # Bounds keep every lab wait finite; no real test wants an hour-long fault.
 MAX_SECONDS = 3600.0
 
@@ -28,6 +29,7 @@ METADATA_KEYS = {
     "lab_metadata_outage": "metadata_outage",
     "lab_metadata_shape": "metadata_shape",
     "lab_migration_result": "result",
+    "lab_guest_event": "guest_event",
 }
 _SECONDS_FIELDS = ("duration", "network_blackout", "metadata_outage")
 
@@ -54,6 +56,10 @@ class FaultProfile:
         dropped), http_404 (proxy cannot map the instance), http_503, wrong_instance
         (answers with another instance's data).
     result: ok, error (fails after `duration`, no switchover), hang (never finishes).
+    guest_event: what else happens to the guest at the switchover: none, drop_ssh
+        (its sshd sessions are killed: every open SSH connection drops), kill_probe
+        (the metadata probe's main process is killed) or reboot (every guest process
+        dies, /tmp is emptied, sshd starts again).
     """
 
     duration: float = 2.0
@@ -61,6 +67,7 @@ class FaultProfile:
     metadata_outage: float = 0.0
     metadata_shape: str = "refused"
     result: str = "ok"
+    guest_event: str = "none"
 
     def __post_init__(self) -> None:
         for name in _SECONDS_FIELDS:
@@ -71,6 +78,9 @@ class FaultProfile:
         if self.result not in MIGRATION_RESULTS:
             raise ValueError(f"result: {self.result!r} is not one of "
                              f"{', '.join(MIGRATION_RESULTS)}")
+        if self.guest_event not in GUEST_EVENTS:
+            raise ValueError(f"guest_event: {self.guest_event!r} is not one of "
+                             f"{', '.join(GUEST_EVENTS)}")
 
     @classmethod
     def from_metadata(cls, base: FaultProfile, metadata: Mapping[str, Any]) -> FaultProfile:
@@ -110,7 +120,8 @@ def boottime() -> float:
 
 @dataclasses.dataclass
 class InjectedWindow:
-    """One fault the lab applied: kind `network` (shape `blackout`) or `metadata`.
+    """One fault the lab applied: kind `network` (shape `blackout`), `metadata`, or
+    `guest` (shape: the guest event; `detail` says what it hit).
 
     start/end are taken right after the fault was applied/removed, so the fault was
     certainly active over [start, end]. end is None while the fault lasts.
@@ -123,6 +134,7 @@ class InjectedWindow:
     start_wall: float
     end_boottime: float | None = None
     end_wall: float | None = None
+    detail: str = ""
 
     @property
     def duration(self) -> float | None:

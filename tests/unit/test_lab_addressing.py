@@ -53,7 +53,8 @@ def test_the_main_lab_stays_apart_from_the_test_labs():
     for fixed, floating in [("198.51.100.129/27", "203.0.113.1/28"),     # probe tests
                             ("198.51.100.193/26", "203.0.113.33/27"),    # fabric tests
                             ("198.51.100.225/28", "203.0.113.17/29"),
-                            ("198.51.100.241/28", "203.0.113.25/29")]:
+                            ("198.51.100.241/28", "203.0.113.25/29"),
+                            ("198.51.100.161/27", "203.0.113.97/28")]:    # meter tests
         fixed_net = addressing.check_gateway("fixed", fixed).network
         assert main_fixed[1] < fixed_net.network_address
         assert not addressing.check_gateway("floating", floating).network.overlaps(

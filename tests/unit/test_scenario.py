@@ -13,6 +13,7 @@ from rally_metadata_downtime.plugins.scenario import (
     BootAndLiveMigrate,
     MetadataNotMeasured,
     MetadataNotRecovered,
+    MetadataProbeStopped,
     wait_for_recovery,
 )
 from rally_metadata_downtime.probe_log import ProbeLogError
@@ -285,6 +286,30 @@ def test_wait_for_recovery_gives_up_at_timeout():
                                  clock=lambda: now[0],
                                  sleep=lambda s: now.__setitem__(0, now[0] + s))
     assert 3 <= now[0] <= 4
+
+
+def test_wait_for_recovery_names_a_probe_that_stopped_before_recovery():
+    now = [0.0]
+    fetch = mock.Mock(return_value=NEVER_RECOVERED_LOG)
+    running = mock.Mock(side_effect=[True, False])
+    with pytest.raises(MetadataProbeStopped, match=r"stopped running in the guest before "
+                       r"metadata recovered \(its log ends at guest uptime 106\.\d s"):
+        wait_for_recovery(fetch, MIGRATION_AT, settle=1, timeout=60,
+                          probe_running=running, clock=lambda: now[0],
+                          sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert running.call_count == 2   # asked only while the log did not grow
+    assert now[0] < 60
+
+
+def test_wait_for_recovery_does_not_ask_while_the_log_grows():
+    now = [0.0]
+    fetch = mock.Mock(side_effect=[probe_text(*(["OK"] * 5 + ["curl=28"] * n))
+                                   for n in range(1, 40)])
+    running = mock.Mock(return_value=False)
+    assert not wait_for_recovery(fetch, MIGRATION_AT, settle=1, timeout=3,
+                                 probe_running=running, clock=lambda: now[0],
+                                 sleep=lambda s: now.__setitem__(0, now[0] + s))
+    running.assert_not_called()
 
 
 # -- validation: refused before anything boots, naming the argument -----------------

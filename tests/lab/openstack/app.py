@@ -52,6 +52,7 @@ def make_app(driver, config: LabConfig | None = None,
     app[DRIVER_KEY] = driver
     app["fixed_pool"] = AddressPool(*config.fixed_pool)
     app["floating_pool"] = AddressPool(*config.floating_pool)
+    app["faulty_servers_booted"] = {}
     app.router.add_get("/lab/state", _lab_state)
     app.router.add_get("/lab/injected", _lab_injected)
     for module in (keystone, nova, glance, neutron):

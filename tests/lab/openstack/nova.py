@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import random
 
@@ -193,6 +194,28 @@ def _pick_network(request, server_body: dict) -> dict:
     raise LabFault(409, "No network available for the server: use the network context")
 
 
+# lab_no_curl shapes the guest image; lab_faulty_servers: N gives the fault profile to
+# the first N servers booted with the same metadata only, the later ones get the lab
+# default, so one workload holds faulty and healthy iterations side by side.
+_NON_PROFILE_KEYS = ("lab_no_curl", "lab_faulty_servers")
+
+
+def _is_beyond_faulty_servers(app, metadata: dict) -> bool:
+    if "lab_faulty_servers" not in metadata:
+        return False
+    try:
+        limit = int(metadata["lab_faulty_servers"])
+    except (TypeError, ValueError):
+        limit = -1
+    if limit < 0:
+        raise ValueError(f"lab_faulty_servers: must be a count >= 0, got "
+                         f"{metadata['lab_faulty_servers']!r}")
+    booted = app["faulty_servers_booted"]
+    key = json.dumps(metadata, sort_keys=True)
+    booted[key] = booted.get(key, 0) + 1
+    return booted[key] > limit
+
+
 @routes.post(PREFIX + "/servers")
 async def create_server(request):
     store, config = request.app[STORE_KEY], request.app[CONFIG_KEY]
@@ -206,11 +229,13 @@ async def create_server(request):
     if flavor is None:
         raise LabFault(400, f"Flavor {body.get('flavorRef')} could not be found.")
     metadata = body.get("metadata") or {}
-    # lab_no_curl shapes the guest image, not the migration: it is no fault key.
     no_curl = str(metadata.get("lab_no_curl", "false")).lower() == "true"
     try:
         profile = FaultProfile.from_metadata(
-            config.fault_profile, {k: v for k, v in metadata.items() if k != "lab_no_curl"})
+            config.fault_profile,
+            {k: v for k, v in metadata.items() if k not in _NON_PROFILE_KEYS})
+        if _is_beyond_faulty_servers(request.app, metadata):
+            profile = config.fault_profile
     except ValueError as e:
         raise LabFault(400, f"Invalid server metadata: {e}") from e
     public_key = None

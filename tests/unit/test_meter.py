@@ -1,0 +1,166 @@
+"""MetadataMeter's shell commands run for real in a local shell (no SSH, no root).
+
+The probe polls a closed loopback port, so it only ever fails; what is checked here
+is the meter's own work: one private directory per probe, a second probe refused,
+clear errors naming the cause, and nothing left after stop or cleanup.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+from rally import exceptions as rally_exceptions
+
+from rally_metadata_downtime.meter import MetadataMeter, MeterError
+from rally_metadata_downtime.probe_config import ProbeConfig
+from rally_metadata_downtime.probe_log import parse_probe_log
+
+CLOSED_PORT_URL = "http://127.0.0.1:9/latest/meta-data/hostname"
+
+
+class LocalShell:
+    """Stands in for rally.utils.sshutils.SSH: execute() runs `sh -c` here."""
+
+    def __init__(self, shell: str, fail_next: int = 0) -> None:
+        self.shell, self.fail_next = shell, fail_next
+        self.commands: list[str] = []
+        self.closed = 0
+
+    def execute(self, command, stdin=None, timeout=None):
+        if self.fail_next:
+            self.fail_next -= 1
+            raise rally_exceptions.SSHError("Socket error.")
+        self.commands.append(command)
+        proc = subprocess.run([self.shell, "-c", command], capture_output=True, text=True,
+                              input=stdin.read() if isinstance(stdin, io.StringIO) else None,
+                              stdin=None if stdin else subprocess.DEVNULL, timeout=timeout)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    def close(self):
+        self.closed += 1
+
+
+SHELLS = [s for s in ("dash", "bash") if shutil.which(s)]
+
+
+@pytest.fixture(params=SHELLS)
+def shell(request):
+    return request.param
+
+
+def meter_in(workdir, shell, **config):
+    connections = []
+
+    def connect():
+        connections.append(LocalShell(shell))
+        return connections[-1]
+    meter = MetadataMeter(connect, ProbeConfig(url=CLOSED_PORT_URL, interval=0.1,
+                                               timeout=0.5, workdir=str(workdir),
+                                               **config))
+    return meter, connections
+
+
+def probe_dirs(workdir):
+    return sorted(p.name for p in workdir.iterdir())
+
+
+def test_start_runs_the_probe_in_its_own_directory_and_stop_removes_it(tmp_path, shell):
+    meter, connections = meter_in(tmp_path, shell)
+    clock = meter.start()
+    try:
+        [directory] = probe_dirs(tmp_path)
+        assert directory.startswith("rmd-probe.")
+        assert meter.directory == str(tmp_path / directory)
+        assert meter.is_running()
+        # The guest clock is this machine's: uptime + offset ~= now.
+        uptime = float(open("/proc/uptime").read().split()[0])
+        assert abs(clock.to_host_time(uptime) - time.time()) < 1 + clock.error
+        deadline = time.monotonic() + 10
+        while len(parse_probe_log(meter.fetch_log()).probes) < 3:
+            assert time.monotonic() < deadline, meter.fetch_log()
+            time.sleep(0.1)
+    finally:
+        log = parse_probe_log(meter.stop())
+    assert log.stopped and not any(p.ok for p in log.probes)
+    assert {p.reason for p in log.probes} <= {"curl=7", "wget=1", "wget=timeout"}
+    assert probe_dirs(tmp_path) == []
+    assert len(connections) == 1  # every step on one connection
+
+
+def test_start_is_two_round_trips(tmp_path, shell):
+    meter, connections = meter_in(tmp_path, shell)
+    meter.start()
+    try:
+        assert len(connections[0].commands) == 2   # start, then the clock reading
+        assert connections[0].commands[1] == "cat /proc/uptime"
+    finally:
+        meter.cleanup()
+
+
+def test_a_second_probe_in_the_same_guest_is_refused(tmp_path, shell):
+    first, _ = meter_in(tmp_path, shell)
+    second, _ = meter_in(tmp_path, shell)
+    first.start()
+    try:
+        with pytest.raises(MeterError, match="refused to start a second probe in this "
+                                             "guest: a probe already runs in "):
+            second.start()
+        assert second.directory is None
+        assert probe_dirs(tmp_path) == [os.path.basename(first.directory)]
+    finally:
+        first.cleanup()
+    second.start()   # the first is gone: now it may
+    second.cleanup()
+    assert probe_dirs(tmp_path) == []
+
+
+def test_an_unwritable_workdir_is_named(tmp_path, shell):
+    meter, _ = meter_in(tmp_path / "missing", shell)
+    with pytest.raises(MeterError, match=f"workdir '{tmp_path}/missing': cannot create "
+                                         "a private directory in the guest"):
+        meter.start()
+    meter.cleanup()
+    assert meter.directory is None
+
+
+def test_a_probe_that_cannot_start_is_reported_with_its_error_and_removed(tmp_path,
+                                                                         shell, monkeypatch):
+    monkeypatch.setattr("rally_metadata_downtime.meter.probe_script",
+                        lambda: "echo 'probe: cannot run here' >&2; exit 4\n")
+    meter, _ = meter_in(tmp_path, shell)
+    with pytest.raises(MeterError, match="the probe did not start in .*rmd-probe.*: "
+                                         "probe: cannot run here"):
+        meter.start()
+    meter.cleanup()
+    assert probe_dirs(tmp_path) == []
+
+
+def test_a_dropped_connection_is_reopened(tmp_path, shell):
+    meter, connections = meter_in(tmp_path, shell)
+    meter.start()
+    try:
+        connections[0].fail_next = 1
+        assert "# rmd-probe v1" in meter.fetch_log()
+        assert len(connections) == 2 and connections[0].closed == 1
+    finally:
+        meter.cleanup()
+    assert probe_dirs(tmp_path) == []
+
+
+def test_values_reaching_the_shell_stay_inert(tmp_path, shell):
+    marker = tmp_path / "pwned"
+    meter, connections = meter_in(tmp_path, shell, expect="x")
+    meter.config = ProbeConfig(url=CLOSED_PORT_URL + "?a=1#b", interval=0.1, timeout=0.5,
+                               workdir=str(tmp_path), expect="x")
+    meter.start()
+    meter.cleanup()
+    assert not marker.exists()
+    with pytest.raises(ValueError, match="url"):
+        ProbeConfig(url=f"http://x/$(touch {marker})")
+    with pytest.raises(ValueError, match="workdir"):
+        ProbeConfig(workdir=f"/tmp/x;touch {marker}")
