@@ -27,8 +27,9 @@ from rally_metadata_downtime.probe_log import ProbeLogError, parse_probe_log
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
 
-Seconds = typing.Annotated[float, Field(ge=0)]
-PositiveSeconds = typing.Annotated[float, Field(gt=0)]
+# Every wait is bounded: an hour is more than any migration needs.
+Seconds = typing.Annotated[float, Field(ge=0, le=3600)]
+PositiveSeconds = typing.Annotated[float, Field(gt=0, le=3600)]
 ProbeSeconds = typing.Annotated[float, Field(gt=0, le=60)]
 
 

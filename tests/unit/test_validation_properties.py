@@ -1,0 +1,99 @@
+"""Property tests of argument validation: whatever the input, it is either accepted
+and safe to hand to a shell, or refused with an error that names the argument."""
+
+from __future__ import annotations
+
+import math
+import shlex
+
+import hypothesis
+import hypothesis.strategies as st
+from rally.task import scenario as rally_scenario
+from rally.task import sla as rally_sla
+
+from rally_metadata_downtime.meter import MetadataMeter
+from rally_metadata_downtime.plugins.validators import probe_config
+from rally_metadata_downtime.probe_config import ProbeConfigError
+
+SCENARIO = "MetadataDowntime.boot_and_live_migrate"
+REQUIRED = {"image": {"name": "cirros"}, "flavor": {"name": "m1.tiny"}, "username": "cirros"}
+SHELL_SPECIAL = set("$`;&|<>()'\"\\ \t\n*")
+
+any_value = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+                      st.floats(allow_nan=False), st.text(max_size=20),
+                      st.lists(st.integers(), max_size=2))
+SETTINGS = hypothesis.settings(max_examples=150, deadline=None)
+
+
+def syntax_errors(args: dict) -> list[str]:
+    return rally_scenario.Scenario.validate(
+        name=SCENARIO, context={}, config={"args": {**REQUIRED, **args}},
+        plugin_cfg=None, vtype="syntax")
+
+
+def is_seconds(value, low_open: bool = False, high: float = 3600) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return (value > 0 if low_open else value >= 0) and value <= high
+
+
+def is_integer(value) -> bool:
+    """JSON Schema's integer: 3 and 3.0 both are."""
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and math.isfinite(value) and float(value).is_integer())
+
+
+@SETTINGS
+@hypothesis.given(name=st.sampled_from(["probe_interval", "probe_timeout", "settle",
+                                        "recovery_timeout", "answer_timeout",
+                                        "migrations", "probe_workdir", "metadata_url",
+                                        "port", "block_migration", "use_floating_ip"]),
+                  value=any_value)
+def test_a_scenario_argument_is_accepted_or_refused_by_name(name, value):
+    errors = syntax_errors({name: value})
+    if errors:
+        assert any(name in error for error in errors), errors
+    expected_valid = {
+        "probe_interval": lambda v: is_seconds(v, low_open=True, high=60),
+        "probe_timeout": lambda v: is_seconds(v, low_open=True, high=60),
+        "settle": lambda v: is_seconds(v) and v < 120,
+        "recovery_timeout": lambda v: is_seconds(v, low_open=True) and v > 5,
+        "answer_timeout": lambda v: is_seconds(v, low_open=True),
+        "migrations": lambda v: is_integer(v) and 1 <= v <= 100,
+        "port": lambda v: is_integer(v) and 1 <= v <= 65535,
+        "block_migration": lambda v: isinstance(v, bool),
+        "use_floating_ip": lambda v: isinstance(v, bool),
+    }.get(name)
+    if expected_valid is not None:
+        assert (errors == []) == expected_valid(value), (name, value, errors)
+
+
+@SETTINGS
+@hypothesis.given(tail=st.text(max_size=30), workdir=st.text(min_size=1, max_size=20))
+def test_strings_that_reach_the_guest_shell_are_refused_or_stay_one_word(tail, workdir):
+    url = "http://169.254.169.254/" + tail
+    try:
+        config = probe_config(metadata_url=url, probe_workdir="/" + workdir)
+    except ProbeConfigError as e:
+        assert str(e).split(":")[0] in ("metadata_url", "probe_workdir"), e
+        assert syntax_errors({"metadata_url": url, "probe_workdir": "/" + workdir})
+        return
+    assert not SHELL_SPECIAL & set(tail + workdir)
+    meter = MetadataMeter(lambda: None, config)
+    words = shlex.split(meter._probe_command("/d"))
+    assert words[words.index("-u") + 1] == url
+    assert shlex.split(meter._start_command())  # balanced quoting
+
+
+@SETTINGS
+@hypothesis.given(config=st.dictionaries(
+    st.sampled_from(["allowed_metadata_downtime", "allowed_network_downtime", "max",
+                     "allowed_downtime"]), any_value, max_size=3))
+def test_the_sla_config_is_accepted_exactly_when_it_makes_sense(config):
+    errors = rally_sla.SLA.validate("metadata_downtime", {}, {}, config)
+    known = {"allowed_metadata_downtime", "allowed_network_downtime"}
+    sensible = ("allowed_metadata_downtime" in config and set(config) <= known
+                and all(is_seconds(v, high=math.inf) for v in config.values()))
+    assert (errors == []) == sensible, (config, errors)
+    if not sensible:
+        assert errors
