@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
-import io
+import importlib.resources.abc
 import logging
+import re
 import shlex
 import socket
 import time
+import typing
 from collections.abc import Callable
 
 import paramiko
@@ -21,8 +23,10 @@ LOG = logging.getLogger(__name__)
 
 SCRIPT_NAME = "metadata_probe.sh"
 DIRECTORY_PREFIX = "rmd-probe."
-# Exit codes of the start command (the probe's own are 2-4).
-_EXIT_RUNNING, _EXIT_WORKDIR, _EXIT_UPLOAD, _EXIT_NOT_RUNNING = 10, 11, 12, 13
+_EXIT_RUNNING = 10
+# What mktemp may print: it reaches Rally's put_file, which does not quote it.
+_MKTEMP_DIRECTORY = re.compile(rf"/[A-Za-z0-9._/-]*/{re.escape(DIRECTORY_PREFIX)}[A-Za-z0-9]+")
+T = typing.TypeVar("T")
 _CONNECTION_ERRORS = (rally_exceptions.SSHError, rally_exceptions.SSHTimeout,
                       paramiko.SSHException, socket.error, EOFError)
 
@@ -45,10 +49,9 @@ class GuestClock:
         return host_time - self.offset
 
 
-def probe_script() -> str:
+def probe_script_resource() -> importlib.resources.abc.Traversable:
     """The probe's source, as shipped in the package."""
-    return (importlib.resources.files("rally_metadata_downtime") / "guest"
-            / SCRIPT_NAME).read_text()
+    return importlib.resources.files("rally_metadata_downtime") / "guest" / SCRIPT_NAME
 
 
 class MetadataMeter:
@@ -85,39 +88,39 @@ class MetadataMeter:
             args += ["-e", shlex.quote(c.expect)]
         return " ".join(args)
 
-    def _start_command(self, attempts: int = 25) -> str:
-        """One round trip: refuse a second probe, make the private directory, write
-        the script from stdin, launch it detached and wait until it runs. Prints the
-        directory first, so a failure later on still leaves it known for cleanup."""
+    def _prepare_command(self) -> str:
+        """Refuse a second probe in this guest, else make and print a private directory."""
         workdir = shlex.quote(self.config.workdir)
-        probe = self._probe_command('"$d"')
-        return (
-            f"for f in {workdir}/{DIRECTORY_PREFIX}*/probe.pid; do "
-            f'[ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && '
-            f'{{ echo "a probe already runs in ${{f%/probe.pid}}" >&2; exit {_EXIT_RUNNING}; }}; '
-            f"done; "
-            f"d=$(mktemp -d {workdir}/{DIRECTORY_PREFIX}XXXXXX) || exit {_EXIT_WORKDIR}; "
-            f'echo "$d"; '
-            f'cat > "$d"/{SCRIPT_NAME} || exit {_EXIT_UPLOAD}; '
-            f"if command -v setsid >/dev/null 2>&1; then detach=setsid; "
-            f"else detach=nohup; fi; "
-            f"$detach {probe} </dev/null >/dev/null "
-            f'2>"$d"/probe.err & '
-            f"i=0; while [ $i -lt {attempts} ]; do "
-            f'[ -s "$d"/probe.pid ] && kill -0 "$(cat "$d"/probe.pid)" 2>/dev/null && exit 0; '
-            f"sleep 0.2; i=$((i+1)); done; "
-            f'cat "$d"/probe.err >&2; exit {_EXIT_NOT_RUNNING}')
+        return (f"for f in {workdir}/{DIRECTORY_PREFIX}*/probe.pid; do "
+                f'[ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && '
+                f'{{ echo "a probe already runs in ${{f%/probe.pid}}" >&2; '
+                f"exit {_EXIT_RUNNING}; }}; done; "
+                f"mktemp -d {workdir}/{DIRECTORY_PREFIX}XXXXXX")
+
+    def _launch_command(self, attempts: int = 25) -> str:
+        """Start the uploaded probe detached and wait until it runs."""
+        pid = self._path("probe.pid")
+        return (f"if command -v setsid >/dev/null 2>&1; then detach=setsid; "
+                f"else detach=nohup; fi; "
+                f"$detach {self._probe_command(shlex.quote(self.directory))} </dev/null "
+                f">/dev/null 2>{self._path('probe.err')} & "
+                f"i=0; while [ $i -lt {attempts} ]; do "
+                f'[ -s {pid} ] && kill -0 "$(cat {pid})" 2>/dev/null && exit 0; '
+                f"sleep 0.2; i=$((i+1)); done; cat {self._path('probe.err')} >&2; exit 1")
 
     # -- SSH with reconnect --------------------------------------------------------
-    def _execute(self, command: str, stdin: str | None = None) -> tuple[int, str, str]:
+    def _execute(self, command: str) -> tuple[int, str, str]:
+        LOG.debug("guest: %s", command)
+        return self._with_connection(
+            lambda ssh: ssh.execute(command, timeout=self._command_timeout))
+
+    def _with_connection(self, call: Callable[[object], T]) -> T:
+        """call(ssh), on a new connection when the last one dropped."""
         for attempt in range(self._retries + 1):
             try:
                 if self._ssh is None:
                     self._ssh = self._connect()
-                LOG.debug("guest %s: %s", getattr(self._ssh, "host", "?"), command)
-                return self._ssh.execute(
-                    command, stdin=io.StringIO(stdin) if stdin is not None else None,
-                    timeout=self._command_timeout)
+                return call(self._ssh)
             except _CONNECTION_ERRORS as e:
                 self._drop_connection()
                 if attempt == self._retries:
@@ -143,22 +146,30 @@ class MetadataMeter:
     def start(self) -> GuestClock:
         """Upload and start the probe in a private directory; measure the guest clock.
 
-        Two SSH round trips: the start itself, then the clock reading (on its own so
-        that its error is one round trip, not the wait for the probe).
+        Four SSH round trips: make the directory, upload (SFTP, else `cat` from
+        stdin, as Rally's put_file does), launch and confirm, read the clock (alone,
+        so that its error is one round trip).
         """
         if self.directory is not None:
             raise MeterError(f"the probe already runs in {self.directory}")
-        status, out, err = self._execute(self._start_command(), stdin=probe_script())
-        self.directory = out.strip().splitlines()[0] if out.strip() else None
+        status, out, err = self._execute(self._prepare_command())
+        directory = out.strip()
+        if status == _EXIT_RUNNING:
+            raise MeterError(f"refused to start a second probe in this guest: {err.strip()}")
+        if status != 0 or not _MKTEMP_DIRECTORY.fullmatch(directory):
+            raise MeterError(f"workdir {self.config.workdir!r}: cannot create a private "
+                             f"directory in the guest: {err.strip() or directory}")
+        self.directory = directory
+        remote = f"{directory}/{SCRIPT_NAME}"
+        with importlib.resources.as_file(probe_script_resource()) as local:
+            try:
+                self._with_connection(lambda ssh: ssh.put_file(str(local), remote))
+            except MeterError as e:
+                raise MeterError(f"uploading the probe to {directory} failed: {e}") from e
+        status, _, err = self._execute(self._launch_command())
         if status != 0:
-            err = err.strip() or "no error output"
-            raise MeterError({
-                _EXIT_RUNNING: f"refused to start a second probe in this guest: {err}",
-                _EXIT_WORKDIR: f"workdir {self.config.workdir!r}: cannot create a private "
-                               f"directory in the guest: {err}",
-                _EXIT_UPLOAD: f"uploading the probe to {self.directory} failed: {err}",
-                _EXIT_NOT_RUNNING: f"the probe did not start in {self.directory}: {err}",
-            }.get(status, f"starting the probe failed (exit {status}): {err}"))
+            raise MeterError(f"the probe did not start in {directory}: "
+                             f"{err.strip() or 'no error output'}")
         self.clock = self._measure_clock()
         return self.clock
 
@@ -181,8 +192,7 @@ class MetadataMeter:
         self._require_started()
         status, out, err = self._execute(f"cat {self._path('probe.log')}")
         if status != 0:
-            raise MeterError(f"the probe log in {self.directory} is gone (guest "
-                             f"rebooted or /tmp cleared?): {err.strip()}")
+            raise self._log_gone(err)
         return out
 
     def wait_until_answering(self, timeout: float, poll: float = 0.5) -> float:
@@ -205,17 +215,20 @@ class MetadataMeter:
             time.sleep(poll)
 
     def stop(self) -> str:
-        """Stop the probe, return its final log, and remove its directory."""
+        """Stop the probe, return its final log, and remove its directory: one round
+        trip (TERM, wait for the requests in flight, read, remove)."""
         self._require_started()
-        pid = self._path("probe.pid")
-        attempts = int((self.config.timeout + 3) / 0.2)
-        self._execute(
+        pid, log = self._path("probe.pid"), self._path("probe.log")
+        attempts = int((self.config.timeout + 3) / 0.1)
+        status, out, err = self._execute(
             f"p=$(cat {pid} 2>/dev/null) && kill -TERM \"$p\" 2>/dev/null; "
             f"i=0; while [ $i -lt {attempts} ] && [ -n \"$p\" ] && kill -0 \"$p\" "
-            f"2>/dev/null; do sleep 0.2; i=$((i+1)); done")
-        log = self.fetch_log()
-        self._remove()
-        return log
+            f"2>/dev/null; do sleep 0.1; i=$((i+1)); done; "
+            f"cat {log} && rm -rf -- {shlex.quote(self.directory)}")
+        if status != 0:
+            raise self._log_gone(err)
+        self.directory = None
+        return out
 
     def cleanup(self) -> None:
         """Kill the probe and remove its files, whatever state things are in."""
@@ -233,6 +246,10 @@ class MetadataMeter:
     def _remove(self) -> None:
         self._execute(f"rm -rf -- {shlex.quote(self.directory)}")
         self.directory = None
+
+    def _log_gone(self, err: str) -> MeterError:
+        return MeterError(f"the probe log in {self.directory} is gone (guest rebooted "
+                          f"or /tmp cleared?): {err.strip()}")
 
     def _require_started(self) -> None:
         if self.directory is None:

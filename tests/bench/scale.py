@@ -110,6 +110,7 @@ def measure(concurrency: int, baseline: bool, root: Path) -> dict:
 
 
 def print_table(rows: list[dict]) -> None:
+    """One block per concurrency (printed as each finishes: a large run takes long)."""
     for row in rows:
         print(f"\n== concurrency {row['concurrency']} ({row['times']} iterations, "
               f"{row['wall_s']:.0f} s) ==")
@@ -145,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(measure(concurrency, not args.no_baseline, root))
         finally:
             shutil.rmtree(root, ignore_errors=True)
-        print(f"concurrency {concurrency} done", file=sys.stderr)
-    print_table(rows)
+        print_table(rows[-1:])
+        sys.stdout.flush()
     return 0
 
 

@@ -41,6 +41,14 @@ class LocalShell:
                               stdin=None if stdin else subprocess.DEVNULL, timeout=timeout)
         return proc.returncode, proc.stdout, proc.stderr
 
+    def put_file(self, localpath, remotepath, mode=None):
+        """Rally's put_file on a guest without SFTP: `cat > path` fed from stdin."""
+        with open(localpath) as local:
+            status, _, err = self.execute(f"cat > {remotepath}",
+                                          stdin=io.StringIO(local.read()))
+        if status:
+            raise rally_exceptions.SSHError(err)
+
     def close(self):
         self.closed += 1
 
@@ -92,12 +100,15 @@ def test_start_runs_the_probe_in_its_own_directory_and_stop_removes_it(tmp_path,
     assert len(connections) == 1  # every step on one connection
 
 
-def test_start_is_two_round_trips(tmp_path, shell):
+def test_start_is_four_round_trips(tmp_path, shell):
     meter, connections = meter_in(tmp_path, shell)
     meter.start()
     try:
-        assert len(connections[0].commands) == 2   # start, then the clock reading
-        assert connections[0].commands[1] == "cat /proc/uptime"
+        # directory, upload, launch + confirm, then the clock reading on its own
+        commands = connections[0].commands
+        assert len(commands) == 4
+        assert commands[1] == f"cat > {meter.directory}/metadata_probe.sh"
+        assert commands[3] == "cat /proc/uptime"
     finally:
         meter.cleanup()
 
@@ -130,8 +141,12 @@ def test_an_unwritable_workdir_is_named(tmp_path, shell):
 
 def test_a_probe_that_cannot_start_is_reported_with_its_error_and_removed(tmp_path,
                                                                          shell, monkeypatch):
-    monkeypatch.setattr("rally_metadata_downtime.meter.probe_script",
-                        lambda: "echo 'probe: cannot run here' >&2; exit 4\n")
+    script = tmp_path / "broken_probe.sh"
+    script.write_text("echo 'probe: cannot run here' >&2; exit 4\n")
+    monkeypatch.setattr("rally_metadata_downtime.meter.probe_script_resource",
+                        lambda: script)
+    tmp_path = tmp_path / "guest"
+    tmp_path.mkdir()
     meter, _ = meter_in(tmp_path, shell)
     with pytest.raises(MeterError, match="the probe did not start in .*rmd-probe.*: "
                                          "probe: cannot run here"):
