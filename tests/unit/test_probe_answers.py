@@ -1,0 +1,91 @@
+"""The probe's verdict on what the metadata service answered, run for real under
+dash and busybox sh against a loopback HTTP server (no root, no lab)."""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from rally_metadata_downtime.probe_log import parse_probe_log
+
+SCRIPT = (Path(__file__).resolve().parents[2] / "rally_metadata_downtime" / "guest"
+          / "metadata_probe.sh")
+SHELLS = {"dash": ["dash"], "busybox": ["busybox", "sh"]}
+ANSWERS = {
+    # path: (status, body, verdict when the guest is "vm-ident")
+    "plain": (200, "vm-ident", "OK http=200"),
+    "newline": (200, "vm-ident\n", "OK http=200"),
+    "fqdn-crlf-upper": (200, "VM-Ident.novalocal\r\n", "OK http=200"),
+    "blanks": (200, " \tvm-ident \n", "OK http=200"),
+    "second-line-ignored": (200, "vm-ident\nvm-other\n", "OK http=200"),
+    "other": (200, "vm-identx.novalocal", "FAIL mismatch"),
+    "inner-blank": (200, "vm ident", "FAIL mismatch"),
+    "empty": (200, "", "FAIL empty"),
+    "blank-line": (200, " \r\n", "FAIL empty"),
+    "not-found": (404, "vm-ident", "FAIL http=404"),
+    "uuid-json": (200, '{"uuid": "0b1c-uuid", "hostname": "x"}', None),
+}
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        status, body, _ = ANSWERS[self.path.strip("/")]
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def verdicts(shell, tmp_path, url, *args) -> set[str]:
+    if not shutil.which(SHELLS[shell][0]):
+        pytest.fail(f"{shell} is not installed (tools/bootstrap.sh installs it)")
+    log, pid = tmp_path / "probe.log", tmp_path / "probe.pid"
+    proc = subprocess.Popen([*SHELLS[shell], str(SCRIPT), "-u", url, "-i", "0.1",
+                             "-t", "1", "-l", str(log), "-p", str(pid), *args],
+                            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while log.read_text().count("\nP ") < 3 if log.exists() else True:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    return {f"{'OK' if p.ok else 'FAIL'} {p.reason}"
+            for p in parse_probe_log(log.read_text()).probes}
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("path", [p for p, (_, _, v) in ANSWERS.items() if v])
+def test_hostname_answers(server, tmp_path, shell, path):
+    assert verdicts(shell, tmp_path, f"{server}/{path}", "-e", "vm-ident") == \
+        {ANSWERS[path][2]}
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("expect, verdict", [("0b1c-uuid", "OK http=200"),
+                                             ("0b1c-other", "FAIL mismatch")])
+def test_uuid_answers(server, tmp_path, shell, expect, verdict):
+    assert verdicts(shell, tmp_path, f"{server}/uuid-json", "-m", "uuid",
+                    "-e", expect) == {verdict}
