@@ -605,9 +605,11 @@ class _ActiveFault:
     def apply(self) -> None:
         with self._lock:
             self._switch(on=True)
-            self.started = time.monotonic()
             self.window = self.fabric.ground_truth.open(self.kind, self.shape,
                                                         self.guest.server_id)
+            # After the window opened, so that a fault held until started + length
+            # is recorded as lasting at least that length.
+            self.started = time.monotonic()
 
     def remove(self) -> None:
         with self._lock:

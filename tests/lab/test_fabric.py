@@ -316,7 +316,7 @@ def test_network_blackout_drops_ping_and_an_ssh_session_survives(lab, vm_a, key)
     assert len(switched) == 1 and switched[0] >= window.end_wall
     logged = [json.loads(line) for line in
               (lab.state_dir / "injected.jsonl").read_text().splitlines()]
-    assert {"kind": "network", "shape": "blackout", "server_id": "srv-a",
+    assert {"kind": "network", "shape": "blackout", "server_id": "srv-a", "detail": "",
             "start_boottime": window.start_boottime, "end_boottime": window.end_boottime,
             "start_wall": window.start_wall, "end_wall": window.end_wall} in logged
 
