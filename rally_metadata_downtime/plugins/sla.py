@@ -46,6 +46,9 @@ class MetadataDowntime(sla.SLA):
         self.allowed = criterion_value["allowed_metadata_downtime"]
         self.allowed_network = criterion_value.get("allowed_network_downtime")
         self.iterations = 0
+        # Iterations are numbered as they arrive (as they finish); `started` maps
+        # them to the report's numbers in details().
+        self.started: list[float] = []
         self.worst: tuple[float, int] | None = None       # (downtime, iteration)
         self.worst_network: tuple[float, int] | None = None
         self.problems: list[tuple[int, str]] = []         # unmeasured / unrecovered
@@ -53,6 +56,7 @@ class MetadataDowntime(sla.SLA):
     def add_iteration(self, iteration):
         self.iterations += 1
         number = self.iterations
+        self.started.append(float(iteration.get("timestamp") or 0.0))
         summary = _summary(iteration)
         if summary is None or summary.get(charts.ROW_MEASURED) != "yes":
             if summary:
@@ -88,6 +92,7 @@ class MetadataDowntime(sla.SLA):
     def merge(self, other):
         offset = self.iterations
         self.iterations += other.iterations
+        self.started += other.started
         self.problems += [(n + offset, text) for n, text in other.problems]
         for name in ("worst", "worst_network"):
             mine, theirs = getattr(self, name), getattr(other, name)
@@ -98,16 +103,29 @@ class MetadataDowntime(sla.SLA):
         self.success = self._judge()
         return self.success
 
+    def _report_numbers(self) -> dict[int, int]:
+        """Arrival number -> the iteration's number in Rally's report.
+
+        Rally hands iterations to an SLA as they finish but reports them in the
+        order they started (its JSON report, the HTML's Aggregated charts' x axis):
+        with concurrency the orders differ, and the details name iterations the
+        way the report shows them.
+        """
+        order = sorted(range(len(self.started)), key=self.started.__getitem__)
+        return {arrival + 1: number for number, arrival in enumerate(order, start=1)}
+
     def details(self):
+        number = self._report_numbers()
         parts = []
         if self.worst is not None:
             parts.append(f"worst metadata downtime {self.worst[0]:.2f} s (iteration "
-                         f"{self.worst[1]}), allowed {self.allowed:g} s")
+                         f"{number[self.worst[1]]}), allowed {self.allowed:g} s")
         if self.allowed_network is not None and self.worst_network is not None:
             parts.append(f"worst network downtime {self.worst_network[0]:.2f} s "
-                         f"(iteration {self.worst_network[1]}), allowed "
+                         f"(iteration {number[self.worst_network[1]]}), allowed "
                          f"{self.allowed_network:g} s")
-        parts += [f"iteration {n}: {text}" for n, text in self.problems[:3]]
+        problems = sorted((number[n], text) for n, text in self.problems)
+        parts += [f"iteration {n}: {text}" for n, text in problems[:3]]
         if len(self.problems) > 3:
             parts.append(f"{len(self.problems) - 3} more iterations not measured or "
                          f"not recovered")

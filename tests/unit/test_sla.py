@@ -45,6 +45,31 @@ def test_fails_over_limit_and_names_worst_iteration():
                                  "allowed 3 s - Failed")
 
 
+def started_at(timestamp, result):
+    return dict(iteration(result), timestamp=timestamp)
+
+
+def test_names_iterations_in_the_reports_order_not_the_order_they_finished():
+    # Concurrency 2: Rally hands the SLA the iteration started second first, as it
+    # finished first; its report lists iterations by start time.
+    checker = run_sla({"allowed_metadata_downtime": 3},
+                      started_at(1001.0, measured(failed=20)),
+                      started_at(1000.0, measured(failed=10)),
+                      started_at(1013.0, not_recovered()),
+                      started_at(1012.0, measured(failed=5)))
+    assert checker.details() == (
+        "worst metadata downtime 4.00 s (iteration 2), allowed 3 s; "
+        "iteration 4: metadata did not recover after the migration - Failed")
+
+
+def test_merge_numbers_by_start_time_too():
+    config = {"allowed_metadata_downtime": 6}
+    first = run_sla(config, started_at(20.0, measured(failed=15)))
+    second = run_sla(config, started_at(10.0, measured()))
+    first.merge(second)
+    assert "worst metadata downtime 3.00 s (iteration 2)" in first.details()
+
+
 def test_zero_allowed_fails_any_outage_and_passes_none():
     assert not run_sla({"allowed_metadata_downtime": 0}, measured(failed=1)).success
     assert run_sla({"allowed_metadata_downtime": 0}, measured(failed=0)).success
