@@ -21,6 +21,8 @@ OUTAGES_TITLE = "Metadata outages"
 ADDITIVE_TITLES = ("Metadata downtime", "Longest metadata outage", "Network downtime",
                    "Failed metadata probes")
 MAX_TIMELINE_POINTS = 400
+# The timeline's migration box: just outside the probe lines' 0 and 1.
+MIGRATION_LOW, MIGRATION_HIGH = -0.1, 1.1
 
 # Row labels of the summary table: the SLA's contract with this module.
 ROW_MEASURED = "metadata measured"
@@ -147,12 +149,18 @@ def _thin(points: list[tuple[float, int]], limit: int = MAX_TIMELINE_POINTS
 
 def _migration_series(migrations: tuple[Migration, ...], origin: float,
                       first_x: float, last_x: float) -> list[list[float]]:
-    """1 while Nova live-migrated the VM, else 0, with exact edges."""
-    points = [[min(first_x, 0.0), 0]]
+    """A box around the probe lines while Nova live-migrated the VM, exact edges.
+
+    High (MIGRATION_HIGH) while migrating, else low (MIGRATION_LOW): both outside
+    the probes' 0 and 1, so the box never hides a probe line and its edges cross
+    the whole chart.
+    """
+    low, high = MIGRATION_LOW, MIGRATION_HIGH
+    points = [[min(first_x, 0.0), low]]
     for m in migrations:
         start, end = round(m.start - origin, 2), round(m.end - origin, 2)
-        points += [[start, 0], [start, 1], [end, 1], [end, 0]]
-    points.append([max(last_x, points[-1][0]), 0])
+        points += [[start, low], [start, high], [end, high], [end, low]]
+    points.append([max(last_x, points[-1][0]), low])
     return points
 
 
@@ -165,10 +173,11 @@ def timeline_chart(result: IterationResult) -> dict | None:
     return {"title": TIMELINE_TITLE,
             "description": "Each in-guest probe at its launch time: 'probe ok' is 1 "
                            "when metadata answered this VM correctly, 'probe failed' "
-                           "is 1 when it did not; 'live migration' is 1 while Nova "
-                           "live-migrated the VM. x: seconds since the first "
-                           "migration started.",
-            "chart_plugin": "Lines", "axis_label": "seconds since migration start",
+                           "is 1 when it did not. The 'live migration' box spans the "
+                           "time Nova live-migrated the VM. x: seconds since the "
+                           "first live migration started.",
+            "chart_plugin": "Lines",
+            "axis_label": "seconds since the live migration started",
             "label": "1 = yes",
             "data": [["probe ok", [[x, ok] for x, ok in verdicts]],
                      ["probe failed", [[x, 1 - ok] for x, ok in verdicts]],

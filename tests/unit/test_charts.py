@@ -104,8 +104,11 @@ def test_timeline_series_and_origin():
     assert series["probe ok"] == [[-0.2, 1], [0.0, 1], [0.2, 0], [0.4, 0], [0.6, 1],
                                   [0.8, 1]]
     assert series["probe failed"] == [[x, 1 - y] for x, y in series["probe ok"]]
-    assert series["live migration"] == [[-0.2, 0], [0.0, 0], [0.0, 1], [0.4, 1],
-                                        [0.4, 0], [0.8, 0]]
+    # a box just outside the probe lines' 0 and 1, so it never hides one
+    low, high = charts.MIGRATION_LOW, charts.MIGRATION_HIGH
+    assert low < 0 and high > 1
+    assert series["live migration"] == [[-0.2, low], [0.0, low], [0.0, high], [0.4, high],
+                                        [0.4, low], [0.8, low]]
 
 
 def test_timeline_downsampled_keeps_every_state_change():
