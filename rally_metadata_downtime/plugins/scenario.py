@@ -180,10 +180,11 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
                 return sshutils.SSH(username, fip["ip"], port=port, password=password,
                                     pkey=self.context["user"]["keypair"]["private"])
 
-            self._wait_for_ssh(connect(), timeout=wait_for_ssh_timeout)
-            meter = MetadataMeter(connect, probe_config(
-                metadata_url, probe_interval, probe_timeout, probe_workdir,
-                server_id=server.id))
+            config = probe_config(metadata_url, probe_interval, probe_timeout,
+                                  probe_workdir, server_id=server.id)
+            ssh = connect()
+            meter = MetadataMeter(connect, config, connection=ssh)
+            self._wait_for_ssh(ssh, timeout=wait_for_ssh_timeout)
             with atomic.ActionTimer(self, "metadata_meter.start"):
                 meter.start()
             with atomic.ActionTimer(self, "metadata_meter.wait_answering"):

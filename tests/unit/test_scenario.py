@@ -200,8 +200,17 @@ def test_ssh_never_up(rig):
     from rally import exceptions
     rig.scenario._wait_for_ssh.side_effect = exceptions.SSHTimeout("timed out")
     rig.fails(exceptions.SSHTimeout)
-    assert_failed_iteration(rig, cleaned=False)
-    rig.meter_class.assert_not_called()
+    # the meter owns the connection that waited, so its cleanup closes it
+    assert_failed_iteration(rig, cleaned=True)
+    rig.meter.start.assert_not_called()
+    [waited_on], _ = rig.scenario._wait_for_ssh.call_args
+    assert rig.meter_class.call_args.kwargs["connection"] is waited_on
+
+
+def test_the_meter_reuses_the_connection_that_waited_for_ssh(rig):
+    rig.run()
+    [waited_on], _ = rig.scenario._wait_for_ssh.call_args
+    assert rig.meter_class.call_args.kwargs["connection"] is waited_on
 
 
 def test_meter_start_fails(rig):
