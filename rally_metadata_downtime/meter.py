@@ -54,6 +54,15 @@ def probe_script_resource() -> importlib.resources.abc.Traversable:
     return importlib.resources.files("rally_metadata_downtime") / "guest" / SCRIPT_NAME
 
 
+def _guest_clock(uptime_line: str, before: float, after: float) -> GuestClock:
+    """The guest clock from /proc/uptime read between host times before and after."""
+    try:
+        uptime = float(uptime_line.split()[0])
+    except (IndexError, ValueError):
+        raise MeterError(f"reading /proc/uptime gave {uptime_line!r}") from None
+    return GuestClock(offset=(before + after) / 2 - uptime, error=(after - before) / 2)
+
+
 class MetadataMeter:
     """Runs the metadata probe in one guest.
 
@@ -92,13 +101,14 @@ class MetadataMeter:
         return " ".join(args)
 
     def _prepare_command(self) -> str:
-        """Refuse a second probe in this guest, else make and print a private directory."""
+        """Refuse a second probe in this guest, else make and print a private
+        directory, then the guest's uptime (the clock reading)."""
         workdir = shlex.quote(self.config.workdir)
         return (f"for f in {workdir}/{DIRECTORY_PREFIX}*/probe.pid; do "
                 f'[ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && '
                 f'{{ echo "a probe already runs in ${{f%/probe.pid}}" >&2; '
                 f"exit {_EXIT_RUNNING}; }}; done; "
-                f"mktemp -d {workdir}/{DIRECTORY_PREFIX}XXXXXX")
+                f"mktemp -d {workdir}/{DIRECTORY_PREFIX}XXXXXX && cat /proc/uptime")
 
     def _launch_command(self, attempts: int = 25) -> str:
         """Start the uploaded probe detached and wait until it runs."""
@@ -149,20 +159,25 @@ class MetadataMeter:
     def start(self) -> GuestClock:
         """Upload and start the probe in a private directory; measure the guest clock.
 
-        Four SSH round trips: make the directory, upload (SFTP, else `cat` from
-        stdin, as Rally's put_file does), launch and confirm, read the clock (alone,
-        so that its error is one round trip).
+        Three SSH round trips: make the directory and read the clock, upload (SFTP,
+        else `cat` from stdin, as Rally's put_file does), launch and confirm. The
+        clock is read in the first, whose guest side is a few milliseconds, so its
+        error is about half a round trip; the offset does not change in the
+        seconds before the probe runs.
         """
         if self.directory is not None:
             raise MeterError(f"the probe already runs in {self.directory}")
+        before = time.time()
         status, out, err = self._execute(self._prepare_command())
-        directory = out.strip()
+        after = time.time()
+        directory, _, uptime = out.strip().partition("\n")
         if status == _EXIT_RUNNING:
             raise MeterError(f"refused to start a second probe in this guest: {err.strip()}")
         if status != 0 or not _MKTEMP_DIRECTORY.fullmatch(directory):
             raise MeterError(f"workdir {self.config.workdir!r}: cannot create a private "
                              f"directory in the guest: {err.strip() or directory}")
         self.directory = directory
+        clock = _guest_clock(uptime, before, after)
         remote = f"{directory}/{SCRIPT_NAME}"
         with importlib.resources.as_file(probe_script_resource()) as local:
             try:
@@ -173,17 +188,8 @@ class MetadataMeter:
         if status != 0:
             raise MeterError(f"the probe did not start in {directory}: "
                              f"{err.strip() or 'no error output'}")
-        self.clock = self._measure_clock()
-        return self.clock
-
-    def _measure_clock(self) -> GuestClock:
-        before = time.time()
-        status, out, err = self._execute("cat /proc/uptime")
-        after = time.time()
-        if status != 0:
-            raise MeterError(f"reading /proc/uptime failed: {err}")
-        uptime = float(out.split()[0])
-        return GuestClock(offset=(before + after) / 2 - uptime, error=(after - before) / 2)
+        self.clock = clock
+        return clock
 
     def is_running(self) -> bool:
         pid = self._path("probe.pid")

@@ -218,11 +218,17 @@ printf '# rmd-probe v1 interval=%s timeout=%s mode=%s expect=%s started=%s\n' \
     || { rm -f -- "$pidfile"; die 4 "cannot write log $log"; }
 
 seq=0
+sleeper=
 while [ "$running" = 1 ]; do
     seq=$((seq + 1))
     probe_once "$seq" &
-    sleep "$interval"
+    # `wait` returns at once on a trapped signal, a foreground sleep would not: a
+    # stop then costs no part of an interval.
+    sleep "$interval" &
+    sleeper=$!
+    wait "$sleeper"
 done
+kill "$sleeper" 2>/dev/null
 # A second signal must not cut the wait short: in-flight requests end within TIMEOUT.
 trap '' TERM INT HUP
 wait

@@ -267,6 +267,19 @@ def test_identity_check(lab, identity_guest, shell):
 
 
 @pytest.mark.parametrize("shell", SHELLS)
+def test_stop_does_not_wait_for_the_next_interval(lab, identity_guest, shell):
+    # With a foreground `sleep 60` the TERM would be handled only after it:
+    # stop() (WAIT = 10 s) would time out.
+    probe = GuestProbe(lab, "srv-ident", shell, f"long-{shell}", "-i", "60")
+    probe.start()
+    probe.wait_for_probes(ok=1)
+    log = parse_probe_log(probe.stop())
+    assert log.stopped and len(log.probes) == 1
+    assert probe.files() == ["metadata_probe.sh", "probe.log"]
+    assert probe.sh('ps -o args | grep -c "[s]leep 60"').stdout.strip() == "0"
+
+
+@pytest.mark.parametrize("shell", SHELLS)
 def test_second_start_is_refused_while_the_first_runs(lab, identity_guest, shell):
     first = GuestProbe(lab, "srv-ident", shell, f"twice-{shell}")
     first.start()

@@ -16,6 +16,7 @@ import time
 import pytest
 from rally import exceptions as rally_exceptions
 
+from rally_metadata_downtime import meter as meter_module
 from rally_metadata_downtime.meter import MetadataMeter, MeterError
 from rally_metadata_downtime.probe_config import ProbeConfig
 from rally_metadata_downtime.probe_log import parse_probe_log
@@ -100,15 +101,15 @@ def test_start_runs_the_probe_in_its_own_directory_and_stop_removes_it(tmp_path,
     assert len(connections) == 1  # every step on one connection
 
 
-def test_start_is_four_round_trips(tmp_path, shell):
+def test_start_is_three_round_trips(tmp_path, shell):
     meter, connections = meter_in(tmp_path, shell)
     meter.start()
     try:
-        # directory, upload, launch + confirm, then the clock reading on its own
+        # directory and clock reading, upload, launch + confirm
         commands = connections[0].commands
-        assert len(commands) == 4
+        assert len(commands) == 3
+        assert commands[0].endswith("&& cat /proc/uptime")
         assert commands[1] == f"cat > {meter.directory}/metadata_probe.sh"
-        assert commands[3] == "cat /proc/uptime"
     finally:
         meter.cleanup()
 
@@ -179,3 +180,15 @@ def test_values_reaching_the_shell_stay_inert(tmp_path, shell):
         ProbeConfig(url=f"http://x/$(touch {marker})")
     with pytest.raises(ValueError, match="workdir"):
         ProbeConfig(workdir=f"/tmp/x;touch {marker}")
+
+
+def test_guest_clock_is_the_midpoint_of_the_round_trip():
+    clock = meter_module._guest_clock("1000.50 3.00", before=5000.0, after=5000.4)
+    assert clock.offset == pytest.approx(5000.2 - 1000.5)
+    assert clock.error == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("line", ["", "up", "x 1"])
+def test_unreadable_uptime_is_a_meter_error(line):
+    with pytest.raises(MeterError, match="reading /proc/uptime gave"):
+        meter_module._guest_clock(line, before=0.0, after=0.1)
