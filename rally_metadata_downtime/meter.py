@@ -110,8 +110,9 @@ class MetadataMeter:
                 f"exit {_EXIT_RUNNING}; }}; done; "
                 f"mktemp -d {workdir}/{DIRECTORY_PREFIX}XXXXXX && cat /proc/uptime")
 
-    def _launch_command(self, attempts: int = 25) -> str:
-        """Start the uploaded probe detached and wait until it runs."""
+    def _launch_command(self, attempts: int = 100) -> str:
+        """Start the uploaded probe detached and wait until it runs (up to 5 s,
+        looking every 50 ms: the probe writes its pid file within milliseconds)."""
         pid = self._path("probe.pid")
         return (f"if command -v setsid >/dev/null 2>&1; then detach=setsid; "
                 f"else detach=nohup; fi; "
@@ -119,7 +120,7 @@ class MetadataMeter:
                 f">/dev/null 2>{self._path('probe.err')} & "
                 f"i=0; while [ $i -lt {attempts} ]; do "
                 f'[ -s {pid} ] && kill -0 "$(cat {pid})" 2>/dev/null && exit 0; '
-                f"sleep 0.2; i=$((i+1)); done; cat {self._path('probe.err')} >&2; exit 1")
+                f"sleep 0.05; i=$((i+1)); done; cat {self._path('probe.err')} >&2; exit 1")
 
     # -- SSH with reconnect --------------------------------------------------------
     def _execute(self, command: str) -> tuple[int, str, str]:

@@ -179,10 +179,12 @@ def timeline_chart(result: IterationResult) -> dict | None:
             "chart_plugin": "Lines",
             "axis_label": "seconds since the live migration started",
             "label": "1 = yes",
+            # Rally colours series by position (dark blue, light blue, orange):
+            # this order draws failures in orange, the box in a pale line.
             "data": [["probe ok", [[x, ok] for x, ok in verdicts]],
-                     ["probe failed", [[x, 1 - ok] for x, ok in verdicts]],
                      ["live migration", _migration_series(
-                         result.migrations, origin, verdicts[0][0], verdicts[-1][0])]]}
+                         result.migrations, origin, verdicts[0][0], verdicts[-1][0])],
+                     ["probe failed", [[x, 1 - ok] for x, ok in verdicts]]]}
 
 
 def outage_table(result: IterationResult) -> dict | None:

@@ -9,7 +9,8 @@ iteration), then rally-openstack's own NovaServers.boot_and_live_migrate_server 
 the same runner as the baseline. Reports successes, lost or unparseable probe logs,
 SSH errors, the meter's own atomic actions at p50/p95, the Rally host's CPU and
 peak memory (the rally process tree) and the lab's, and the ratio of iteration
-durations (ours / baseline) with our recovery wait shown apart.
+durations (ours / baseline) with our recovery wait shown apart. Each run's workload
+(Rally's JSON) is kept in artifacts/bench/scale-c<C>.json.
 
 The lab's guests share this machine's cores with the lab's metadata service and
 Rally: every guest's probe launches a curl per interval, so concurrency / interval
@@ -21,6 +22,7 @@ is why --probe-interval is a knob of the benchmark.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import resource
 import shutil
@@ -30,12 +32,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from rally_metadata_downtime.plugins.charts import OUTAGES_TITLE
 from tests.lab.harness import REPO_ROOT, LabProcess
 from tests.lab.openstack.config import env_spec
 from tests.lab.rally_cli import RallyHome
 
 SAMPLE = REPO_ROOT / "samples" / "live_migrate_metadata.yaml"
 LAB_ARGS = REPO_ROOT / "samples" / "lab-args.yaml"
+REPORTS_DIR = REPO_ROOT / "artifacts" / "bench"   # each run's workload, for a closer look
 METER_STEPS = ("metadata_meter.start", "metadata_meter.wait_answering",
                "metadata_meter.collect")
 BASELINE = {"version": 2, "title": "baseline", "subtasks": [{"title": "baseline",
@@ -64,15 +68,40 @@ def _workload(report: dict) -> dict:
     return report["tasks"][0]["subtasks"][0]["workloads"][0]
 
 
+def _machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]   # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def run_task(rally: RallyHome, task: Path, args: dict | None, args_file: Path | None):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy_before, total_before = _machine_cpu()
     started = time.monotonic()
     _, uuid = rally.start_task(task, "lab", args=args, args_file=args_file)
     wall = time.monotonic() - started
+    busy_after, total_after = _machine_cpu()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return _workload(rally.json_report(uuid)), {"wall_s": wall, "rally_cpu_s": cpu,
-                                                "rally_peak_mib": after.ru_maxrss / 1024}
+    return _workload(rally.json_report(uuid)), {
+        "wall_s": wall, "rally_cpu_s": cpu, "rally_peak_mib": after.ru_maxrss / 1024,
+        "machine_busy": (busy_after - busy_before) / max(1, total_after - total_before)}
+
+
+def probe_failure_reasons(iterations: list[dict]) -> collections.Counter:
+    """Failed probes by reason (curl=28, http=503, ...) over the outage tables."""
+    reasons: collections.Counter = collections.Counter()
+    for it in iterations:
+        for chart in it["output"]["complete"]:
+            if chart["title"] != OUTAGES_TITLE:
+                continue
+            cols = chart["data"]["cols"]
+            for row in chart["data"]["rows"]:
+                for part in filter(None, str(row[cols.index("reasons")]).split(", ")):
+                    reason, _, count = part.rpartition(" x")
+                    reasons[reason] += int(count)
+    return reasons
 
 
 def measure(concurrency: int, probe_interval: float, baseline: bool, root: Path) -> dict:
@@ -94,6 +123,12 @@ def measure(concurrency: int, probe_interval: float, baseline: bool, root: Path)
         row["lost_logs"] = sum(("MetadataNotMeasured" in e or "probe log" in e)
                                for e in errors)
         row["other_errors"] = sorted({e.split(" ", 1)[0] for e in errors})
+        row["first_errors"] = {e.split(" ", 1)[0]: e[:300] for e in reversed(errors)}
+        REPORTS_DIR.mkdir(parents=True, exist_ok=True)
+        (REPORTS_DIR / f"scale-c{concurrency}.json").write_text(json.dumps(ours))
+        row["failed_reasons"] = probe_failure_reasons([it for it in data if it["error"]])
+        row["succeeded_reasons"] = probe_failure_reasons(
+            [it for it in data if not it["error"]])
         for step in METER_STEPS:
             values = [v for it in data if (v := _atomic(it, step)) is not None]
             row[f"{step} p50"] = percentile(values, 0.5)
@@ -131,7 +166,15 @@ def print_table(rows: list[dict]) -> None:
                   f"p95 {row[f'{step} p95']:6.2f} s")
         print(f"  Rally host: CPU {row['rally_cpu_s']:.0f} s, peak process "
               f"{row['rally_peak_mib']:.0f} MiB   lab: CPU {row['lab_cpu_s']:.0f} s, peak "
-              f"{row['lab_peak_mib']:.0f} MiB")
+              f"{row['lab_peak_mib']:.0f} MiB   machine busy "
+              f"{100 * row['machine_busy']:.0f}% of all cores during our task")
+        for kind, message in sorted(row["first_errors"].items()):
+            print(f"  first {kind}: {message}")
+        for which in ("succeeded", "failed"):
+            reasons = row[f"{which}_reasons"]
+            if reasons:
+                print(f"  failed probes in {which} iterations: " + ", ".join(
+                    f"{r} x{n}" for r, n in reasons.most_common()))
         line = (f"  iteration mean: ours {row['ours_mean_s']:.1f} s (of which recovery "
                 f"wait {row['recovery_wait_mean_s']:.1f} s)")
         if "baseline_mean_s" in row:

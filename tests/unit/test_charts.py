@@ -100,6 +100,8 @@ def test_timeline_series_and_origin():
     result = measured(before=2, failed=2, after=2, migration=(100.2, 100.6))
     chart = charts.timeline_chart(result)
     assert chart["chart_plugin"] == "Lines"
+    assert [name for name, _ in chart["data"]] == ["probe ok", "live migration",
+                                                   "probe failed"]
     series = dict((name, points) for name, points in chart["data"])
     assert series["probe ok"] == [[-0.2, 1], [0.0, 1], [0.2, 0], [0.4, 0], [0.6, 1],
                                   [0.8, 1]]
