@@ -1,0 +1,541 @@
+"""The HTML report as operators read it: in a real browser, after a real lab run (root).
+
+One task with a healthy workload (3 s of blackholed metadata after the switchover)
+and a broken one (10 s of HTTP 503) runs against the lab; its `rally task report`
+HTML opens in Debian's chromium, driven by Playwright (never a downloaded browser),
+headless, with a fresh profile and no network: every request that is not a file://
+URL is blocked, except the report's CDN links (see CDN_COPIES). The checks click
+through the report as an operator does and compare what the browser renders with
+`rally task report --json` and `rally task sla-check`. Screenshots go to
+artifacts/report/.
+
+The checks are functions of the run's result dict (as tests.lab.demo.run_sample
+returns it, plus add_report_files), so they also run on a finished run without
+starting a lab.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import rally
+from playwright.sync_api import Error, Page, Route, sync_playwright
+
+from rally_metadata_downtime.plugins import charts
+from tests.lab.demo import run_sample
+from tests.lab.harness import REPO_ROOT
+from tests.lab.rally_cli import RallyHome
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+
+SHOTS_DIR = REPO_ROOT / "artifacts" / "report"
+DOCS_SHOT = "report-scenario-data.png"   # the framing of docs/report-scenario-data.png
+
+CHROMIUM = "/usr/bin/chromium"           # Debian's package (tools/bootstrap.sh)
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 # belt and braces: no host name resolves, should a request slip by
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost"]
+
+# `rally task report --out report.html` (Rally 5.1) loads AngularJS, D3 and NVD3 from
+# these CDNs; this machine has no internet. The browser gets Rally's own copies of
+# the same versions instead: the files `rally task report --html-static` inlines.
+RALLY_LIBS = Path(rally.__file__).parent / "ui" / "templates" / "libs"
+CDN_COPIES = {
+    "https://ajax.googleapis.com/ajax/libs/angularjs/1.3.3/angular.min.js":
+        "angular.1.3.3.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/d3/3.4.13/d3.min.js": "d3.3.4.13.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/nvd3/1.1.15-beta/nv.d3.min.js":
+        "nv.d3.1.1.15-beta.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/nvd3/1.1.15-beta/nv.d3.min.css":
+        "nv.d3.1.1.15-beta.min.css",
+}
+VARIANTS = ("html", "html-static")
+
+# Rally 5.1's directive_widget.js sets window.onresize to changeFrameHeight(), which
+# sizes an EmbedChart's iframe and throws when the page has none, as in any report
+# without an EmbedChart, ours or not: once per resize, and full-page screenshots
+# resize. NVD3 chains its charts' redraws after that handler, so they are skipped,
+# but Rally's CSS fixes charts at 890 px wide: nothing drawn depends on the window.
+RALLY_RESIZE_ERROR = "Cannot set properties of null (setting 'height')"
+RALLY_RESIZE_HANDLER = "at changeFrameHeight "
+
+HEALTHY = {"lab_metadata_outage": "3", "lab_metadata_shape": "timeout",
+           "lab_network_blackout": "1"}
+BROKEN = {"lab_metadata_outage": "10", "lab_metadata_shape": "http_503",
+          "lab_network_blackout": "1"}
+ALLOWED_DOWNTIME = 6
+TIMES, CONCURRENCY = 4, 2
+
+
+def mixed_task() -> dict:
+    """A healthy and a broken workload, 4 iterations each at concurrency 2."""
+    def subtask(title: str, meta: dict) -> dict:
+        return {"title": title, "workloads": [{
+            "scenario": {"MetadataDowntime.boot_and_live_migrate": {
+                "image": {"name": "cirros-lab"}, "flavor": {"name": "m1.tiny"},
+                "username": "root", "floating_network": "public", "settle": 2,
+                "recovery_timeout": 30, "boot_server_kwargs": {"meta": meta}}},
+            "runner": {"constant": {"times": TIMES, "concurrency": CONCURRENCY}},
+            "contexts": {"users": {"tenants": 1, "users_per_tenant": 1}, "network": {}},
+            "sla": {"failure_rate": {"max": 0},
+                    "metadata_downtime": {"allowed_metadata_downtime": ALLOWED_DOWNTIME}},
+        }]}
+    return {"version": 2, "title": "Metadata downtime: healthy and broken migrations",
+            "subtasks": [subtask("healthy: 3 s metadata timeout after switchover", HEALTHY),
+                         subtask("broken: 10 s of HTTP 503 after switchover", BROKEN)]}
+
+
+def add_report_files(result: dict, rally_home: RallyHome) -> dict:
+    """The run's result plus the static HTML report and `rally task sla-check`'s rows."""
+    static = Path(result["html"]).with_name("report-static.html")
+    rally_home.run("task", "report", result["task_uuid"], "--html-static",
+                   "--out", str(static))
+    sla_check = rally_home.sla_check(result["task_uuid"])
+    return dict(result, html_static=static, sla_check_rows=json.loads(sla_check.stdout))
+
+
+# --- the browser -------------------------------------------------------------------
+
+class ReportBrowser:
+    """Debian's chromium through Playwright: headless, fresh profile, offline."""
+
+    def __init__(self) -> None:
+        self.served: list[str] = []       # CDN links answered with Rally's copies
+        self.blocked: list[str] = []      # everything else that tried to leave
+        self.errors: list[str] = []       # JavaScript errors, console errors
+
+    def __enter__(self) -> ReportBrowser:
+        self._stack = contextlib.ExitStack()
+        profile = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="rmd-chromium-"))
+        playwright = self._stack.enter_context(sync_playwright())
+        self.context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900}, service_workers="block")
+        self._stack.callback(self.context.close)
+        self.context.set_default_timeout(20_000)
+        self.context.route("**/*", self._route)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def _page_error(self, exc: Error) -> None:
+        if exc.message == RALLY_RESIZE_ERROR and RALLY_RESIZE_HANDLER in (exc.stack or ""):
+            return
+        self.errors.append(f"page error: {exc.stack or exc.message}")
+
+    def _route(self, route: Route) -> None:
+        url = route.request.url
+        if url.startswith(("file://", "data:", "blob:")):
+            route.continue_()
+        elif url in CDN_COPIES:
+            self.served.append(url)
+            route.fulfill(path=RALLY_LIBS / CDN_COPIES[url],
+                          content_type="text/css" if url.endswith(".css")
+                          else "application/javascript")
+        else:
+            self.blocked.append(url)
+            route.abort("blockedbyclient")
+
+    @contextlib.contextmanager
+    def page(self, html: Path) -> Iterator[Page]:
+        """The report's Task overview; on leaving, no error and nothing blocked."""
+        self.errors.clear()
+        self.blocked.clear()
+        page = self.context.new_page()
+        page.on("pageerror", self._page_error)
+        page.on("console", lambda msg: msg.type == "error" and self.errors.append(
+            f"console error: {msg.text}"))
+        try:
+            page.goto(Path(html).resolve().as_uri())
+            page.locator("#content-main table.linked tbody tr").first.wait_for()
+            yield page
+            assert self.errors == [], self.errors
+            assert self.blocked == [], f"the report tried to reach {self.blocked}"
+        finally:
+            page.close()
+
+
+# --- the report's parts ------------------------------------------------------------
+
+def workloads(result: dict) -> list[dict]:
+    return [w for task in result["report"]["tasks"] for sub in task["subtasks"]
+            for w in sub["workloads"]]
+
+
+def workload_titles(result: dict) -> list[str]:
+    return [sub["title"] for task in result["report"]["tasks"]
+            for sub in task["subtasks"] for _ in sub["workloads"]]
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
+
+
+def scenario_name(workload: dict) -> str:
+    [name] = workload["scenario"]
+    return name
+
+
+def _occurrence(result: dict, index: int) -> int:
+    """1 for the first workload of its scenario, 2 for the second, ..."""
+    names = [scenario_name(w) for w in workloads(result)]
+    return names[:index].count(names[index]) + 1
+
+
+def nav_name(result: dict, index: int) -> str:
+    """The workload's entry in the report's menu: Rally numbers repeated names."""
+    n = _occurrence(result, index)
+    method = scenario_name(workloads(result)[index]).split(".", 1)[1]
+    return method + (f" [{n}]" if n > 1 else "")
+
+
+def overview_ref(result: dict, index: int) -> str:
+    """The workload's name in the Task overview table."""
+    n = _occurrence(result, index)
+    return scenario_name(workloads(result)[index]) + (f"-{n}" if n > 1 else "")
+
+
+def open_workload(page: Page, result: dict, index: int, tab: str | None = None) -> None:
+    name = nav_name(result, index)
+    page.locator("#content-nav .navmet").filter(
+        has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")).click()
+    page.locator("#content-main h1", has_text=name).wait_for()
+    if tab:
+        page.locator("#content-main ul.tabs li", has_text=tab).click()
+
+
+def js_text(value) -> str:
+    """How AngularJS prints a JSON value: 3.0 is "3", True is "true"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value)
+
+
+def table_rows(widget) -> list[list[str]]:
+    return widget.evaluate(
+        "el => Array.from(el.querySelectorAll('tbody tr'))"
+        ".filter(tr => tr.querySelector('td'))"
+        ".map(tr => Array.from(tr.querySelectorAll('td')).map(td => td.textContent.trim()))")
+
+
+def shown_sla(page: Page) -> list[dict]:
+    """The open workload's Service-level agreement table, row by row."""
+    rows = page.locator(
+        "#content-main h2:has-text('Service-level agreement') + table tr.rich")
+    rows.first.wait_for()
+    return [{"criterion": r.locator("td").nth(0).text_content().strip(),
+             "detail": r.locator("td").nth(1).text_content().strip(),
+             "success": r.locator("td").nth(2).text_content().strip(),
+             "class": r.get_attribute("class")} for r in rows.all()]
+
+
+def chart_widget(page: Page, chart: dict):
+    widget = page.locator(f'#content-main div[widget][title="{chart["title"]}"]')
+    widget.wait_for()
+    return widget
+
+
+# Everything the browser drew for one NVD3 chart: each series' data as D3 bound it,
+# its path, and the screen position of each of its points. D3 binds the series
+# ({key, values}) to an nv-area path itself, but to an nv-line path's parent group
+# (the path gets the bare values).
+_RENDERED = """el => {
+  const isSeries = d => d && !Array.isArray(d) && 'key' in d;
+  const series = p => [p.__data__, p.parentNode.__data__].find(isSeries) || {};
+  const drawn = sel => Array.from(el.querySelectorAll(sel)).map(p => ({
+      key: series(p).key, values: series(p).values, d: p.getAttribute('d') || ''}));
+  const centre = c => { const r = c.getBoundingClientRect();
+                        return [r.left + r.width / 2, r.top + r.height / 2]; };
+  const points = Array.from(el.querySelectorAll('g.nv-group'))
+      .filter(g => g.querySelector('.nv-point'))
+      .map(g => ({key: g.__data__.key,
+                  xy: Array.from(g.querySelectorAll('.nv-point')).map(centre)}));
+  const legend = Array.from(el.querySelectorAll('.nv-legendWrap .nv-series')).map(g => {
+      const t = g.querySelector('text').getBoundingClientRect(),
+            c = g.querySelector('circle').getBoundingClientRect();
+      return {text: g.textContent, left: c.left, right: t.right, top: t.top}; });
+  const ticks = Array.from(el.querySelectorAll('.nv-x .tick')).map(t => ({
+      text: t.textContent, x: t.querySelector('line').getBoundingClientRect().left}));
+  const text = sel => Array.from(el.querySelectorAll(sel)).map(n => n.textContent);
+  return {lines: drawn('path.nv-line'), areas: drawn('path.nv-area'), points, legend,
+          ticks, title: text(':scope > .h2'), description: text(':scope > .h3'),
+          ylabel: text(':scope > .chart-label-y'),
+          xlabel: text('.nv-x .nv-axislabel')};
+}"""
+
+
+def rendered(widget) -> dict:
+    widget.locator("svg .nv-point").first.wait_for(state="attached")
+    return widget.evaluate(_RENDERED)
+
+
+def check_drawn_chart(drawn: dict, chart: dict, series: list[list], kind: str) -> None:
+    """The chart's title, labels and legend, and every series drawn with its data."""
+    assert drawn["title"] == [chart["title"]]
+    assert drawn["description"] == [chart["description"]]
+    assert drawn["ylabel"] == [chart["label"]]
+    assert drawn["xlabel"] == [chart["axis_label"]]
+    names = [name for name, _ in series]
+    paths = drawn["lines"] if kind == "Lines" else drawn["areas"]
+    assert [p["key"] for p in paths] == names
+    for path, (name, values) in zip(paths, series):
+        assert path["values"] == [pytest.approx(xy) for xy in values], name
+        assert path["d"].startswith("M") and "NaN" not in path["d"], name
+    assert [(p["key"], len(p["xy"])) for p in drawn["points"]] == [
+        (name, len(values)) for name, values in series]
+    # NVD3 1.1.15 sizes legend entries from an estimate of the text width: a long
+    # name runs into the next entry.
+    legend = drawn["legend"]
+    assert [entry["text"] for entry in legend] == names
+    for entry, following in zip(legend, legend[1:]):
+        if abs(entry["top"] - following["top"]) < 1:
+            assert entry["right"] <= following["left"], (entry, following)
+
+
+# --- the checks --------------------------------------------------------------------
+
+def check_loads_offline(result: dict, browser: ReportBrowser, variant: str) -> None:
+    """The report opens with no request leaving the machine, and lists the workloads."""
+    html = Path(result["html"] if variant == "html" else result["html_static"])
+    external = set(re.findall(r'<(?:script|link)\b[^>]*\b(?:src|href)="(https?://[^"]+)"',
+                              html.read_text()))
+    assert external == (set(CDN_COPIES) if variant == "html" else set())
+    browser.served.clear()
+    with browser.page(html) as page:
+        refs = page.locator("#content-main table.linked tbody tr td:first-child")
+        assert refs.count() == len(workloads(result))
+        assert sorted(browser.served) == sorted(external)
+
+
+def check_verdicts(result: dict, browser: ReportBrowser, variant: str,
+                   shots: Path | None = None) -> list[bool]:
+    """Each workload's SLA verdict and criteria as the HTML shows them, checked
+    against `rally task report --json` and `rally task sla-check`; returns them."""
+    html = Path(result["html"] if variant == "html" else result["html_static"])
+    verdicts, failed_criteria = [], 0
+    with browser.page(html) as page:
+        for index, workload in enumerate(workloads(result)):
+            page.locator("#content-nav .navcls", has_text="Task overview").click()
+            row = page.locator("#content-main table.linked tbody tr").filter(
+                has=page.locator("td:first-child", has_text=re.compile(
+                    rf"^\s*{re.escape(overview_ref(result, index))}\s*$")))
+            passed = row.locator(".status-pass").is_visible()
+            assert passed != row.locator(".status-fail").is_visible()
+
+            open_workload(page, result, index, tab="Overview")
+            shown = shown_sla(page)
+            expected = workload["sla_results"]["sla"]
+            assert [(s["criterion"], s["detail"], s["success"]) for s in shown] == [
+                (s["criterion"], s["detail"], js_text(s["success"])) for s in expected]
+            for s in shown:
+                assert ("status-pass" if s["success"] == "true" else "status-fail") \
+                    in s["class"].split()
+            [downtime_row] = [s for s in shown if s["criterion"] == "metadata_downtime"]
+            assert re.match(r"worst metadata downtime \d+\.\d\d s \(iteration \d+\), "
+                            r"allowed [\d.]+ s - (Passed|Failed)$", downtime_row["detail"])
+            assert passed == all(s["success"] == "true" for s in shown)
+            assert passed == workload["pass_sla"]
+            failed_criteria += sum(s["success"] != "true" for s in shown)
+            verdicts.append(passed)
+            if shots:
+                page.screenshot(path=shots / f"{slug(workload_titles(result)[index])}"
+                                             f"-overview.png", full_page=True)
+
+    # sla-check: one row per criterion, workload by workload, sorted by criterion;
+    # its exit code is the number of failed criteria.
+    assert result["sla_check_exit_code"] == failed_criteria
+    if "sla_check_rows" in result:
+        assert [(r["criterion"], r["status"], r["detail"])
+                for r in result["sla_check_rows"]] == [
+            (c["criterion"], "PASS" if c["success"] else "FAIL", c["detail"])
+            for w in workloads(result)
+            for c in sorted(w["sla_results"]["sla"], key=lambda c: c["criterion"])]
+    return verdicts
+
+
+def check_aggregated(result: dict, browser: ReportBrowser, variant: str,
+                     shots: Path | None = None) -> None:
+    """Scenario Data, Aggregated: the four trends, one point per iteration."""
+    html = Path(result["html"] if variant == "html" else result["html_static"])
+    with browser.page(html) as page:
+        for index, workload in enumerate(workloads(result)):
+            open_workload(page, result, index, tab="Scenario Data")
+            page.locator("#content-main span.link", has_text="Aggregated").click()
+            additive = [it["output"]["additive"] for it in workload["data"]]
+            titles = [c["title"] for c in additive[0]]
+            assert titles == list(charts.ADDITIVE_TITLES)
+            assert len(additive) > 1, "one iteration: Rally shows a table instead"
+            for position, chart in enumerate(additive[0]):
+                # Rally pairs additive charts across iterations by position; the x
+                # axis is the iteration's number in the report, from 1.
+                series = [[name, [[number, its[position]["data"][k][1]]
+                                  for number, its in enumerate(additive, start=1)]]
+                          for k, (name, _) in enumerate(chart["data"])]
+                drawn = rendered(chart_widget(page, chart))
+                check_drawn_chart(drawn, chart, series, "StackedArea")
+            if shots:
+                page.screenshot(path=shots / f"{slug(workload_titles(result)[index])}"
+                                             f"-aggregated.png", full_page=True)
+
+
+def _edges(xy: list[list[float]]) -> list[float]:
+    """x of each vertical step in a series drawn on screen."""
+    return [a[0] for a, b in zip(xy, xy[1:]) if abs(a[0] - b[0]) < 0.5
+            and abs(a[1] - b[1]) > 1]
+
+
+def check_per_iteration(result: dict, browser: ReportBrowser, variant: str,
+                        shots: Path | None = None) -> list[list[int]]:
+    """Scenario Data, Per iteration, every iteration: the summary table, the probe
+    timeline with the migration marked, the outage table. Returns each workload's
+    outage counts, iteration by iteration."""
+    html = Path(result["html"] if variant == "html" else result["html_static"])
+    outages = []
+    docs_workload = next((i for i, w in enumerate(workloads(result)) if not w["pass_sla"]), 0)
+    with browser.page(html) as page:
+        for index, workload in enumerate(workloads(result)):
+            open_workload(page, result, index, tab="Scenario Data")
+            page.locator("#content-main span.link", has_text="Per iteration").click()
+            select = page.locator("#content-main select[ng-model=outputIteration]")
+            assert [o.strip() for o in select.locator("option").all_text_contents()] == [
+                f"Iteration {i}" for i in range(len(workload["data"]))]
+            counts = []
+            for number, iteration in enumerate(workload["data"]):
+                select.select_option(str(number))
+                complete = {c["title"]: c for c in iteration["output"]["complete"]}
+                shown = page.locator("#content-main div[widget][title]")
+                assert shown.evaluate_all("els => els.map(e => e.getAttribute('title'))") \
+                    == list(complete)
+
+                summary = complete[charts.SUMMARY_TITLE]
+                assert table_rows(chart_widget(page, summary)) == [
+                    [js_text(v) for v in row] for row in summary["data"]["rows"]]
+
+                timeline = complete[charts.TIMELINE_TITLE]
+                drawn = rendered(chart_widget(page, timeline))
+                check_drawn_chart(drawn, timeline, timeline["data"], "Lines")
+                points = {p["key"]: p["xy"] for p in drawn["points"]}
+                migration = points["live migration"]
+                migrations = [m for m in dict(timeline["data"])["live migration"]]
+                assert len(_edges(migration)) == len(_edges([[x, y] for x, y in migrations]))
+                assert len(_edges(migration)) >= 2
+                # The first migration starts at x = 0, where its box rises ...
+                [zero] = [t["x"] for t in drawn["ticks"] if t["text"] == "0"]
+                assert abs(_edges(migration)[0] - zero) < 1.5, (_edges(migration), zero)
+                # ... and the box frames both probe lines, never drawn over them.
+                probe_ys = [y for key in ("probe ok", "probe failed") for _, y in points[key]]
+                mig_ys = [y for _, y in migration]
+                assert min(mig_ys) < min(probe_ys) - 2 and max(mig_ys) > max(probe_ys) + 2
+
+                table = complete[charts.OUTAGES_TITLE]
+                rows = table_rows(chart_widget(page, table))
+                assert rows == [[js_text(v) for v in row] for row in table["data"]["rows"]]
+                counts.append(len(rows))
+                if shots and number == 0:
+                    name = slug(workload_titles(result)[index])
+                    page.screenshot(path=shots / f"{name}-per-iteration.png", full_page=True)
+                    if index == docs_workload:
+                        page.screenshot(path=shots / DOCS_SHOT, full_page=True)
+            outages.append(counts)
+    return outages
+
+
+def check_sla_names_the_worst_iteration(result: dict, browser: ReportBrowser,
+                                        variant: str) -> None:
+    """The SLA detail's "iteration N", as the Overview shows it, is the N-th iteration
+    of the report (the x of the Aggregated charts; "Iteration N-1" in Per iteration)
+    and holds the worst metadata downtime."""
+    html = Path(result["html"] if variant == "html" else result["html_static"])
+    with browser.page(html) as page:
+        for index, workload in enumerate(workloads(result)):
+            open_workload(page, result, index, tab="Overview")
+            [criterion] = [s for s in shown_sla(page) if s["criterion"] == "metadata_downtime"]
+            figure, number = re.search(r"worst metadata downtime (\d+\.\d+) s "
+                                       r"\(iteration (\d+)\)", criterion["detail"]).groups()
+            page.locator("#content-main ul.tabs li", has_text="Scenario Data").click()
+            page.locator("#content-main span.link", has_text="Per iteration").click()
+            downtimes = []
+            for shown in range(len(workload["data"])):
+                page.locator("#content-main select[ng-model=outputIteration]").select_option(
+                    str(shown))
+                summary = chart_widget(page, {"title": charts.SUMMARY_TITLE})
+                downtimes.append(float(dict(table_rows(summary))[charts.ROW_DOWNTIME]))
+            assert f"{downtimes[int(number) - 1]:.2f}" == figure == f"{max(downtimes):.2f}", (
+                criterion["detail"], downtimes)
+
+
+# --- the tests ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("report-browser")
+    task_file = root / "mixed-task.json"
+    task_file.write_text(json.dumps(mixed_task(), indent=2))
+    result = run_sample(root / "run", task_file=task_file, args_file=None)
+    # run_sample keeps the run's Rally home (and database) in <out_dir>/rally.
+    return add_report_files(result, RallyHome(root / "run" / "rally"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[ReportBrowser]:
+    with ReportBrowser() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def shots() -> Path:
+    shutil.rmtree(SHOTS_DIR, ignore_errors=True)
+    SHOTS_DIR.mkdir(parents=True)
+    return SHOTS_DIR
+
+
+def test_the_task_ran_as_intended(run):
+    assert run["exit_code"] == 2        # the broken workload fails its SLA
+    assert [len(w["data"]) for w in workloads(run)] == [TIMES, TIMES]
+    assert [it["error"] for w in workloads(run) for it in w["data"]] == [[]] * 2 * TIMES
+    assert run["leftovers"] == {}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_report_opens_offline(run, browser, variant):
+    check_loads_offline(run, browser, variant)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_healthy_passes_broken_fails_in_html_json_and_sla_check(run, browser, shots,
+                                                                 variant):
+    verdicts = check_verdicts(run, browser, variant,
+                              shots=shots if variant == "html" else None)
+    assert verdicts == [True, False]
+    assert [w["pass_sla"] for w in workloads(run)] == [True, False]
+    assert run["sla_check_exit_code"] == 1      # the broken workload's metadata_downtime
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_aggregated_trends_render(run, browser, shots, variant):
+    check_aggregated(run, browser, variant, shots=shots if variant == "html" else None)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_per_iteration_timeline_and_outages_render(run, browser, shots, variant):
+    outages = check_per_iteration(run, browser, variant,
+                                  shots=shots if variant == "html" else None)
+    assert outages == [[1] * TIMES, [1] * TIMES]   # one injected outage per iteration
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_sla_detail_names_the_worst_iteration_as_the_report_numbers_it(run, browser, variant):
+    check_sla_names_the_worst_iteration(run, browser, variant)
