@@ -54,6 +54,11 @@ def probe_script_resource() -> importlib.resources.abc.Traversable:
     return importlib.resources.files("rally_metadata_downtime") / "guest" / SCRIPT_NAME
 
 
+def _probe_alive(pidfile: str) -> str:
+    """Shell test: the pid file `pidfile` (a shell word) names a live process."""
+    return f'[ -s {pidfile} ] && kill -0 "$(cat {pidfile})" 2>/dev/null'
+
+
 def _guest_clock(uptime_line: str, before: float, after: float) -> GuestClock:
     """The guest clock from /proc/uptime read between host times before and after."""
     try:
@@ -104,8 +109,9 @@ class MetadataMeter:
         """Refuse a second probe in this guest, else make and print a private
         directory, then the guest's uptime (the clock reading)."""
         workdir = shlex.quote(self.config.workdir)
+        running = _probe_alive('"$f"')
         return (f"for f in {workdir}/{DIRECTORY_PREFIX}*/probe.pid; do "
-                f'[ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && '
+                f"{running} && "
                 f'{{ echo "a probe already runs in ${{f%/probe.pid}}" >&2; '
                 f"exit {_EXIT_RUNNING}; }}; done; "
                 f"mktemp -d {workdir}/{DIRECTORY_PREFIX}XXXXXX && cat /proc/uptime")
@@ -119,7 +125,7 @@ class MetadataMeter:
                 f"$detach {self._probe_command(shlex.quote(self.directory))} </dev/null "
                 f">/dev/null 2>{self._path('probe.err')} & "
                 f"i=0; while [ $i -lt {attempts} ]; do "
-                f'[ -s {pid} ] && kill -0 "$(cat {pid})" 2>/dev/null && exit 0; '
+                f"{_probe_alive(pid)} && exit 0; "
                 f"sleep 0.05; i=$((i+1)); done; cat {self._path('probe.err')} >&2; exit 1")
 
     # -- SSH with reconnect --------------------------------------------------------
@@ -193,8 +199,7 @@ class MetadataMeter:
         return clock
 
     def is_running(self) -> bool:
-        pid = self._path("probe.pid")
-        status, _, _ = self._execute(f"[ -s {pid} ] && kill -0 \"$(cat {pid})\"")
+        status, _, _ = self._execute(_probe_alive(self._path("probe.pid")))
         return status == 0
 
     def fetch_log(self) -> str:

@@ -45,18 +45,21 @@ class MetadataDowntime(sla.SLA):
         super().__init__(criterion_value)
         self.allowed = criterion_value["allowed_metadata_downtime"]
         self.allowed_network = criterion_value.get("allowed_network_downtime")
-        self.iterations = 0
-        # Iterations are numbered as they arrive (as they finish); `started` maps
-        # them to the report's numbers in details().
+        # Start time of each iteration, in the order they arrive (as they finish):
+        # an iteration's arrival number is its index + 1; details() maps it to
+        # the report's number.
         self.started: list[float] = []
         self.worst: tuple[float, int] | None = None       # (downtime, iteration)
         self.worst_network: tuple[float, int] | None = None
         self.problems: list[tuple[int, str]] = []         # unmeasured / unrecovered
 
+    @property
+    def iterations(self) -> int:
+        return len(self.started)
+
     def add_iteration(self, iteration):
-        self.iterations += 1
-        number = self.iterations
         self.started.append(float(iteration.get("timestamp") or 0.0))
+        number = self.iterations
         summary = _summary(iteration)
         if summary is None or summary.get(charts.ROW_MEASURED) != "yes":
             if summary:
@@ -91,7 +94,6 @@ class MetadataDowntime(sla.SLA):
 
     def merge(self, other):
         offset = self.iterations
-        self.iterations += other.iterations
         self.started += other.started
         self.problems += [(n + offset, text) for n, text in other.problems]
         for name in ("worst", "worst_network"):

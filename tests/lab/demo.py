@@ -56,18 +56,22 @@ def run_sample(out_dir: Path, task_args: dict | None = None,
         }
 
 
+def report_workloads(report: dict) -> list[tuple[str, dict]]:
+    """(subtask title, workload) of every workload in a `rally task report --json`."""
+    return [(subtask["title"], workload) for task in report["tasks"]
+            for subtask in task["subtasks"] for workload in subtask["workloads"]]
+
+
 def iteration_figures(report: dict) -> list[dict]:
     """Per-iteration additive figures (title -> value) of every workload."""
     rows = []
-    for task in report["tasks"]:
-        for subtask in task["subtasks"]:
-            for workload in subtask["workloads"]:
-                for i, it in enumerate(workload["data"], start=1):
-                    figures = {"iteration": i, "error": bool(it["error"])}
-                    for chart in it["output"]["additive"]:
-                        for label, value in chart["data"]:
-                            figures[f"{chart['title']} ({label})"] = value
-                    rows.append(figures)
+    for _, workload in report_workloads(report):
+        for i, it in enumerate(workload["data"], start=1):
+            figures = {"iteration": i, "error": bool(it["error"])}
+            for chart in it["output"]["additive"]:
+                for label, value in chart["data"]:
+                    figures[f"{chart['title']} ({label})"] = value
+            rows.append(figures)
     return rows
 
 

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
+from rally_metadata_downtime.meter import DIRECTORY_PREFIX
 from tests.lab import addressing, netns
 from tests.lab import ledger as ledger_mod
 from tests.lab.faults import FaultProfile, GroundTruth, InjectedWindow
@@ -45,8 +46,8 @@ LOG = logging.getLogger(__name__)
 METADATA_IP = "169.254.169.254"
 # The main process of every metadata probe the plugin started (it runs from
 # <workdir>/rmd-probe.XXXXXX with its pid file there); its in-flight requests finish.
-_KILL_PROBES = ('for f in /tmp/rmd-probe.*/probe.pid; do [ -s "$f" ] && p=$(cat "$f") '
-                '&& kill -KILL "$p" && echo "$p"; done; true')
+_KILL_PROBES = (f'for f in /tmp/{DIRECTORY_PREFIX}*/probe.pid; do [ -s "$f" ] && '
+                f'p=$(cat "$f") && kill -KILL "$p" && echo "$p"; done; true')
 # A MAC no lab interface has: frames sent to it are flooded and dropped.
 _BLACKHOLE_MAC = "02:00:00:00:00:01"
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")

@@ -30,7 +30,7 @@ import rally
 from playwright.sync_api import Error, Page, Route, sync_playwright
 
 from rally_metadata_downtime.plugins import charts
-from tests.lab.demo import run_sample
+from tests.lab.demo import report_workloads, run_sample
 from tests.lab.harness import REPO_ROOT
 from tests.lab.rally_cli import RallyHome
 
@@ -169,13 +169,11 @@ class ReportBrowser:
 # --- the report's parts ------------------------------------------------------------
 
 def workloads(result: dict) -> list[dict]:
-    return [w for task in result["report"]["tasks"] for sub in task["subtasks"]
-            for w in sub["workloads"]]
+    return [workload for _, workload in report_workloads(result["report"])]
 
 
 def workload_titles(result: dict) -> list[str]:
-    return [sub["title"] for task in result["report"]["tasks"]
-            for sub in task["subtasks"] for _ in sub["workloads"]]
+    return [title for title, _ in report_workloads(result["report"])]
 
 
 def slug(text: str) -> str:

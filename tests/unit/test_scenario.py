@@ -41,7 +41,7 @@ class Rig:
                      "task": {"uuid": "task"}, "owner_id": "owner"},
             admin_clients=mock.Mock(), clients=mock.Mock())
         self.server = mock.Mock(id="6c0a7c4e-2f1b-4b8e-9b3a-1f0e7f1c2d3e")
-        self.fip = {"ip": "172.24.4.10", "is_floating": True}
+        self.fip = {"ip": "203.0.113.10", "is_floating": True}
         self.meter = mock.Mock(name="meter")
         self.meter.clock = GuestClock(offset=time.time() - MIGRATION_AT, error=0.01)
         self.meter.fetch_log.return_value = log
@@ -135,7 +135,7 @@ def test_boot_ssh_and_meter_arguments(rig):
     rig.scenario._boot_server_with_fip.assert_called_once_with(
         "image-id", "flavor-id", use_floating_ip=True, floating_network="public",
         key_name="rally-kp", availability_zone="nova")
-    rig.ssh_class.assert_called_with("cirros", "172.24.4.10", port=2222, password="pw",
+    rig.ssh_class.assert_called_with("cirros", "203.0.113.10", port=2222, password="pw",
                                      pkey=KEYPAIR["private"])
     connect, config = rig.meter_class.call_args.args
     assert config.interval == 0.5 and config.mode == "hostname" and config.expect == ""
@@ -153,7 +153,7 @@ def test_uuid_mode_expects_this_server(rig):
 def test_several_migrations_each_pinged(rig):
     rig.run(migrations=3, ping_interval=0.1)
     assert rig.actions.count("nova.live_migrate") == 3
-    assert [(p.address, p.interval) for p in rig.pingers] == [("172.24.4.10", 0.1)] * 3
+    assert [(p.address, p.interval) for p in rig.pingers] == [("203.0.113.10", 0.1)] * 3
     for pinger in rig.pingers:
         pinger.start.assert_called_once_with()
         pinger.stop.assert_called_once_with()
