@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.resources
 import importlib.resources.abc
-import io
 import logging
 import re
 import shlex
@@ -53,6 +53,16 @@ class GuestClock:
 def probe_script_resource() -> importlib.resources.abc.Traversable:
     """The probe's source, as shipped in the package."""
     return importlib.resources.files("rally_metadata_downtime") / "guest" / SCRIPT_NAME
+
+
+@functools.cache
+def probe_script() -> str:
+    """The probe as written into the guest: its source without comment and blank
+    lines, so that it fits in the launch command (the script has no multi-line
+    string in which such a line could be data)."""
+    lines = probe_script_resource().read_text().splitlines()
+    return "\n".join(line for line in lines
+                     if line.strip() and not line.lstrip().startswith("#")) + "\n"
 
 
 def _probe_alive(pidfile: str) -> str:
@@ -118,25 +128,28 @@ class MetadataMeter:
                 f"mktemp -d {workdir}/{DIRECTORY_PREFIX}XXXXXX && cat /proc/uptime")
 
     def _launch_command(self, attempts: int = 100) -> str:
-        """Write the probe from stdin, start it detached and wait until it runs (up
-        to 5 s, looking every 50 ms: the probe writes its pid file within
-        milliseconds)."""
+        """Write the probe, start it detached and wait until it runs and has begun
+        its log (up to 5 s, looking every 50 ms: that takes milliseconds).
+
+        The script travels inside the command, not on stdin: Rally's SSH.run
+        waits up to a second per 4 KiB written to stdin.
+        """
         pid = self._path("probe.pid")
-        return (f"cat > {self._path(SCRIPT_NAME)} || exit 1; "
+        return (f"printf '%s' {shlex.quote(probe_script())} > {self._path(SCRIPT_NAME)} "
+                f"|| exit 1; "
                 f"if command -v setsid >/dev/null 2>&1; then detach=setsid; "
                 f"else detach=nohup; fi; "
                 f"$detach {self._probe_command(shlex.quote(self.directory))} </dev/null "
                 f">/dev/null 2>{self._path('probe.err')} & "
                 f"i=0; while [ $i -lt {attempts} ]; do "
-                f"{_probe_alive(pid)} && exit 0; "
+                f"{_probe_alive(pid)} && [ -s {self._path('probe.log')} ] && exit 0; "
                 f"sleep 0.05; i=$((i+1)); done; cat {self._path('probe.err')} >&2; exit 1")
 
     # -- SSH with reconnect --------------------------------------------------------
-    def _execute(self, command: str, stdin: str | None = None) -> tuple[int, str, str]:
-        LOG.debug("guest: %s", command)
-        return self._with_connection(lambda ssh: ssh.execute(
-            command, stdin=None if stdin is None else io.StringIO(stdin),
-            timeout=self._command_timeout))
+    def _execute(self, command: str) -> tuple[int, str, str]:
+        LOG.debug("guest: %s", command[:300])
+        return self._with_connection(
+            lambda ssh: ssh.execute(command, timeout=self._command_timeout))
 
     def _with_connection(self, call: Callable[[object], T]) -> T:
         """call(ssh), on a new connection when the last one dropped."""
@@ -171,8 +184,8 @@ class MetadataMeter:
         """Upload and start the probe in a private directory; measure the guest clock.
 
         Two SSH round trips: make the directory and read the clock; write the probe
-        from stdin (no SFTP session: that alone costs several round trips), launch
-        it and confirm. The clock is read in the first, whose guest side is a few
+        (inside the command: no SFTP session, which alone costs several round
+        trips), launch it and confirm. The clock is read in the first, whose guest side is a few
         milliseconds, so its error is about half a round trip; the offset does not
         change in the seconds before the probe runs.
         """
@@ -189,8 +202,7 @@ class MetadataMeter:
                              f"directory in the guest: {err.strip() or directory}")
         self.directory = directory
         clock = _guest_clock(uptime, before, after)
-        status, _, err = self._execute(self._launch_command(),
-                                       stdin=probe_script_resource().read_text())
+        status, _, err = self._execute(self._launch_command())
         if status != 0:
             raise MeterError(f"the probe did not start in {directory}: "
                              f"{err.strip() or 'no error output'}")

@@ -14,6 +14,9 @@ DEFAULT_URL = "http://169.254.169.254/latest/meta-data/hostname"
 _URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!+,=%]+")
 _PATH_CHARS = re.compile(r"/[A-Za-z0-9._/-]*")
 _EXPECT_CHARS = re.compile(r"[A-Za-z0-9._:-]*")
+# Every value travels in the probe's launch command, which must stay under the 9000
+# bytes dropbear (CirrOS's sshd) accepts, the probe's own text included.
+MAX_LENGTH = {"url": 512, "expect": 255, "workdir": 100}
 
 
 class ProbeConfigError(ValueError):
@@ -42,6 +45,11 @@ class ProbeConfig:
     workdir: str = "/tmp"
 
     def __post_init__(self) -> None:
+        for name, limit in MAX_LENGTH.items():
+            value = getattr(self, name)
+            if isinstance(value, str) and len(value) > limit:
+                raise ProbeConfigError(f"{name}: at most {limit} characters, got "
+                                       f"{len(value)}")
         _check_url(self.url)
         for name in ("interval", "timeout"):
             value = getattr(self, name)

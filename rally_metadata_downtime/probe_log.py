@@ -30,6 +30,7 @@ class ProbeHeader:
     mode: str
     expect: str
     started: float
+    client: str = ""   # curl or wget; "" in logs of probes older than the field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +83,8 @@ def _parse_header(line: str) -> ProbeHeader | None:
     if interval is None or timeout is None or started is None or "mode" not in values:
         return None
     return ProbeHeader(interval=interval, timeout=timeout, mode=values["mode"],
-                       expect=values.get("expect", ""), started=started)
+                       expect=values.get("expect", ""), started=started,
+                       client=values.get("client", ""))
 
 
 def _parse_stopped(line: str) -> float | None:

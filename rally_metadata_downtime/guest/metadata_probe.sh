@@ -3,6 +3,7 @@
 #
 # Usage: sh metadata_probe.sh -l LOGFILE -p PIDFILE [-u URL] [-i INTERVAL]
 #                             [-t TIMEOUT] [-m hostname|uuid] [-e EXPECT]
+#                             [-c auto|curl|wget]
 #   -u URL       polled (default http://169.254.169.254/latest/meta-data/hostname)
 #   -i INTERVAL  seconds between request launches, decimal > 0 (default 0.2)
 #   -t TIMEOUT   hard limit of one request in seconds, decimal > 0 (default 1)
@@ -11,14 +12,16 @@
 #                vm-10 does not); uuid: the answer contains EXPECT (fixed string)
 #   -e EXPECT    identity expected in the answer; required in uuid mode; empty in
 #                hostname mode means this guest's own `hostname`
-#   -l LOGFILE   appended to (format: docs/design.md); its directory also holds the
-#                per-request scratch files of wget, LOGFILE.<seq>.body/.err, removed after use
+#   -c CLIENT    HTTP client: auto (default) takes busybox wget if the guest has it
+#                (one small static binary: a fraction of curl's start-up cost, which
+#                is most of a probe's CPU), else curl, else wget
+#   -l LOGFILE   appended to (format: docs/design.md)
 #   -p PIDFILE   receives this shell's PID; the start is refused (exit 3) while it
 #                names a live process, and it is removed on a clean stop
 #
 # Every INTERVAL a request is launched in the background, so a blackholed request
-# never stalls the sampling; each is bounded by TIMEOUT (curl --max-time, else busybox
-# wget under `timeout`), so at most ceil(TIMEOUT/INTERVAL)+1 are in flight. Each
+# never stalls the sampling; each is bounded by TIMEOUT (curl --max-time, wget under
+# `timeout` when the guest has it), so at most ceil(TIMEOUT/INTERVAL)+1 are in flight. Each
 # appends one line with a single printf (short O_APPEND writes do not interleave):
 #   P <seq> <start uptime> <end uptime> OK|FAIL <reason>
 # reason: http=<code>, curl=<exit>, wget=<exit>, wget=timeout, mismatch, empty.
@@ -32,6 +35,7 @@ interval=0.2
 timeout=1
 mode=hostname
 expect=
+client=auto
 log=
 pidfile=
 
@@ -42,16 +46,17 @@ die() {
     exit "$code"
 }
 
-while getopts u:i:t:m:e:l:p: opt; do
+while getopts u:i:t:m:e:c:l:p: opt; do
     case $opt in
         u) url=$OPTARG ;;
         i) interval=$OPTARG ;;
         t) timeout=$OPTARG ;;
         m) mode=$OPTARG ;;
         e) expect=$OPTARG ;;
+        c) client=$OPTARG ;;
         l) log=$OPTARG ;;
         p) pidfile=$OPTARG ;;
-        *) die 2 "usage: $0 -l LOGFILE -p PIDFILE [-u URL] [-i S] [-t S] [-m MODE] [-e EXPECT]" ;;
+        *) die 2 "usage: $0 -l LOGFILE -p PIDFILE [-u URL] [-i S] [-t S] [-m MODE] [-e EXPECT] [-c CLIENT]" ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -74,6 +79,10 @@ positive_decimal "$timeout" || die 2 "bad timeout: $timeout"
 case $mode in
     hostname|uuid) ;;
     *) die 2 "bad mode: $mode (hostname or uuid)" ;;
+esac
+case $client in
+    auto|curl|wget) ;;
+    *) die 2 "bad client: $client (auto, curl or wget)" ;;
 esac
 case $expect in
     *[!A-Za-z0-9._:-]*) die 2 "bad expect: only letters, digits and . _ : - allowed" ;;
@@ -103,6 +112,21 @@ if ! sleep 0.01 2>/dev/null; then
     interval=$whole
 fi
 
+has() {
+    command -v "$1" >/dev/null 2>&1
+}
+if [ "$client" = auto ]; then
+    # A bare busybox wget prints its usage under a "BusyBox v..." banner.
+    if has wget && case $(wget 2>&1 </dev/null) in *BusyBox*) true ;; *) false ;; esac; then
+        client=wget
+    elif has curl; then
+        client=curl
+    else
+        client=wget
+    fi
+fi
+has "$client" || die 2 "no $client in PATH ($PATH)"
+
 if [ -f "$pidfile" ]; then
     old=
     read -r old 2>/dev/null < "$pidfile"
@@ -112,11 +136,6 @@ if [ -f "$pidfile" ]; then
 fi
 echo $$ 2>/dev/null > "$pidfile" || die 4 "cannot write pid file $pidfile"
 
-if command -v curl >/dev/null 2>&1; then
-    client=curl
-else
-    client=wget
-fi
 if command -v timeout >/dev/null 2>&1; then
     guard=timeout
 else
@@ -185,25 +204,31 @@ probe_once() {
             judge "${answer%"$nl"*}"
         fi
     else
-        body="$log.$seq.body"
-        err="$log.$seq.err"
-        # Debian's busybox 1.35 wget segfaults on -T: when `timeout` exists it bounds
-        # the request instead (CirrOS has both; -T is only the fallback).
+        # Body and error message in one substitution (-q: nothing on stderr unless
+        # it failed): no scratch file, one fork besides the client's own. Debian's
+        # busybox 1.35 wget segfaults on -T: when `timeout` exists it bounds the
+        # request instead (CirrOS has both; -T is only the fallback).
+        # The braces also catch the shell's "Terminated" when `timeout` ends one.
         if [ -n "$guard" ]; then
-            timeout "$timeout" wget -q -O "$body" -- "$url" 2>"$err"
+            answer=$({ timeout "$timeout" wget -q -O - -- "$url" </dev/null; } 2>&1)
         else
-            wget -q -T "$timeout" -O "$body" -- "$url" 2>"$err"
+            answer=$(wget -q -T "$timeout" -O - -- "$url" 2>&1 </dev/null)
         fi
         rc=$?
-        status=$(sed -n 's/.*HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' "$err" | head -n 1)
-        rm -f -- "$err"
         case $rc in
-            0) judge "$(cat -- "$body")" ;;
+            0) judge "$answer" ;;
             124|143) verdict="FAIL wget=timeout" ;;  # coreutils / busybox timeout
-            *) if [ -n "$status" ]; then verdict="FAIL http=$status"
-               else verdict="FAIL wget=$rc"; fi ;;
+            *) verdict="FAIL wget=$rc"
+               # busybox: "wget: server returned error: HTTP/1.1 503 Service Unavailable"
+               case $answer in
+                   *"Connection refused"*) verdict="FAIL wget=refused" ;;
+                   *HTTP/[0-9]*)
+                       code=${answer#*HTTP/}
+                       code=${code#* }
+                       code=${code%%[!0-9]*}
+                       [ -n "$code" ] && verdict="FAIL http=$code" ;;
+               esac ;;
         esac
-        rm -f -- "$body"
     fi
     uptime_now
     printf 'P %s %s %s %s\n' "$seq" "$start" "$now" "$verdict" >> "$log"
@@ -213,8 +238,8 @@ running=1
 trap 'running=0' TERM INT HUP
 
 uptime_now
-printf '# rmd-probe v1 interval=%s timeout=%s mode=%s expect=%s started=%s\n' \
-    "$interval" "$timeout" "$mode" "$expect" "$now" >> "$log" \
+printf '# rmd-probe v1 interval=%s timeout=%s mode=%s expect=%s client=%s started=%s\n' \
+    "$interval" "$timeout" "$mode" "$expect" "$client" "$now" >> "$log" \
     || { rm -f -- "$pidfile"; die 4 "cannot write log $log"; }
 
 seq=0

@@ -17,11 +17,11 @@ import math
 import os
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 
 from rally_metadata_downtime.analysis import analyse
+from rally_metadata_downtime.meter import probe_script
 from rally_metadata_downtime.probe_log import parse_probe_log
 from tests.lab.fabric import Fabric
 from tests.lab.faults import FaultProfile
@@ -29,23 +29,43 @@ from tests.lab.guest_os import BUSYBOX
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
-SCRIPT = (Path(__file__).resolve().parents[2]
-          / "rally_metadata_downtime" / "guest" / "metadata_probe.sh").read_text()
+SCRIPT = probe_script()   # the text the meter writes into guests
 PREFIX = f"rmdp{os.getpid() % 1000}"
 FIXED_GW, FLOATING_GW = "198.51.100.129/27", "203.0.113.1/28"
 SHELLS = {"busybox": [BUSYBOX, "sh"], "dash": [shutil.which("dash") or "/usr/bin/dash"]}
 INTERVAL, TIMEOUT = 0.2, 1.0
-# Each shape gets its own outage length, so a window matched to the wrong guest shows.
-OUTAGES = {"refused": 1.0, "timeout": 2.0, "http_404": 1.5, "http_503": 3.0,
-           "wrong_instance": 2.5, "nocurl_503": 1.5}
-REASONS = {"refused": "curl=7", "timeout": "curl=28", "http_404": "http=404",
-           "http_503": "http=503", "wrong_instance": "mismatch", "nocurl_503": "http=503"}
+# case: (fault shape, the probe's -c, guest without curl, outage seconds). Lab guests
+# have busybox and curl, so "auto" must take busybox wget. Each case gets its own
+# outage length, so a window matched to the wrong guest shows.
+CASES = {
+    "curl_refused": ("refused", "curl", False, 1.0),
+    "curl_timeout": ("timeout", "curl", False, 2.0),
+    "curl_http_404": ("http_404", "curl", False, 1.5),
+    "curl_http_503": ("http_503", "curl", False, 3.0),
+    "curl_wrong_instance": ("wrong_instance", "curl", False, 2.5),
+    "wget_refused": ("refused", "auto", False, 1.2),
+    "wget_timeout": ("timeout", "auto", False, 2.2),
+    "wget_http_404": ("http_404", "auto", False, 1.7),
+    "wget_wrong_instance": ("wrong_instance", "auto", False, 2.7),
+    "nocurl_http_503": ("http_503", "auto", True, 1.6),
+}
+TIMEOUT_REASON = {"curl": "curl=28", "wget": "wget=timeout"}
+REASONS = {("curl", "refused"): "curl=7", ("wget", "refused"): "wget=refused",
+           **{(client, "timeout"): reason for client, reason in TIMEOUT_REASON.items()},
+           **{(client, shape): reason for client in ("curl", "wget") for shape, reason in
+              (("http_404", "http=404"), ("http_503", "http=503"),
+               ("wrong_instance", "mismatch"))}}
 # Upper bound on every wait below: nothing here should take more than seconds.
 WAIT = 10.0
 
 
-def shape_of(case: str) -> str:
-    return "http_503" if case == "nocurl_503" else case
+def client_of(case: str) -> str:
+    """The client the probe must have used."""
+    return "curl" if CASES[case][1] == "curl" else "wget"
+
+
+def expected_reason(case: str) -> str:
+    return REASONS[(client_of(case), CASES[case][0])]
 
 
 def wait_until(predicate, what: str, timeout: float = WAIT):
@@ -138,12 +158,12 @@ def shape_runs(lab):
     their directories differ.
     Returns {(shell, case): (stopped log text, files left, stderr, window)}.
     """
-    for i, case in enumerate(OUTAGES):
+    for i, (case, (_, _, no_curl, _)) in enumerate(CASES.items()):
         lab.create_guest(f"srv-{case}", f"vm-{case}", hostname(case), f"198.51.100.{130 + i}",
-                         None, no_curl=case.startswith("nocurl"))
+                         None, no_curl=no_curl)
     probes = {(shell, case): GuestProbe(lab, f"srv-{case}", shell, f"{shell}-{case}",
-                                        "-e", hostname(case))
-              for case in OUTAGES for shell in SHELLS}
+                                        "-e", hostname(case), "-c", CASES[case][1])
+              for case in CASES for shell in SHELLS}
     try:
         with concurrent.futures.ThreadPoolExecutor(len(probes)) as pool:
             list(pool.map(GuestProbe.start, probes.values()))
@@ -153,7 +173,7 @@ def shape_runs(lab):
         async def migrate_all():
             await asyncio.gather(*(lab.migrate(f"srv-{case}", FaultProfile(
                 duration=0.3, network_blackout=0, metadata_outage=outage,
-                metadata_shape=shape_of(case))) for case, outage in OUTAGES.items()))
+                metadata_shape=shape)) for case, (shape, _, _, outage) in CASES.items()))
 
         asyncio.run(asyncio.wait_for(migrate_all(), timeout=WAIT))
         # Successes after the fault, and every blackholed request given up (TIMEOUT).
@@ -169,12 +189,14 @@ def shape_runs(lab):
     return runs
 
 
-@pytest.mark.parametrize("case", OUTAGES)
+@pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("shell", SHELLS)
 def test_outage_is_measured_where_the_lab_injected_it(shape_runs, shell, case):
     text, _, stderr, window = shape_runs[(shell, case)]
     log = parse_probe_log(text)
     assert (log.header.mode, log.header.expect) == ("hostname", hostname(case))
+    assert log.header.client == client_of(case)
+    reason = expected_reason(case)
     assert (log.garbage_lines, log.truncated_last_line, log.clock_reset) == (0, False, False)
     assert log.stopped
     report = analyse(log, recovered_after=window.end_boottime)
@@ -185,9 +207,10 @@ def test_outage_is_measured_where_the_lab_injected_it(shape_runs, shell, case):
     # A request in flight while the lab flips the fault can lose its packets (e.g. a
     # SYN-ACK arriving once 169.254.169.254 became local for `refused`) and time
     # out: only the run's first and last request may show that.
-    assert {p.reason for p in failed[1:-1]} <= {REASONS[case]}, failed
-    assert {p.reason for p in (failed[0], failed[-1])} <= {REASONS[case], "curl=28"}, failed
-    assert outage.reasons.get(REASONS[case], 0) >= outage.failed_probes - 2
+    assert {p.reason for p in failed[1:-1]} <= {reason}, failed
+    assert {p.reason for p in (failed[0], failed[-1])} <= {
+        reason, TIMEOUT_REASON[client_of(case)]}, failed
+    assert outage.reasons.get(reason, 0) >= outage.failed_probes - 2
     assert report.recovered and not outage.began_before_log
     # Requests overlap, so even blackholed ones (timeout) do not slow the sampling.
     starts = [p.start for p in log.probes]
@@ -204,15 +227,15 @@ def test_outage_is_measured_where_the_lab_injected_it(shape_runs, shell, case):
     assert abs(outage.duration - window.duration) <= tolerance, (outage, window)
     assert outage.min_duration <= window.duration + 0.1
     assert outage.max_duration >= window.duration - 0.1
-    if not case.startswith("nocurl"):
-        assert stderr == ""
+    assert stderr == ""
 
 
+@pytest.mark.parametrize("case", ["curl_timeout", "wget_timeout"])
 @pytest.mark.parametrize("shell", SHELLS)
-def test_requests_in_flight_stay_bounded(shape_runs, shell):
+def test_requests_in_flight_stay_bounded(shape_runs, shell, case):
     # Blackholed requests live TIMEOUT each; one is launched every INTERVAL.
-    log = parse_probe_log(shape_runs[(shell, "timeout")][0])
-    assert any(p.reason == "curl=28" and p.end - p.start >= TIMEOUT - 0.05
+    log = parse_probe_log(shape_runs[(shell, case)][0])
+    assert any(p.reason == expected_reason(case) and p.end - p.start >= TIMEOUT - 0.05
                for p in log.probes)
     bound = math.ceil(TIMEOUT / INTERVAL) + 1
     in_flight = max(sum(1 for q in log.probes if q.start <= p.start < q.end)
@@ -222,7 +245,7 @@ def test_requests_in_flight_stay_bounded(shape_runs, shell):
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_stop_leaves_only_the_log_and_removes_the_pid_file(shape_runs, shell):
-    for case in OUTAGES:
+    for case in CASES:
         text, files, _, _ = shape_runs[(shell, case)]
         assert files == ["metadata_probe.sh", "probe.log"], (case, files)
         stopped = [line for line in text.splitlines() if line.startswith("# stopped ")]

@@ -17,6 +17,7 @@ import pytest
 from rally import exceptions as rally_exceptions
 
 from rally_metadata_downtime import meter as meter_module
+from rally_metadata_downtime import probe_config as probe_config_module
 from rally_metadata_downtime.meter import MetadataMeter, MeterError
 from rally_metadata_downtime.probe_config import ProbeConfig
 from rally_metadata_downtime.probe_log import ProbeLogError, parse_probe_log
@@ -105,15 +106,27 @@ def test_start_is_two_round_trips(tmp_path, shell):
     meter, connections = meter_in(tmp_path, shell)
     meter.start()
     try:
-        # directory and clock reading; write the probe from stdin, launch, confirm
+        # directory and clock reading; write the probe, launch, confirm
         commands = connections[0].commands
         assert len(commands) == 2
         assert commands[0].endswith("&& cat /proc/uptime")
-        assert commands[1].startswith(f"cat > {meter.directory}/metadata_probe.sh ")
-        shipped = meter_module.probe_script_resource().read_text()
-        assert (tmp_path / meter.directory / "metadata_probe.sh").read_text() == shipped
+        assert commands[1].startswith("printf '%s' ")
+        written = (tmp_path / meter.directory / "metadata_probe.sh").read_text()
+        assert written == meter_module.probe_script()
+        assert "# stopped" in written     # the probe's own text, not its comments
+        assert not any(line.lstrip().startswith("#") for line in written.splitlines())
     finally:
         meter.cleanup()
+
+
+def test_the_launch_command_fits_dropbears_command_limit(tmp_path):
+    # CirrOS's sshd (dropbear) refuses commands over MAX_CMD_LEN = 9000 bytes.
+    limit = probe_config_module.MAX_LENGTH
+    longest = ProbeConfig(url="http://169.254.169.254/" + "a" * (limit["url"] - 23),
+                          expect="x" * limit["expect"], workdir="/" + "w" * (limit["workdir"] - 1))
+    meter = MetadataMeter(lambda: None, longest)
+    meter.directory = f"{longest.workdir}/rmd-probe.XXXXXXXXXX"
+    assert len(meter._launch_command().encode()) < 8192
 
 
 def test_a_second_probe_in_the_same_guest_is_refused(tmp_path, shell):
@@ -144,10 +157,8 @@ def test_an_unwritable_workdir_is_named(tmp_path, shell):
 
 def test_a_probe_that_cannot_start_is_reported_with_its_error_and_removed(tmp_path,
                                                                          shell, monkeypatch):
-    script = tmp_path / "broken_probe.sh"
-    script.write_text("echo 'probe: cannot run here' >&2; exit 4\n")
-    monkeypatch.setattr("rally_metadata_downtime.meter.probe_script_resource",
-                        lambda: script)
+    monkeypatch.setattr("rally_metadata_downtime.meter.probe_script",
+                        lambda: "echo 'probe: cannot run here' >&2; exit 4\n")
     tmp_path = tmp_path / "guest"
     tmp_path.mkdir()
     meter, _ = meter_in(tmp_path, shell)

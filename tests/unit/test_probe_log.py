@@ -4,7 +4,8 @@ import pytest
 
 from rally_metadata_downtime.probe_log import Probe, ProbeHeader, ProbeLogError, parse_probe_log
 
-HEADER = "# rmd-probe v1 interval=0.2 timeout=1 mode=hostname expect=vm-1 started=100.00\n"
+HEADER = ("# rmd-probe v1 interval=0.2 timeout=1 mode=hostname expect=vm-1 client=wget "
+          "started=100.00\n")
 
 
 def test_header_probes_and_stop_are_read():
@@ -13,7 +14,7 @@ def test_header_probes_and_stop_are_read():
                           + "P 2 100.20 100.21 FAIL curl=7\n"
                           + "# stopped 100.40\n")
     assert log.header == ProbeHeader(interval=0.2, timeout=1.0, mode="hostname",
-                                     expect="vm-1", started=100.0)
+                                     expect="vm-1", started=100.0, client="wget")
     assert log.probes == (Probe(1, 100.0, 100.02, True, "http=200"),
                           Probe(2, 100.2, 100.21, False, "curl=7"))
     assert (log.stopped, log.stopped_at) == (True, 100.4)

@@ -8,6 +8,7 @@ import shlex
 
 import hypothesis
 import hypothesis.strategies as st
+import pytest
 from rally.task import scenario as rally_scenario
 from rally.task import sla as rally_sla
 
@@ -97,3 +98,13 @@ def test_the_sla_config_is_accepted_exactly_when_it_makes_sense(config):
     assert (errors == []) == sensible, (config, errors)
     if not sensible:
         assert errors
+
+
+@pytest.mark.parametrize("argument, value, limit", [
+    ("metadata_url", "http://169.254.169.254/" + "a" * 490, 512),
+    ("probe_workdir", "/" + "w" * 100, 100)])
+def test_values_too_long_for_the_launch_command_are_refused_by_name(argument, value, limit):
+    with pytest.raises(ProbeConfigError,
+                       match=f"^{argument}: at most {limit} characters, got {len(value)}$"):
+        probe_config(**{argument: value})
+    probe_config(**{argument: value[:limit]})
