@@ -220,13 +220,33 @@ def _tempest_style(probes: tuple[Probe, ...]) -> float:
                if not b.ok)
 
 
-def analyse(log: ProbeLog, recovered_after: float | None = None) -> DowntimeReport:
+def _recovery(probes: tuple[Probe, ...], since: float,
+              settle: float) -> tuple[float, float] | None:
+    """(recovered_at, settled_for) of the first run of successes at or after `since`
+    that lasted `settle` s, or else of the run that ends the log; None if neither."""
+    runs: list[list[float]] = [[]]
+    for probe in probes:
+        if not probe.ok:
+            runs.append([])
+        elif probe.end >= since:
+            runs[-1].append(probe.end)
+    for i, run in enumerate(runs):
+        if run and (i == len(runs) - 1 or run[-1] - run[0] >= settle):
+            last = sample_time(probes[-1]) if i == len(runs) - 1 else run[-1]
+            return run[0], last - run[0]
+    return None
+
+
+def analyse(log: ProbeLog, recovered_after: float | None = None,
+            settle: float = math.inf) -> DowntimeReport:
     """Measure outages in `log`; judge recovery after `recovered_after` (guest uptime).
 
-    Metadata has recovered when the log ends with a run of successes that holds at
-    least one probe launched at or after `recovered_after` (e.g. the end of the
-    live migration); `recovered_at` is when that run, or its part after
-    `recovered_after`, began, and `settled_for` how long it has lasted since. A log
+    Metadata has recovered when, at or after `recovered_after` (e.g. the end of the
+    live migration), it kept answering for `settle` s, or the log ends with a run of
+    successes that holds such a probe. `recovered_at` is when that run, or its part
+    after `recovered_after`, began, and `settled_for` how long it lasted. A failure
+    after a settled recovery (the probe's last requests on a loaded guest) is an
+    outage of its own, counted in the downtime; it does not undo the recovery. A log
     spanning two boots (`clock_reset`) never counts as recovered.
 
     Raises NoSuccessfulProbe (an AnalysisError, a ValueError) when no probe ever
@@ -243,14 +263,9 @@ def analyse(log: ProbeLog, recovered_after: float | None = None) -> DowntimeRepo
     probes = tuple(sorted(probes, key=lambda p: (sample_time(p), p.seq)))
     outages = _outages(probes)
     since = float("-inf") if recovered_after is None else recovered_after
-    trailing_ok = []
-    for probe in reversed(probes):
-        if not probe.ok:
-            break
-        trailing_ok.append(probe)
-    after_instant = [p.end for p in trailing_ok if p.end >= since]
-    recovered = bool(after_instant) and log.clock_reset is False
-    recovered_at = min(after_instant) if recovered else None
+    recovery = None if log.clock_reset else _recovery(probes, since, settle)
+    recovered = recovery is not None
+    recovered_at, settled_for = recovery or (None, 0.0)
     last_probe_at = sample_time(probes[-1])
     unrecovered = outages[-1] if outages and outages[-1].unrecovered else None
 
@@ -262,7 +277,7 @@ def analyse(log: ProbeLog, recovered_after: float | None = None) -> DowntimeRepo
         longest_outage=max((o.duration for o in outages), default=0.0),
         first_probe_at=sample_time(probes[0]), last_probe_at=last_probe_at,
         recovered=recovered, recovered_at=recovered_at,
-        settled_for=(last_probe_at - recovered_at) if recovered_at is not None else 0.0,
+        settled_for=settled_for,
         unrecovered_downtime=(last_probe_at - unrecovered.start) if unrecovered else 0.0,
         resolution=_resolution(probes, outages,
                                log.header.interval if log.header else None),

@@ -62,7 +62,7 @@ def wait_for_recovery(fetch_log: typing.Callable[[], str], recovered_after: floa
         log = None
         try:
             log = parse_probe_log(fetch_log())
-            report = analyse(log, recovered_after)
+            report = analyse(log, recovered_after, settle)
             if report.recovered and report.settled_for >= settle:
                 return True
         except (ProbeLogError, AnalysisError):
@@ -200,7 +200,8 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
                 text = meter.stop()
             try:
                 measured.log = parse_probe_log(text)
-                measured.report = analyse(measured.log, recovered_after=recovered_after)
+                measured.report = analyse(measured.log, recovered_after=recovered_after,
+                                          settle=settle)
             except (ProbeLogError, AnalysisError) as e:
                 raise MetadataNotMeasured(f"the probe log gives no figure: {e}") from e
         except Exception as e:

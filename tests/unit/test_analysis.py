@@ -174,6 +174,30 @@ def test_failures_after_the_instant_are_not_recovered():
     assert report.recovered is False
 
 
+SETTLED_THEN_FAILED = ((10, "OK"), (11, "curl=7"), (12, "OK"), (13, "OK"), (14, "OK"),
+                       (15, "OK"), (16, "wget=timeout"))
+
+
+@pytest.mark.parametrize("settle, recovered", [
+    (math.inf, False),  # default: only a run that ends the log is a recovery
+    (3.0, True),        # answered 12..15: settled for 3 s
+    (3.5, False),       # not long enough
+])
+def test_a_failure_after_a_settled_recovery_does_not_undo_it(settle, recovered):
+    report = analyse(make_log(*SETTLED_THEN_FAILED), recovered_after=11.5, settle=settle)
+    assert report.recovered is recovered
+    if recovered:
+        assert (report.recovered_at, report.settled_for) == (12.0, approx(3.0))
+    # The late failure is an outage of its own either way, still open at the end.
+    assert report.outage_count == 2 and report.outages[-1].unrecovered
+    assert report.unrecovered_downtime == approx(0.5)
+
+
+def test_a_settled_run_before_the_instant_is_not_a_recovery():
+    report = analyse(make_log(*SETTLED_THEN_FAILED), recovered_after=15.5, settle=0.0)
+    assert report.recovered is False
+
+
 def test_no_success_at_all_is_an_error():
     with pytest.raises(NoSuccessfulProbe, match="curl=7 x2"):
         analyse(make_log((0, "curl=7"), (1, "curl=7"), (2, "http=503")))
