@@ -12,7 +12,7 @@ t[j]..t[k]:
 
 Each edge is estimated at the middle of its interval, so an edge estimate is off by
 at most half the spacing around that edge, and a duration by at most half the
-spacing at each of its two edges. An outage with no success before it began before
+spacing at each of its two edges (the resolution). An outage with no success before it began before
 the log; one with no success after it is *unrecovered*: its estimate then only
 counts what the log saw, its upper bound is infinite, and the report says so.
 """
@@ -192,22 +192,28 @@ def _outage(run: list[Probe], last_ok: float | None, next_ok: float | None) -> O
 
 def _resolution(probes: tuple[Probe, ...], outages: list[Outage],
                 interval: float | None) -> float:
-    """How precisely the outages' edges are known, in seconds.
+    """How far a measured outage duration can be from the true one, in seconds.
 
-    It is the widest launch spacing around any outage edge the log bounds, i.e. the
-    largest of s[j] - s[j-1] and s[k+1] - s[k] over all outages. Each edge estimate
-    is then off by at most half of it, and each duration by at most all of it.
-    Without outages it is the median launch spacing: roughly the shortest outage
-    the probe would have caught. With a single probe it is the configured interval.
+    An outage's start lies in (s[j-1], s[j]] and its end in (s[k], s[k+1]]; each
+    estimate is the middle of its interval, so the duration is off by at most half
+    of each width: their mean. The resolution is the largest such bound over all
+    outages (an edge the log does not bound adds nothing to it). The probe
+    re-probes sooner while requests fail fast, so an outage's end is often known
+    more closely than its start. Without outages it is the median launch spacing:
+    roughly the shortest outage the probe would have caught. With a single probe
+    it is the configured interval.
     """
-    edges = []
+    bounds = []
     for outage in outages:
+        widths = []
         if outage.last_ok_before is not None:
-            edges.append(outage.first_failed - outage.last_ok_before)
+            widths.append(outage.first_failed - outage.last_ok_before)
         if outage.first_ok_after is not None:
-            edges.append(outage.first_ok_after - outage.last_failed)
-    if edges:
-        return max(edges)
+            widths.append(outage.first_ok_after - outage.last_failed)
+        if widths:
+            bounds.append(sum(widths) / 2)
+    if bounds:
+        return max(bounds)
     gaps = [sample_time(b) - sample_time(a) for a, b in zip(probes, probes[1:])]
     if gaps:
         return statistics.median(gaps)

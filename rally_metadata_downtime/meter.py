@@ -57,12 +57,11 @@ def probe_script_resource() -> importlib.resources.abc.Traversable:
 
 @functools.cache
 def probe_script() -> str:
-    """The probe as written into the guest: its source without comment and blank
-    lines, so that it fits in the launch command (the script has no multi-line
-    string in which such a line could be data)."""
-    lines = probe_script_resource().read_text().splitlines()
-    return "\n".join(line for line in lines
-                     if line.strip() and not line.lstrip().startswith("#")) + "\n"
+    """The probe as written into the guest: its source without comment lines, blank
+    lines and indentation, so that it fits in the launch command (the script has
+    no multi-line string or here-document in which that would change data)."""
+    lines = (line.strip() for line in probe_script_resource().read_text().splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("#")) + "\n"
 
 
 def _probe_alive(pidfile: str) -> str:
@@ -109,7 +108,8 @@ class MetadataMeter:
         """The probe's command line; `directory` is a shell word (e.g. '"$d"')."""
         c = self.config
         args = ["sh", f"{directory}/{SCRIPT_NAME}", "-u", shlex.quote(c.url),
-                "-i", shlex.quote(f"{c.interval:g}"), "-t", shlex.quote(f"{c.timeout:g}"),
+                "-i", shlex.quote(f"{c.interval:g}"),
+                "-r", shlex.quote(f"{c.retry_interval:g}"), "-t", shlex.quote(f"{c.timeout:g}"),
                 "-m", shlex.quote(c.mode), "-l", f"{directory}/probe.log",
                 "-p", f"{directory}/probe.pid"]
         if c.expect:

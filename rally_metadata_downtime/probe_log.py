@@ -31,6 +31,7 @@ class ProbeHeader:
     expect: str
     started: float
     client: str = ""   # curl or wget; "" in logs of probes older than the field
+    retry: float | None = None   # seconds between launches while failing fast
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +85,8 @@ def _parse_header(line: str) -> ProbeHeader | None:
         return None
     return ProbeHeader(interval=interval, timeout=timeout, mode=values["mode"],
                        expect=values.get("expect", ""), started=started,
-                       client=values.get("client", ""))
+                       client=values.get("client", ""),
+                       retry=_number(values.get("retry")))
 
 
 def _parse_stopped(line: str) -> float | None:

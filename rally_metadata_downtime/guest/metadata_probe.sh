@@ -3,9 +3,13 @@
 #
 # Usage: sh metadata_probe.sh -l LOGFILE -p PIDFILE [-u URL] [-i INTERVAL]
 #                             [-t TIMEOUT] [-m hostname|uuid] [-e EXPECT]
-#                             [-c auto|curl|wget]
+#                             [-c auto|curl|wget] [-r RETRY]
 #   -u URL       polled (default http://169.254.169.254/latest/meta-data/hostname)
 #   -i INTERVAL  seconds between request launches, decimal > 0 (default 0.2)
+#   -r RETRY     seconds between launches while requests fail fast (refused, an HTTP
+#                error, a wrong answer), to time the recovery more closely; blackholed
+#                requests do not count, so requests in flight stay bounded (default:
+#                INTERVAL)
 #   -t TIMEOUT   hard limit of one request in seconds, decimal > 0 (default 1)
 #   -m MODE      hostname (default): the answer's first line, trimmed and lowercased,
 #                has the same first DNS label as EXPECT (vm-1.novalocal matches vm-1,
@@ -32,6 +36,7 @@
 
 url=http://169.254.169.254/latest/meta-data/hostname
 interval=0.2
+retry=
 timeout=1
 mode=hostname
 expect=
@@ -46,17 +51,18 @@ die() {
     exit "$code"
 }
 
-while getopts u:i:t:m:e:c:l:p: opt; do
+while getopts u:i:r:t:m:e:c:l:p: opt; do
     case $opt in
         u) url=$OPTARG ;;
         i) interval=$OPTARG ;;
+        r) retry=$OPTARG ;;
         t) timeout=$OPTARG ;;
         m) mode=$OPTARG ;;
         e) expect=$OPTARG ;;
         c) client=$OPTARG ;;
         l) log=$OPTARG ;;
         p) pidfile=$OPTARG ;;
-        *) die 2 "usage: $0 -l LOGFILE -p PIDFILE [-u URL] [-i S] [-t S] [-m MODE] [-e EXPECT] [-c CLIENT]" ;;
+        *) die 2 "usage: $0 -l LOGFILE -p PIDFILE [-u URL] [-i S] [-r S] [-t S] [-m MODE] [-e EXPECT] [-c CLIENT]" ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -75,6 +81,8 @@ positive_decimal() {
     return 1
 }
 positive_decimal "$interval" || die 2 "bad interval: $interval"
+retry=${retry:-$interval}
+positive_decimal "$retry" || die 2 "bad retry interval: $retry"
 positive_decimal "$timeout" || die 2 "bad timeout: $timeout"
 case $mode in
     hostname|uuid) ;;
@@ -103,13 +111,17 @@ if [ "$mode" = hostname ] && [ -z "$want_label" ]; then
 fi
 
 # busybox sleep takes fractions only when built with FLOAT_DURATION; CirrOS's is.
-# Without it, round the interval up rather than spin or sample faster than asked.
-if ! sleep 0.01 2>/dev/null; then
-    whole=${interval%%.*}
-    case $interval in
+# Without it, round the intervals up rather than spin or sample faster than asked.
+whole_seconds() {
+    whole=${1%%.*}
+    case $1 in
         *.*[1-9]*) whole=$(( ${whole:-0} + 1 )) ;;
     esac
-    interval=$whole
+    echo "$whole"
+}
+if ! sleep 0.01 2>/dev/null; then
+    interval=$(whole_seconds "$interval")
+    retry=$(whole_seconds "$retry")
 fi
 
 has() {
@@ -232,14 +244,21 @@ probe_once() {
     fi
     uptime_now
     printf 'P %s %s %s %s\n' "$seq" "$start" "$now" "$verdict" >> "$log"
+    case $verdict in
+        OK*) [ -e "$failing" ] && rm -f -- "$failing" ;;
+        *=28|*=timeout) ;;
+        *) [ -e "$failing" ] || : > "$failing" ;;
+    esac
 }
 
 running=1
 trap 'running=0' TERM INT HUP
+# Exists while the last request to end failed fast (set and cleared by the requests).
+failing=$log.failing
 
 uptime_now
-printf '# rmd-probe v1 interval=%s timeout=%s mode=%s expect=%s client=%s started=%s\n' \
-    "$interval" "$timeout" "$mode" "$expect" "$client" "$now" >> "$log" \
+printf '# rmd-probe v1 interval=%s retry=%s timeout=%s mode=%s expect=%s client=%s started=%s\n' \
+    "$interval" "$retry" "$timeout" "$mode" "$expect" "$client" "$now" >> "$log" \
     || { rm -f -- "$pidfile"; die 4 "cannot write log $log"; }
 
 seq=0
@@ -247,9 +266,10 @@ sleeper=
 while [ "$running" = 1 ]; do
     seq=$((seq + 1))
     probe_once "$seq" &
+    if [ -e "$failing" ]; then pause=$retry; else pause=$interval; fi
     # `wait` returns at once on a trapped signal, a foreground sleep would not: a
     # stop then costs no part of an interval.
-    sleep "$interval" &
+    sleep "$pause" &
     sleeper=$!
     wait "$sleeper"
 done
@@ -257,6 +277,7 @@ kill "$sleeper" 2>/dev/null
 # A second signal must not cut the wait short: in-flight requests end within TIMEOUT.
 trap '' TERM INT HUP
 wait
+rm -f -- "$failing"
 uptime_now
 printf '# stopped %s\n' "$now" >> "$log"
 read -r owner 2>/dev/null < "$pidfile"

@@ -16,6 +16,7 @@ import concurrent.futures
 import math
 import os
 import shutil
+import statistics
 import time
 
 import pytest
@@ -33,7 +34,7 @@ SCRIPT = probe_script()   # the text the meter writes into guests
 PREFIX = f"rmdp{os.getpid() % 1000}"
 FIXED_GW, FLOATING_GW = "198.51.100.129/27", "203.0.113.1/28"
 SHELLS = {"busybox": [BUSYBOX, "sh"], "dash": [shutil.which("dash") or "/usr/bin/dash"]}
-INTERVAL, TIMEOUT = 0.2, 1.0
+INTERVAL, TIMEOUT, RETRY = 0.2, 1.0, 0.05
 # case: (fault shape, the probe's -c, guest without curl, outage seconds). Lab guests
 # have busybox and curl, so "auto" must take busybox wget. Each case gets its own
 # outage length, so a window matched to the wrong guest shows.
@@ -162,7 +163,8 @@ def shape_runs(lab):
         lab.create_guest(f"srv-{case}", f"vm-{case}", hostname(case), f"198.51.100.{130 + i}",
                          None, no_curl=no_curl)
     probes = {(shell, case): GuestProbe(lab, f"srv-{case}", shell, f"{shell}-{case}",
-                                        "-e", hostname(case), "-c", CASES[case][1])
+                                        "-e", hostname(case), "-c", CASES[case][1],
+                                        "-r", str(RETRY))
               for case in CASES for shell in SHELLS}
     try:
         with concurrent.futures.ThreadPoolExecutor(len(probes)) as pool:
@@ -241,6 +243,24 @@ def test_requests_in_flight_stay_bounded(shape_runs, shell, case):
     in_flight = max(sum(1 for q in log.probes if q.start <= p.start < q.end)
                     for p in log.probes)
     assert in_flight <= bound
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("shell", SHELLS)
+def test_fast_failures_are_probed_again_sooner_blackholes_are_not(shape_runs, shell, case):
+    log = parse_probe_log(shape_runs[(shell, case)][0])
+    assert log.header.retry == RETRY
+    (outage,) = analyse(log).outages
+    starts = sorted(p.start for p in log.probes
+                    if outage.latest_start <= p.start <= outage.earliest_end)
+    spacing = [b - a for a, b in zip(starts, starts[1:])]
+    if CASES[case][0] == "timeout":
+        # A blackholed request fails only at its timeout: re-probing sooner would
+        # only pile up requests in flight.
+        assert min(spacing) > INTERVAL - 0.05, spacing
+    else:
+        # After the first failure ends, launches come every RETRY (plus a fork).
+        assert statistics.median(spacing) < INTERVAL / 2, spacing
 
 
 @pytest.mark.parametrize("shell", SHELLS)

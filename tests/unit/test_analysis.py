@@ -56,8 +56,9 @@ def test_outage_in_the_middle():
     # Tempest books each failed line with the time since the previous launch:
     # (10.5 - 10.2) + (10.7 - 10.5) = 0.5.
     assert report.tempest_style_downtime == approx(0.5)
-    # Edge spacings: 10.5 - 10.2 = 0.3 and 11.1 - 10.7 = 0.4.
-    assert report.resolution == approx(0.4)
+    # Edge widths 10.5 - 10.2 = 0.3 and 11.1 - 10.7 = 0.4: each midpoint is off by at
+    # most half its width, the duration by at most (0.3 + 0.4) / 2.
+    assert report.resolution == approx(0.35)
     assert (report.first_probe_at, report.last_probe_at) == (10.0, 11.3)
     assert (report.recovered, report.recovered_at) == (True, 11.1)
     assert report.settled_for == approx(0.2)
@@ -77,7 +78,7 @@ def test_outage_when_the_log_began():
     assert outage.reasons == {"http=503": 1, "http=404": 1}
     # The first failure has no earlier launch to count from: only 1.2 - 1.0.
     assert report.tempest_style_downtime == approx(0.2)
-    assert report.resolution == approx(0.2)  # only the end edge: 1.4 - 1.2
+    assert report.resolution == approx(0.1)  # only the end edge: (1.4 - 1.2) / 2
     assert (report.recovered, report.recovered_at) == (True, 1.4)
 
 
@@ -93,7 +94,7 @@ def test_outage_still_going_when_the_log_ended_is_unrecovered_not_small():
     assert report.settled_for == 0.0
     assert report.unrecovered_downtime == approx(0.4)
     assert report.total_downtime == approx(0.4)
-    assert report.resolution == approx(0.2)  # only the start edge: 1.4 - 1.2
+    assert report.resolution == approx(0.1)  # only the start edge: (1.4 - 1.2) / 2
 
 
 def test_flapping_gives_separate_outages():
@@ -257,6 +258,8 @@ def test_outages_are_the_failed_runs_and_estimates_sit_within_their_bounds(state
         low, high = outage.bounds
         assert low - 1e-9 <= outage.estimate <= high + 1e-9
         assert outage.estimate - low <= report.resolution + 1e-9
+        if not math.isinf(high):
+            assert high - outage.estimate <= report.resolution + 1e-9
     assert report.recovered == states[-1]
     assert report.total_downtime == approx(sum(o.estimate for o in report.outages))
 
