@@ -151,7 +151,9 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
             scheduler picks one
         :param metadata_url: http URL the probe polls; a meta_data.json URL is
             checked for the instance uuid, any other for the instance hostname
-        :param probe_interval: seconds between probe requests, in (0, 60]
+        :param probe_interval: seconds between probe requests, in (0, 60]; a
+            quarter of it (at least 0.05 s) while requests fail fast, to time
+            the recovery closely
         :param probe_timeout: hard timeout of one probe request, seconds, in (0, 60]
         :param probe_workdir: absolute directory in the guest under which the
             probe makes its private directory
