@@ -25,6 +25,7 @@ LOG = logging.getLogger(__name__)
 SCRIPT_NAME = "metadata_probe.sh"
 DIRECTORY_PREFIX = "rmd-probe."
 _EXIT_RUNNING = 10
+_EXIT_NO_DIRECTORY = 11
 # What mktemp may print: a directory name we then trust in every command.
 _MKTEMP_DIRECTORY = re.compile(rf"/[A-Za-z0-9._/-]*/{re.escape(DIRECTORY_PREFIX)}[A-Za-z0-9]+")
 T = typing.TypeVar("T")
@@ -116,34 +117,35 @@ class MetadataMeter:
             args += ["-e", shlex.quote(c.expect)]
         return " ".join(args)
 
-    def _prepare_command(self) -> str:
-        """Refuse a second probe in this guest, else make and print a private
-        directory, then the guest's uptime (the clock reading)."""
-        workdir = shlex.quote(self.config.workdir)
-        running = _probe_alive('"$f"')
-        return (f"for f in {workdir}/{DIRECTORY_PREFIX}*/probe.pid; do "
-                f"{running} && "
-                f'{{ echo "a probe already runs in ${{f%/probe.pid}}" >&2; '
-                f"exit {_EXIT_RUNNING}; }}; done; "
-                f"mktemp -d {workdir}/{DIRECTORY_PREFIX}XXXXXX && cat /proc/uptime")
-
-    def _launch_command(self, attempts: int = 100) -> str:
-        """Write the probe, start it detached and wait until it runs and has begun
-        its log (up to 5 s, looking every 50 ms: that takes milliseconds).
+    def _start_command(self, attempts: int = 100) -> str:
+        """One command: refuse a second probe in this guest; read the clock; make
+        and print a private directory; write the probe into it; start it detached
+        and wait until it runs and has begun its log (up to 5 s, looking every
+        50 ms: that takes milliseconds).
 
         The script travels inside the command, not on stdin: Rally's SSH.run
-        waits up to a second per 4 KiB written to stdin.
+        waits up to a second per 4 KiB written to stdin. `$d` is mktemp's answer
+        for a validated workdir, and is quoted wherever it is used.
         """
-        pid = self._path("probe.pid")
-        return (f"printf '%s' {shlex.quote(probe_script())} > {self._path(SCRIPT_NAME)} "
-                f"|| exit 1; "
+        workdir = shlex.quote(self.config.workdir)
+        directory = '"$d"'
+        script, log, pid, err = (f'"$d/{name}"' for name in
+                                 (SCRIPT_NAME, "probe.log", "probe.pid", "probe.err"))
+        another = _probe_alive('"$f"')
+        return (f"for f in {workdir}/{DIRECTORY_PREFIX}*/probe.pid; do {another} && "
+                f'{{ echo "a probe already runs in ${{f%/probe.pid}}" >&2; '
+                f"exit {_EXIT_RUNNING}; }}; done; "
+                f"cat /proc/uptime; "
+                f"d=$(mktemp -d {workdir}/{DIRECTORY_PREFIX}XXXXXX) || "
+                f"exit {_EXIT_NO_DIRECTORY}; "
+                f"echo {directory}; "
+                f"printf '%s' {shlex.quote(probe_script())} > {script} || exit 1; "
                 f"if command -v setsid >/dev/null 2>&1; then detach=setsid; "
                 f"else detach=nohup; fi; "
-                f"$detach {self._probe_command(shlex.quote(self.directory))} </dev/null "
-                f">/dev/null 2>{self._path('probe.err')} & "
+                f"$detach {self._probe_command(directory)} </dev/null >/dev/null 2>{err} & "
                 f"i=0; while [ $i -lt {attempts} ]; do "
-                f"{_probe_alive(pid)} && [ -s {self._path('probe.log')} ] && exit 0; "
-                f"sleep 0.05; i=$((i+1)); done; cat {self._path('probe.err')} >&2; exit 1")
+                f"{_probe_alive(pid)} && [ -s {log} ] && exit 0; "
+                f"sleep 0.05; i=$((i+1)); done; cat {err} >&2; exit 1")
 
     # -- SSH with reconnect --------------------------------------------------------
     def _execute(self, command: str) -> tuple[int, str, str]:
@@ -181,33 +183,30 @@ class MetadataMeter:
 
     # -- the probe's life ----------------------------------------------------------
     def start(self) -> GuestClock:
-        """Upload and start the probe in a private directory; measure the guest clock.
+        """Write and start the probe in a private directory, in one SSH round trip;
+        read the guest clock on the way.
 
-        Two SSH round trips: make the directory and read the clock; write the probe
-        (inside the command: no SFTP session, which alone costs several round
-        trips), launch it and confirm. The clock is read in the first, whose guest side is a few
-        milliseconds, so its error is about half a round trip; the offset does not
-        change in the seconds before the probe runs.
+        That reading's error is half the whole round trip, launch included;
+        wait_until_answering() reads the clock again with every poll and keeps
+        the closest reading.
         """
         if self.directory is not None:
             raise MeterError(f"the probe already runs in {self.directory}")
         before = time.time()
-        status, out, err = self._execute(self._prepare_command())
+        status, out, err = self._execute(self._start_command())
         after = time.time()
-        directory, _, uptime = out.strip().partition("\n")
+        uptime, _, directory = out.strip().partition("\n")
         if status == _EXIT_RUNNING:
             raise MeterError(f"refused to start a second probe in this guest: {err.strip()}")
-        if status != 0 or not _MKTEMP_DIRECTORY.fullmatch(directory):
+        if not _MKTEMP_DIRECTORY.fullmatch(directory):
             raise MeterError(f"workdir {self.config.workdir!r}: cannot create a private "
                              f"directory in the guest: {err.strip() or directory}")
-        self.directory = directory
-        clock = _guest_clock(uptime, before, after)
-        status, _, err = self._execute(self._launch_command())
+        self.directory = directory   # from here on cleanup() removes it
         if status != 0:
             raise MeterError(f"the probe did not start in {directory}: "
                              f"{err.strip() or 'no error output'}")
-        self.clock = clock
-        return clock
+        self.clock = _guest_clock(uptime, before, after)
+        return self.clock
 
     def is_running(self) -> bool:
         status, _, _ = self._execute(_probe_alive(self._path("probe.pid")))
@@ -221,14 +220,29 @@ class MetadataMeter:
             raise self._log_gone(err)
         return out
 
+    def _read_log_and_clock(self) -> str:
+        """The probe's log; the guest clock is read in the same round trip and kept
+        when it is closer than the one the meter has."""
+        before = time.time()
+        status, out, err = self._execute(f"cat /proc/uptime && cat {self._path('probe.log')}")
+        after = time.time()
+        uptime, _, log = out.partition("\n")
+        if status != 0:
+            raise self._log_gone(err)
+        clock = _guest_clock(uptime, before, after)
+        if self.clock is None or clock.error < self.clock.error:
+            self.clock = clock
+        return log
+
     def wait_until_answering(self, timeout: float, poll: float = 0.5) -> float:
-        """Wait until one probe succeeded; return seconds waited."""
+        """Wait until one probe succeeded; return seconds waited. Every poll also
+        reads the guest clock (see start())."""
         self._require_started()
         started = time.monotonic()
         reasons: list[str] = []
         while True:
             try:
-                probes = parse_probe_log(self.fetch_log()).probes
+                probes = parse_probe_log(self._read_log_and_clock()).probes
             except ProbeLogError:
                 probes = ()
             if any(p.ok for p in probes):

@@ -5,7 +5,7 @@
 #                             [-t TIMEOUT] [-m hostname|uuid] [-e EXPECT]
 #                             [-c auto|curl|wget] [-r RETRY]
 #   -u URL       polled (default http://169.254.169.254/latest/meta-data/hostname)
-#   -i INTERVAL  seconds between request launches, decimal > 0 (default 0.2)
+#   -i INTERVAL  seconds between request launches, decimal > 0 (default 0.1)
 #   -r RETRY     seconds between launches while requests fail fast (refused, an HTTP
 #                error, a wrong answer), to time the recovery more closely; blackholed
 #                requests do not count, so requests in flight stay bounded (default:
@@ -35,7 +35,7 @@
 # write the pid file or the log.
 
 url=http://169.254.169.254/latest/meta-data/hostname
-interval=0.2
+interval=0.1
 retry=
 timeout=1
 mode=hostname

@@ -21,7 +21,7 @@ from rally_metadata_downtime.meter import MetadataMeter
 from rally_metadata_downtime.net_meter import PingMeter
 from rally_metadata_downtime.plugins import charts
 from rally_metadata_downtime.plugins.validators import probe_config
-from rally_metadata_downtime.probe_config import DEFAULT_URL
+from rally_metadata_downtime.probe_config import DEFAULT_INTERVAL, DEFAULT_URL
 from rally_metadata_downtime.probe_log import ProbeLogError, parse_probe_log
 
 CONF = cfg.CONF
@@ -118,7 +118,7 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
             wait_for_ssh_timeout: PositiveSeconds = 120,
             migrations: typing.Annotated[int, Field(ge=1, le=100)] = 1,
             block_migration: bool = False, destination_host: str | None = None,
-            metadata_url: str = DEFAULT_URL, probe_interval: ProbeSeconds = 0.2,
+            metadata_url: str = DEFAULT_URL, probe_interval: ProbeSeconds = DEFAULT_INTERVAL,
             probe_timeout: ProbeSeconds = 1.0, probe_workdir: str = "/tmp",
             settle: Seconds = 5, recovery_timeout: PositiveSeconds = 120,
             answer_timeout: PositiveSeconds = 60,

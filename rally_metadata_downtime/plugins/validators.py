@@ -6,7 +6,12 @@ import dataclasses
 
 from rally.common import validation
 
-from rally_metadata_downtime.probe_config import DEFAULT_URL, ProbeConfig, ProbeConfigError
+from rally_metadata_downtime.probe_config import (
+    DEFAULT_INTERVAL,
+    DEFAULT_URL,
+    ProbeConfig,
+    ProbeConfigError,
+)
 
 # uuid mode needs an instance id, which exists only after boot; any well-formed one
 # validates the rest of the settings.
@@ -16,7 +21,7 @@ _ARGUMENT_OF_FIELD = {"url": "metadata_url", "interval": "probe_interval",
                       "expect": "metadata_url", "mode": "metadata_url"}
 
 
-def probe_config(metadata_url=DEFAULT_URL, probe_interval=0.2, probe_timeout=1.0,
+def probe_config(metadata_url=DEFAULT_URL, probe_interval=DEFAULT_INTERVAL, probe_timeout=1.0,
                  probe_workdir="/tmp", server_id: str | None = None) -> ProbeConfig:
     """The probe's settings from scenario arguments.
 

@@ -39,7 +39,7 @@ from tests.lab.faults import FaultProfile
 
 SHAPES = ("refused", "timeout", "http_503", "wrong_instance")
 LENGTHS = (0.0, 0.5, 2.0, 6.0, 20.0, 60.0)
-INTERVAL = 0.2
+INTERVAL = ProbeConfig().interval   # the plugin's default
 SETTLE = 3.0
 SHAPES_AT_ONCE = 1
 # Tempest's loop sleeps this long after each request (its period is about 0.21 s here).

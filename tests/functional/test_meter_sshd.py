@@ -82,6 +82,7 @@ def test_the_probe_survives_a_dropped_connection_and_the_meter_reconnects(lab, k
         guest_uptime = float(lab.guest_exec("srv-m", ["cat", "/proc/uptime"]).stdout.split()[0])
         assert abs(clock.to_host_time(guest_uptime) - time.time()) < 1 + clock.error
         assert meter.wait_until_answering(timeout=10) >= 0
+        assert meter.clock.error <= clock.error   # polls keep the closest reading
         pid_before = lab.guest_exec("srv-m", ["sh", "-c", "cat /tmp/rmd-probe.*/probe.pid"]
                                     ).stdout.strip()
         before = probes(meter)

@@ -18,7 +18,7 @@ from rally import exceptions as rally_exceptions
 
 from rally_metadata_downtime import meter as meter_module
 from rally_metadata_downtime import probe_config as probe_config_module
-from rally_metadata_downtime.meter import MetadataMeter, MeterError
+from rally_metadata_downtime.meter import GuestClock, MetadataMeter, MeterError
 from rally_metadata_downtime.probe_config import ProbeConfig
 from rally_metadata_downtime.probe_log import ProbeLogError, parse_probe_log
 
@@ -102,15 +102,14 @@ def test_start_runs_the_probe_in_its_own_directory_and_stop_removes_it(tmp_path,
     assert len(connections) == 1  # every step on one connection
 
 
-def test_start_is_two_round_trips(tmp_path, shell):
+def test_start_is_one_round_trip(tmp_path, shell):
     meter, connections = meter_in(tmp_path, shell)
     meter.start()
     try:
-        # directory and clock reading; write the probe, launch, confirm
-        commands = connections[0].commands
-        assert len(commands) == 2
-        assert commands[0].endswith("&& cat /proc/uptime")
-        assert commands[1].startswith("printf '%s' ")
+        # refuse a second probe, read the clock, make the directory, write the
+        # probe, launch, confirm: all in one command
+        [command] = connections[0].commands
+        assert "cat /proc/uptime; d=$(mktemp -d " in command
         written = (tmp_path / meter.directory / "metadata_probe.sh").read_text()
         assert written == meter_module.probe_script()
         assert "# stopped" in written     # the probe's own text, not its comments
@@ -119,14 +118,30 @@ def test_start_is_two_round_trips(tmp_path, shell):
         meter.cleanup()
 
 
-def test_the_launch_command_fits_dropbears_command_limit(tmp_path):
+def test_reading_the_log_keeps_the_closest_clock_reading(tmp_path, shell):
+    meter, _ = meter_in(tmp_path, shell)
+    started = meter.start()
+    try:
+        meter.clock = GuestClock(started.offset + 5, error=10.0)   # a poor reading
+        assert "# rmd-probe v1" in meter._read_log_and_clock()
+        closer = meter.clock
+        assert closer.error < 10.0
+        uptime = float(open("/proc/uptime").read().split()[0])
+        assert abs(closer.to_host_time(uptime) - time.time()) < 1 + closer.error
+        exact = meter.clock = GuestClock(closer.offset, error=0.0)
+        meter._read_log_and_clock()
+        assert meter.clock is exact                                 # not replaced
+    finally:
+        meter.cleanup()
+
+
+def test_the_start_command_fits_dropbears_command_limit():
     # CirrOS's sshd (dropbear) refuses commands over MAX_CMD_LEN = 9000 bytes.
     limit = probe_config_module.MAX_LENGTH
     longest = ProbeConfig(url="http://169.254.169.254/" + "a" * (limit["url"] - 23),
                           expect="x" * limit["expect"], workdir="/" + "w" * (limit["workdir"] - 1))
     meter = MetadataMeter(lambda: None, longest)
-    meter.directory = f"{longest.workdir}/rmd-probe.XXXXXXXXXX"
-    assert len(meter._launch_command().encode()) < 8192
+    assert len(meter._start_command().encode()) < 8192
 
 
 def test_a_second_probe_in_the_same_guest_is_refused(tmp_path, shell):

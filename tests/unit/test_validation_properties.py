@@ -83,7 +83,7 @@ def test_strings_that_reach_the_guest_shell_are_refused_or_stay_one_word(tail, w
     meter = MetadataMeter(lambda: None, config)
     words = shlex.split(meter._probe_command("/d"))
     assert words[words.index("-u") + 1] == url
-    assert shlex.split(meter._prepare_command())  # balanced quoting
+    assert shlex.split(meter._start_command())  # balanced quoting
 
 
 @SETTINGS
