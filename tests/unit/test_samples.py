@@ -10,6 +10,8 @@ from rally import api
 from rally.common.plugin import plugin as rally_plugin
 from rally.task import engine, task_cfg
 
+from rally_metadata_downtime.probe_config import DEFAULT_INTERVAL
+
 SAMPLES = pathlib.Path(__file__).resolve().parents[2] / "samples"
 TASK = SAMPLES / "live_migrate_metadata.yaml"
 
@@ -51,6 +53,7 @@ def test_default_arguments():
     args = workload["scenario"]["MetadataDowntime.boot_and_live_migrate"]
     assert args["image"] == {"name": "cirros-0.6.2-x86_64-disk"}
     assert args["floating_network"] is None
+    assert args["probe_interval"] == DEFAULT_INTERVAL   # the sample states the plugin's
     assert workload["sla"] == {"failure_rate": {"max": 0},
                                "metadata_downtime": {"allowed_metadata_downtime": 6.0}}
     assert set(workload["contexts"]) == {"users", "network", "allow_ssh"}
