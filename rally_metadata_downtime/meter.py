@@ -117,11 +117,11 @@ class MetadataMeter:
             args += ["-e", shlex.quote(c.expect)]
         return " ".join(args)
 
-    def _start_command(self, attempts: int = 100) -> str:
+    def _start_command(self, attempts: int = 250) -> str:
         """One command: refuse a second probe in this guest; read the clock; make
         and print a private directory; write the probe into it; start it detached
         and wait until it runs and has begun its log (up to 5 s, looking every
-        50 ms: that takes milliseconds).
+        20 ms: that takes milliseconds).
 
         The script travels inside the command, not on stdin: Rally's SSH.run
         waits up to a second per 4 KiB written to stdin. `$d` is mktemp's answer
@@ -145,7 +145,7 @@ class MetadataMeter:
                 f"$detach {self._probe_command(directory)} </dev/null >/dev/null 2>{err} & "
                 f"i=0; while [ $i -lt {attempts} ]; do "
                 f"{_probe_alive(pid)} && [ -s {log} ] && exit 0; "
-                f"sleep 0.05; i=$((i+1)); done; cat {err} >&2; exit 1")
+                f"sleep 0.02; i=$((i+1)); done; cat {err} >&2; exit 1")
 
     # -- SSH with reconnect --------------------------------------------------------
     def _execute(self, command: str) -> tuple[int, str, str]:

@@ -105,7 +105,11 @@ fi
 lower() {
     printf '%s' "$1" | tr 'A-Z' 'a-z'
 }
-want_label=$(lower "${expect%%.*}")
+# Forks only for an upper-case name: the probe's start is on the meter's clock.
+want_label=${expect%%.*}
+case $want_label in
+    *[A-Z]*) want_label=$(lower "$want_label") ;;
+esac
 if [ "$mode" = hostname ] && [ -z "$want_label" ]; then
     die 2 "no hostname to expect (empty first label of '$expect')"
 fi
@@ -119,7 +123,7 @@ whole_seconds() {
     esac
     echo "$whole"
 }
-if ! sleep 0.01 2>/dev/null; then
+if ! sleep 0.0 2>/dev/null; then
     interval=$(whole_seconds "$interval")
     retry=$(whole_seconds "$retry")
 fi

@@ -84,6 +84,16 @@ def test_hostname_answers(server, tmp_path, shell, path):
 
 
 @pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("expect, path, verdict", [
+    ("VM-Ident.novalocal", "plain", "OK http=200"),
+    ("VM-Ident", "fqdn-crlf-upper", "OK http=200"),
+    ("VM-Identx", "plain", "FAIL mismatch")])
+def test_an_upper_case_expected_name_is_compared_lowercased(server, tmp_path, shell,
+                                                           expect, path, verdict):
+    assert verdicts(shell, tmp_path, f"{server}/{path}", "-e", expect) == {verdict}
+
+
+@pytest.mark.parametrize("shell", SHELLS)
 @pytest.mark.parametrize("expect, verdict", [("0b1c-uuid", "OK http=200"),
                                              ("0b1c-other", "FAIL mismatch")])
 def test_uuid_answers(server, tmp_path, shell, expect, verdict):
