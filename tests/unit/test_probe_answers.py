@@ -99,3 +99,30 @@ def test_an_upper_case_expected_name_is_compared_lowercased(server, tmp_path, sh
 def test_uuid_answers(server, tmp_path, shell, expect, verdict):
     assert verdicts(shell, tmp_path, f"{server}/uuid-json", "-m", "uuid",
                     "-e", expect) == {verdict}
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_without_fractional_sleep_the_intervals_are_rounded_up(server, tmp_path, shell):
+    # A guest whose sleep takes whole seconds only (busybox without FLOAT_DURATION):
+    # the probe must sample more slowly than asked, never spin.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_sleep = bin_dir / "sleep"
+    fake_sleep.write_text('#!/bin/sh\ncase $1 in *[!0-9]*) echo "sleep: invalid number" >&2;'
+                          ' exit 1 ;; esac\nexec /bin/sleep "$1"\n')
+    fake_sleep.chmod(0o755)
+    log, pid = tmp_path / "probe.log", tmp_path / "probe.pid"
+    proc = subprocess.Popen([*SHELLS[shell], str(SCRIPT), "-u", f"{server}/plain",
+                             "-e", "vm-ident", "-i", "0.3", "-r", "2.5", "-l", str(log),
+                             "-p", str(pid)], stdin=subprocess.DEVNULL,
+                            env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    try:
+        deadline = time.monotonic() + 10
+        while not (log.exists() and log.read_text().startswith("# rmd-probe")):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    header = parse_probe_log(log.read_text()).header
+    assert (header.interval, header.retry) == (1, 3)
