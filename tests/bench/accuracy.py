@@ -228,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
         for r in results:
             print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()})
     print_table(summarise(results))
+    within = sum(abs(r["ours"] - r["injected"]) <= r["resolution"] for r in results)
+    tempest_closer = sum(abs(r["tempest"] - r["injected"]) < abs(r["ours"] - r["injected"])
+                         for r in results)
+    print(f"within the resolution it stated: {within}/{len(results)} measurements; "
+          f"Tempest's figure closer: {tempest_closer}/{len(results)}")
     print(f"\n{len(results)} measurements in {time.monotonic() - started:.0f} s")
     return 0
 
