@@ -10,7 +10,8 @@ the same runner as the baseline. Reports successes, lost or unparseable probe lo
 SSH errors, the meter's own atomic actions at p50/p95, the Rally host's CPU and
 peak memory (the rally process tree) and the lab's, and the ratio of iteration
 durations (ours / baseline) with our recovery wait shown apart. Each run's workload
-(Rally's JSON) is kept in artifacts/bench/scale-c<C>.json.
+(Rally's JSON) and Rally's log are kept in artifacts/bench/scale-c<C>.json and
+rally-c<C>.log.
 
 The lab's guests share this machine's cores with the lab's metadata service and
 Rally: every guest's probe launches a curl per interval, so concurrency / interval
@@ -126,6 +127,8 @@ def measure(concurrency: int, probe_interval: float, baseline: bool, root: Path)
         row["first_errors"] = {e.split(" ", 1)[0]: e[:300] for e in reversed(errors)}
         REPORTS_DIR.mkdir(parents=True, exist_ok=True)
         (REPORTS_DIR / f"scale-c{concurrency}.json").write_text(json.dumps(ours))
+        if rally.log_file.exists():
+            shutil.copy(rally.log_file, REPORTS_DIR / f"rally-c{concurrency}.log")
         row["failed_reasons"] = probe_failure_reasons([it for it in data if it["error"]])
         row["succeeded_reasons"] = probe_failure_reasons(
             [it for it in data if not it["error"]])
