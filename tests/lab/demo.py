@@ -31,7 +31,8 @@ def run_sample(out_dir: Path, task_args: dict | None = None,
 
     Keys: task_uuid, exit_code (2 = SLA failed), report (the JSON report), html
     (path), injected (the lab's ground-truth windows), leftovers (tenant resources
-    still in the lab after the task: empty when Rally cleaned up everything).
+    still in the lab after the task: empty when Rally cleaned up everything),
+    rally_errors (the ERROR lines of Rally's log).
     """
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -53,6 +54,8 @@ def run_sample(out_dir: Path, task_args: dict | None = None,
             "html": html,
             "injected": lab.injected_windows(),
             "leftovers": lab.leftovers(),
+            "rally_errors": [line for line in rally.log_file.read_text().splitlines()
+                             if " ERROR " in line] if rally.log_file.exists() else [],
         }
 
 

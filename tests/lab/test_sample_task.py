@@ -126,3 +126,9 @@ def test_nothing_left_behind(run, request):
     assert "rmdlab" not in netns
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert "rmdlab" not in links
+
+
+def test_rally_logs_no_error_for_a_healthy_run(healthy):
+    # Every API call Rally and its cleanup make exists in the lab, and nothing of
+    # ours fails quietly (a plugin module that does not import is only logged).
+    assert healthy["rally_errors"] == []

@@ -458,6 +458,13 @@ def _hypervisor(request, index: int, host: str) -> dict:
             "cpu_info": "{}"}
 
 
+# rally-openstack's cleanup lists server groups after every task; the lab has none.
+@routes.get(PREFIX + "/os-server-groups")
+async def list_server_groups(request):
+    token_of(request)
+    return web.json_response({"server_groups": []})
+
+
 @routes.get(PREFIX + "/os-hypervisors")
 @routes.get(PREFIX + "/os-hypervisors/detail")
 async def hypervisors(request):
