@@ -198,7 +198,7 @@ class MetadataMeter:
         uptime, _, directory = out.strip().partition("\n")
         if status == _EXIT_RUNNING:
             raise MeterError(f"refused to start a second probe in this guest: {err.strip()}")
-        if not _MKTEMP_DIRECTORY.fullmatch(directory):
+        if status == _EXIT_NO_DIRECTORY or not _MKTEMP_DIRECTORY.fullmatch(directory):
             raise MeterError(f"workdir {self.config.workdir!r}: cannot create a private "
                              f"directory in the guest: {err.strip() or directory}")
         self.directory = directory   # from here on cleanup() removes it
@@ -212,23 +212,23 @@ class MetadataMeter:
         status, _, _ = self._execute(_probe_alive(self._path("probe.pid")))
         return status == 0
 
-    def fetch_log(self) -> str:
-        """The probe's log as it is now (the probe may still be writing it)."""
-        self._require_started()
-        status, out, err = self._execute(f"cat {self._path('probe.log')}")
-        if status != 0:
-            raise self._log_gone(err)
-        return out
+    def fetch_log(self, read_clock: bool = False) -> str:
+        """The probe's log as it is now (the probe may still be writing it).
 
-    def _read_log_and_clock(self) -> str:
-        """The probe's log; the guest clock is read in the same round trip and kept
-        when it is closer than the one the meter has."""
+        With read_clock, the guest clock is read in the same round trip and kept
+        when it is closer than the one the meter has.
+        """
+        self._require_started()
+        command = f"cat {self._path('probe.log')}"
         before = time.time()
-        status, out, err = self._execute(f"cat /proc/uptime && cat {self._path('probe.log')}")
+        status, out, err = self._execute(f"cat /proc/uptime && {command}" if read_clock
+                                         else command)
         after = time.time()
-        uptime, _, log = out.partition("\n")
         if status != 0:
             raise self._log_gone(err)
+        if not read_clock:
+            return out
+        uptime, _, log = out.partition("\n")
         clock = _guest_clock(uptime, before, after)
         if self.clock is None or clock.error < self.clock.error:
             self.clock = clock
@@ -242,7 +242,7 @@ class MetadataMeter:
         reasons: list[str] = []
         while True:
             try:
-                probes = parse_probe_log(self._read_log_and_clock()).probes
+                probes = parse_probe_log(self.fetch_log(read_clock=True)).probes
             except ProbeLogError:
                 probes = ()
             if any(p.ok for p in probes):

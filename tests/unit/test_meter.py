@@ -123,13 +123,13 @@ def test_reading_the_log_keeps_the_closest_clock_reading(tmp_path, shell):
     started = meter.start()
     try:
         meter.clock = GuestClock(started.offset + 5, error=10.0)   # a poor reading
-        assert "# rmd-probe v1" in meter._read_log_and_clock()
+        assert "# rmd-probe v1" in meter.fetch_log(read_clock=True)
         closer = meter.clock
         assert closer.error < 10.0
         uptime = float(open("/proc/uptime").read().split()[0])
         assert abs(closer.to_host_time(uptime) - time.time()) < 1 + closer.error
         exact = meter.clock = GuestClock(closer.offset, error=0.0)
-        meter._read_log_and_clock()
+        meter.fetch_log(read_clock=True)
         assert meter.clock is exact                                 # not replaced
     finally:
         meter.cleanup()

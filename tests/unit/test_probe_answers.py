@@ -57,23 +57,29 @@ def server():
     httpd.server_close()
 
 
-def verdicts(shell, tmp_path, url, *args) -> set[str]:
+def run_probe(shell, tmp_path, *args, until, env=None) -> str:
+    """Run the probe with `args` until its log satisfies `until`; its final log."""
     if not shutil.which(SHELLS[shell][0]):
         pytest.fail(f"{shell} is not installed (tools/bootstrap.sh installs it)")
     log, pid = tmp_path / "probe.log", tmp_path / "probe.pid"
-    proc = subprocess.Popen([*SHELLS[shell], str(SCRIPT), "-u", url, "-i", "0.1",
-                             "-t", "1", "-l", str(log), "-p", str(pid), *args],
-                            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*SHELLS[shell], str(SCRIPT), "-l", str(log), "-p", str(pid),
+                             *args], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=env)
     try:
         deadline = time.monotonic() + 10
-        while log.read_text().count("\nP ") < 3 if log.exists() else True:
+        while not (log.exists() and until(log.read_text())):
             assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
             time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
-    return {f"{'OK' if p.ok else 'FAIL'} {p.reason}"
-            for p in parse_probe_log(log.read_text()).probes}
+    return log.read_text()
+
+
+def verdicts(shell, tmp_path, url, *args) -> set[str]:
+    log = run_probe(shell, tmp_path, "-u", url, "-i", "0.1", "-t", "1", *args,
+                    until=lambda text: text.count("\nP ") >= 3)
+    return {f"{'OK' if p.ok else 'FAIL'} {p.reason}" for p in parse_probe_log(log).probes}
 
 
 @pytest.mark.parametrize("shell", SHELLS)
@@ -111,18 +117,8 @@ def test_without_fractional_sleep_the_intervals_are_rounded_up(server, tmp_path,
     fake_sleep.write_text('#!/bin/sh\ncase $1 in *[!0-9]*) echo "sleep: invalid number" >&2;'
                           ' exit 1 ;; esac\nexec /bin/sleep "$1"\n')
     fake_sleep.chmod(0o755)
-    log, pid = tmp_path / "probe.log", tmp_path / "probe.pid"
-    proc = subprocess.Popen([*SHELLS[shell], str(SCRIPT), "-u", f"{server}/plain",
-                             "-e", "vm-ident", "-i", "0.3", "-r", "2.5", "-l", str(log),
-                             "-p", str(pid)], stdin=subprocess.DEVNULL,
-                            env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
-    try:
-        deadline = time.monotonic() + 10
-        while not (log.exists() and log.read_text().startswith("# rmd-probe")):
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
-    header = parse_probe_log(log.read_text()).header
+    log = run_probe(shell, tmp_path, "-u", f"{server}/plain", "-e", "vm-ident",
+                    "-i", "0.3", "-r", "2.5", until=lambda text: text.startswith("# rmd-probe"),
+                    env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    header = parse_probe_log(log).header
     assert (header.interval, header.retry) == (1, 3)
