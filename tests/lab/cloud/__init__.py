@@ -1,0 +1,11 @@
+"""The cloud lab: the real OpenStack services (Keystone, Placement, Nova, Neutron with
+ML2/OVN, Glance) on Debian's MariaDB, RabbitMQ, Open vSwitch and OVN, each daemon
+started and stopped by PID with its own state directory, listening on 127.0.0.1 only.
+
+    python -m tests.lab.cloud up|down|status|bench [--state-dir DIR]
+
+Installed by tools/install-lab-cloud.sh (the services live in their own virtualenv,
+pinned by constraints.txt beside this file). Names this lab gives namespaces and
+links start with "rmdc-" (a hyphen after the prefix, so tests.lab.sweep, which
+matches "rmd<letters>br0"-style names, never takes them for its own and the reverse).
+"""

@@ -1,0 +1,82 @@
+"""Where the cloud lab keeps things and which loopback ports it uses."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import socket
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+LAB_ROOT = Path(os.environ.get("RMD_LAB_ROOT", "/opt/rmd-lab"))
+VENV = Path(os.environ.get("RMD_LAB_VENV", LAB_ROOT / "venv"))
+CACHE = LAB_ROOT / "cache"
+CONSTRAINTS = HERE / "constraints.txt"
+DEFAULT_STATE_DIR = Path(os.environ.get("RMD_CLOUD_STATE_DIR", "/tmp/rmdc-cloud"))
+HOST = "127.0.0.1"
+REGION = "RegionOne"
+ADMIN_PASSWORD = "rmdc-admin"  # a loopback-only lab; every service uses admin
+RABBIT_USER, RABBIT_PASSWORD = "rmdc", "rmdc"
+COMPUTE_HOSTS = ("lab-compute-1", "lab-compute-2")
+# Netns and link names: "rmdc-" + short suffix (see the package docstring).
+NETNS_PREFIX = "rmdc-"
+# OVN encapsulation addresses (198.51.100.240/28 is this lab's; nothing else).
+ENCAP_IPS = {"lab-compute-1": "198.51.100.241", "lab-compute-2": "198.51.100.242"}
+
+PORT_NAMES = ("keystone", "placement", "nova", "glance", "neutron", "metadata",
+              "mariadb", "rabbit", "epmd", "rabbit_dist")
+
+
+@dataclasses.dataclass(frozen=True)
+class Ports:
+    keystone: int
+    placement: int
+    nova: int
+    glance: int
+    neutron: int
+    metadata: int
+    mariadb: int
+    rabbit: int
+    epmd: int
+    rabbit_dist: int
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        return cls(**{name: base + i for i, name in enumerate(PORT_NAMES)})
+
+    def busy(self) -> list[str]:
+        """The ones something on 127.0.0.1 already listens on."""
+        taken = []
+        for name, port in dataclasses.asdict(self).items():
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((HOST, port))
+                except OSError:
+                    taken.append(f"{name}:{port}")
+        return taken
+
+
+PORT_BASE = int(os.environ.get("RMD_CLOUD_PORT_BASE", "29300"))
+
+
+def venv_bin(name: str) -> str:
+    return str(VENV / "bin" / name)
+
+
+def node_uuid(host: str) -> str:
+    """A stable UUID per compute host: its OVN system-id and its Nova node uuid."""
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{host}.rmdc.lab"))
+
+
+def db_key(ports: Ports) -> str:
+    """Names a database snapshot: the pinned versions, the lab's schema recipe and the
+    ports baked into the rows (cell mappings, endpoints)."""
+    digest = hashlib.sha256()
+    digest.update(CONSTRAINTS.read_bytes())
+    digest.update((HERE / "openstack.py").read_bytes())
+    digest.update(repr(ports).encode())
+    return digest.hexdigest()[:16]

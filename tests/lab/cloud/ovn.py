@@ -1,0 +1,158 @@
+"""OVN central (NB and SB ovsdb-servers on unix sockets, ovn-northd) and one chassis
+per compute host: its own ovsdb-server, an ovs-vswitchd with the userspace datapath in
+the host's own network namespace (two netdev vswitchds cannot share one: both make a
+tap named ovs-netdev), and ovn-controller. Every daemon runs in the foreground under
+the Supervisor; none uses /run/openvswitch or /run/ovn."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from tests.lab.cloud import config
+from tests.lab.cloud.procs import ProcError, Supervisor, run, wait_for
+
+OVN_NB_SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema"
+OVN_SB_SCHEMA = "/usr/share/ovn/ovn-sb.ovsschema"
+VSWITCH_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+
+
+def _ovsdb_argv(db: Path, sock: Path, name: str) -> list[str]:
+    d = db.parent
+    return ["ovsdb-server", str(db), f"--remote=punix:{sock}", "--no-chdir",
+            f"--pidfile={d / name}.pid", f"--unixctl={d / name}.ctl",
+            f"--log-file={d / name}.log", "-vconsole:off"]
+
+
+class Central:
+    name = "ovn"
+
+    def __init__(self, state_dir: Path):
+        self.dir = state_dir / "ovn"
+        self.nb_sock = self.dir / "nb.sock"
+        self.sb_sock = self.dir / "sb.sock"
+
+    @property
+    def nb(self) -> str:
+        return f"unix:{self.nb_sock}"
+
+    @property
+    def sb(self) -> str:
+        return f"unix:{self.sb_sock}"
+
+    def env(self) -> dict[str, str]:
+        return {"OVN_RUNDIR": str(self.dir), "OVS_RUNDIR": str(self.dir),
+                "OVN_LOGDIR": str(self.dir), "OVS_LOGDIR": str(self.dir)}
+
+    def start(self, sup: Supervisor) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        procs = []
+        for name, schema, sock in (("nb", OVN_NB_SCHEMA, self.nb_sock),
+                                   ("sb", OVN_SB_SCHEMA, self.sb_sock)):
+            db = self.dir / f"{name}.db"
+            if not db.exists():
+                run(["ovsdb-tool", "create", str(db), schema])
+            procs.append((sock, sup.start(f"ovn-{name}", _ovsdb_argv(db, sock, name),
+                                          env=self.env())))
+        for sock, proc in procs:
+            wait_for(f"ovsdb {sock.name}", sock.exists, 20, proc=proc)
+        # NB_Global/SB_Global rows exist once ovn-nbctl init has run.
+        run(["ovn-nbctl", f"--db={self.nb}", "init"], env=self.env())
+        run(["ovn-sbctl", f"--db={self.sb}", "init"], env=self.env())
+        for name in ("ovn-nb", "ovn-sb"):
+            sup.ready(name)
+        d = self.dir
+        northd = sup.start("ovn-northd", [
+            "ovn-northd", f"--ovnnb-db={self.nb}", f"--ovnsb-db={self.sb}",
+            "--no-chdir", f"--pidfile={d}/northd.pid", f"--unixctl={d}/northd.ctl",
+            f"--log-file={d}/northd.log", "-vconsole:off"], env=self.env())
+        wait_for("ovn-northd", lambda: (d / "northd.ctl").exists(), 20, proc=northd)
+        sup.ready("ovn-northd")
+
+    def stop(self, sup: Supervisor) -> None:
+        for name in ("ovn-northd", "ovn-sb", "ovn-nb"):
+            sup.stop(name)
+
+
+class Chassis:
+    """One compute host's Open vSwitch and ovn-controller."""
+
+    def __init__(self, state_dir: Path, host: str, index: int, central: Central):
+        self.host = host
+        self.index = index
+        self.central = central
+        self.netns = f"{config.NETNS_PREFIX}h{index}"
+        self.dir = state_dir / "chassis" / host
+        self.db_sock = self.dir / "db.sock"
+        self.system_id = config.node_uuid(host)
+
+    @property
+    def db(self) -> str:
+        return f"unix:{self.db_sock}"
+
+    def env(self) -> dict[str, str]:
+        return {"OVS_RUNDIR": str(self.dir), "OVN_RUNDIR": str(self.dir),
+                "OVS_LOGDIR": str(self.dir), "OVN_LOGDIR": str(self.dir),
+                "OVS_DBDIR": str(self.dir)}
+
+    def vsctl(self, *args: str, wait: bool = False) -> str:
+        argv = ["ovs-vsctl", f"--db={self.db}", "--timeout=20"]
+        if not wait:
+            argv.append("--no-wait")
+        return run(argv + list(args), env=self.env()).stdout
+
+    def start(self, sup: Supervisor) -> None:
+        d = self.dir
+        d.mkdir(parents=True, exist_ok=True)
+        db = d / "conf.db"
+        if not db.exists():
+            run(["ovsdb-tool", "create", str(db), VSWITCH_SCHEMA])
+        proc = sup.start(f"ovsdb-{self.host}", _ovsdb_argv(db, self.db_sock, "ovsdb"),
+                         env=self.env())
+        wait_for(f"ovsdb {self.host}", self.db_sock.exists, 20, proc=proc)
+        sup.ready(f"ovsdb-{self.host}")
+        self.vsctl("init")
+        ids = {"system-id": self.system_id, "hostname": self.host,
+               "ovn-remote": self.central.sb, "ovn-encap-type": "geneve",
+               "ovn-encap-ip": config.ENCAP_IPS[self.host], "ovn-bridge": "br-int",
+               "ovn-bridge-datapath-type": "netdev",
+               "ovn-cms-options": "enable-chassis-as-gw"}
+        self.vsctl("set", "Open_vSwitch", ".",
+                   *(f"external_ids:{k}=\"{v}\"" for k, v in ids.items()))
+        if not os.path.exists(f"/run/netns/{self.netns}"):
+            run(["ip", "netns", "add", self.netns])
+        run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
+        # `ip netns exec` execs: the PID we start is vswitchd's own.
+        vswitchd = sup.start(f"vswitchd-{self.host}", [
+            "ip", "netns", "exec", self.netns, "ovs-vswitchd", self.db, "--no-chdir",
+            f"--pidfile={d}/vswitchd.pid", f"--unixctl={d}/vswitchd.ctl",
+            f"--log-file={d}/vswitchd.log", "-vconsole:off"], env=self.env())
+        wait_for(f"vswitchd {self.host}", lambda: (d / "vswitchd.ctl").exists(), 30,
+                 proc=vswitchd, log=d / "vswitchd.log")
+        sup.ready(f"vswitchd-{self.host}")
+        controller = sup.start(f"ovn-controller-{self.host}", [
+            "ovn-controller", self.db, "--no-chdir",
+            f"--pidfile={d}/ovn-controller.pid",
+            f"--log-file={d}/ovn-controller.log", "-vconsole:off"], env=self.env())
+        wait_for(f"ovn-controller {self.host}", lambda: self._registered(), 30,
+                 proc=controller, log=d / "ovn-controller.log")
+        sup.ready(f"ovn-controller-{self.host}")
+
+    def _registered(self) -> bool:
+        out = run(["ovn-sbctl", f"--db={self.central.sb}", "--bare", "--columns=name",
+                   "find", "Chassis", f"name={self.system_id}"],
+                  env=self.central.env(), timeout=10).stdout
+        return self.system_id in out
+
+    def stop(self, sup: Supervisor) -> None:
+        # ovn-controller first: it would re-create br-int and its taps.
+        sup.stop(f"ovn-controller-{self.host}")
+        if f"vswitchd-{self.host}" in sup.daemons:
+            with contextlib.suppress(ProcError):
+                self.vsctl("--if-exists", "del-br", "br-int", wait=True)
+        sup.stop(f"vswitchd-{self.host}")
+        sup.stop(f"ovsdb-{self.host}")
+        if os.path.exists(f"/run/netns/{self.netns}"):
+            run(["ip", "netns", "delete", self.netns], check=False)
+        # The chassis record stays in the SB database, which is dropped with it.
