@@ -8,14 +8,13 @@ import typing
 
 from rally.common import cfg, validation
 from rally.task import atomic, types
-from rally.task import utils as task_utils
 from rally.task.scenario import Field
 from rally.utils import sshutils
 from rally_openstack.common import consts
 from rally_openstack.task import scenario
-from rally_openstack.task.scenarios.nova import utils as nova_utils
 from rally_openstack.task.scenarios.vm import utils as vm_utils
 
+from rally_metadata_downtime import live_migration
 from rally_metadata_downtime.analysis import AnalysisError, analyse
 from rally_metadata_downtime.meter import MetadataMeter
 from rally_metadata_downtime.net_meter import PingMeter
@@ -31,6 +30,7 @@ LOG = logging.getLogger(__name__)
 Seconds = typing.Annotated[float, Field(ge=0, le=3600)]
 PositiveSeconds = typing.Annotated[float, Field(gt=0, le=3600)]
 ProbeSeconds = typing.Annotated[float, Field(gt=0, le=60)]
+Microversion = typing.Annotated[str, Field(pattern=r"^2\.(latest|[1-9][0-9]{0,2})$")]
 
 
 class MetadataNotRecovered(RuntimeError):
@@ -117,7 +117,9 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
             use_floating_ip: bool = True, floating_network: str | None = None,
             wait_for_ssh_timeout: PositiveSeconds = 120,
             migrations: typing.Annotated[int, Field(ge=1, le=100)] = 1,
-            block_migration: bool = False, destination_host: str | None = None,
+            block_migration: live_migration.BlockMigration = False,
+            destination_host: str | None = None,
+            nova_microversion: Microversion | None = None,
             metadata_url: str = DEFAULT_URL, probe_interval: ProbeSeconds = DEFAULT_INTERVAL,
             probe_timeout: ProbeSeconds = 1.0, probe_workdir: str = "/tmp",
             settle: Seconds = 5, recovery_timeout: PositiveSeconds = 120,
@@ -146,9 +148,17 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
             default: any external network
         :param wait_for_ssh_timeout: seconds to wait for SSH after boot (> 0)
         :param migrations: live migrations per iteration (1-100)
-        :param block_migration: live migrate with block migration
+        :param block_migration: true: copy the disks (block migration); false:
+            shared storage; "auto" (microversion 2.25 and later): Nova decides
+            from the storage. Before 2.25 the request also says
+            disk_over_commit false.
         :param destination_host: compute host to migrate to; default: the
-            scheduler picks one
+            scheduler picks one. From 2.30 to 2.67 the scheduler still checks
+            the named host (force is never set); from 2.68 Nova always checks it.
+        :param nova_microversion: Nova API microversion of the live-migration
+            call, e.g. "2.30", or "2.latest" (the newest that both the cloud and
+            novaclient know, asked once per iteration); default: the
+            environment's (its api_info nova version, else 2.1)
         :param metadata_url: http URL the probe polls; a meta_data.json URL is
             checked for the instance uuid, any other for the instance hostname
         :param probe_interval: seconds between probe requests, in (0, 60]; a
@@ -172,6 +182,9 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
         measured = _Measurement()
         server = fip = meter = None
         try:
+            nova = self._migration_client(nova_microversion)
+            # Refused before anything is booted.
+            live_migration.check_block_migration(block_migration, nova.api_version)
             server, fip = self._boot_server_with_fip(
                 image, flavor, use_floating_ip=use_floating_ip,
                 floating_network=floating_network,
@@ -192,8 +205,9 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
             with atomic.ActionTimer(self, "metadata_meter.wait_answering"):
                 meter.wait_until_answering(answer_timeout)
             for _ in range(migrations):
-                self._migrate_once(server, fip["ip"], meter, measured, block_migration,
-                                   destination_host, measure_network, ping_interval)
+                self._migrate_once(nova, server, fip["ip"], meter, measured,
+                                   block_migration, destination_host, measure_network,
+                                   ping_interval)
             recovered_after = measured.migrations[-1].end
             with atomic.ActionTimer(self, "metadata_meter.wait_recovery"):
                 wait_for_recovery(meter.fetch_log, recovered_after, settle,
@@ -220,7 +234,7 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
                 f"after the live migration (down for "
                 f"{measured.report.unrecovered_downtime:.1f} s when the probe stopped)")
 
-    def _migrate_once(self, server, address, meter, measured, block_migration,
+    def _migrate_once(self, nova, server, address, meter, measured, block_migration,
                       destination_host, measure_network, ping_interval):
         """One live migration, pinged from the Rally host; records its window."""
         pinger = PingMeter(address, interval=ping_interval) if measure_network else None
@@ -228,7 +242,7 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
             if pinger:
                 pinger.start()
             started = time.time()
-            self._migrate(server, block_migration, destination_host)
+            self._live_migrate_server(nova, server, destination_host, block_migration)
             ended = time.time()
             if pinger:
                 measured.networks.append(pinger.stop())
@@ -238,23 +252,25 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
         measured.migrations.append(charts.Migration(meter.clock.to_guest_uptime(started),
                                                     meter.clock.to_guest_uptime(ended)))
 
-    def _migrate(self, server, block_migration, destination_host):
-        if destination_host is None:
-            self._live_migrate(server, block_migration=block_migration)
-            return
-        # rally-openstack 4.1's _live_migrate cannot name a host: same call, same wait.
-        with atomic.ActionTimer(self, "nova.live_migrate"):
-            admin_server = self.admin_clients("nova").servers.get(server.id)
-            host_before = getattr(admin_server, "OS-EXT-SRV-ATTR:host")
-            admin_server.live_migrate(host=destination_host,
-                                      block_migration=block_migration,
-                                      disk_over_commit=False)
-            task_utils.wait_is_ready(
-                server,
-                is_ready=nova_utils._LiveMigrateReady(self.admin_clients, server.id,
-                                                      host_before, False),
-                timeout=CONF.openstack.nova_server_live_migrate_timeout,
-                check_interval=CONF.openstack.nova_server_live_migrate_poll_interval)
+    def _migration_client(self, nova_microversion):
+        """The admin novaclient that makes the live-migration call."""
+        nova = self.admin_clients("nova")
+        if nova_microversion is None:
+            return nova
+        version = live_migration.resolve_microversion(nova, nova_microversion)
+        return self.admin_clients("nova", version=version.get_string())
+
+    @atomic.action_timer("nova.live_migrate")
+    def _live_migrate_server(self, nova, server, destination_host, block_migration):
+        """Live-migrate and wait until the server is ACTIVE on its new host."""
+        admin_server = nova.servers.get(server.id)
+        source = live_migration.host_of(admin_server)
+        live_migration.start_live_migration(admin_server, destination_host,
+                                            block_migration)
+        return live_migration.wait_for_live_migration(
+            lambda: nova.servers.get(server.id), source, destination_host,
+            timeout=CONF.openstack.nova_server_live_migrate_timeout,
+            interval=CONF.openstack.nova_server_live_migrate_poll_interval)
 
     def _add_charts(self, result: charts.IterationResult) -> None:
         for chart in charts.additive_charts(result):

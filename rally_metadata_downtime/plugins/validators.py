@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from novaclient import api_versions
+from novaclient import exceptions as nova_exceptions
 from rally.common import validation
 
+from rally_metadata_downtime import live_migration
 from rally_metadata_downtime.probe_config import (
     DEFAULT_INTERVAL,
     DEFAULT_URL,
@@ -43,7 +46,8 @@ def probe_config(metadata_url=DEFAULT_URL, probe_interval=DEFAULT_INTERVAL, prob
 @validation.configure(name="metadata_probe_args", platform="openstack")
 class MetadataProbeArgs(validation.Validator):
     """metadata_url, probe_interval, probe_timeout and probe_workdir are valid and
-    shell-safe, and settle is shorter than recovery_timeout."""
+    shell-safe, settle is shorter than recovery_timeout, and an explicit
+    nova_microversion can carry block_migration."""
 
     def validate(self, context, config, plugin_cls, plugin_cfg):
         args = (config or {}).get("args", {})
@@ -61,3 +65,14 @@ class MetadataProbeArgs(validation.Validator):
         if numbers and settle >= recovery_timeout:
             self.fail(f"Invalid argument 'settle': {settle} s must be shorter than "
                       f"recovery_timeout ({recovery_timeout} s)")
+        microversion = args.get("nova_microversion")
+        if isinstance(microversion, str) and "latest" not in microversion:
+            try:
+                live_migration.check_block_migration(
+                    args.get("block_migration", False),
+                    api_versions.get_api_version(microversion))
+            except ValueError as e:
+                name, _, problem = str(e).partition(": ")
+                self.fail(f"Invalid argument '{name}': {problem}")
+            except nova_exceptions.UnsupportedVersion:
+                pass  # the argument schema names a malformed version

@@ -137,6 +137,10 @@ class Fabric:
         self._guests: dict[str, Guest] = {}
         self._next_index = 1
         self._migrating: set[str] = set()
+        # A migration's metadata outage outlives it; a later migration of the same
+        # guest extends the one still running (the guest sees one outage).
+        self._metadata_outages: dict[str, _ActiveFault] = {}
+        self._outage_lock = threading.Lock()
         self._fault_executor = self._new_fault_executor()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -481,8 +485,10 @@ class Fabric:
         waits until the guest is deleted (then GuestNotFound) or the task is cancelled.
         Otherwise the switchover: the metadata outage and the network blackout start
         together; after the blackout `on_switchover()` is called (sync or async: the
-        API sets the new host and ACTIVE there); the coroutine returns when the
-        metadata outage is over. A guest deleted after the switchover ends it quietly.
+        API sets the new host and ACTIVE there) and the guest may be migrated again;
+        the coroutine returns when the metadata outage is over. A metadata outage
+        still running from an earlier migration is extended rather than applied
+        twice. A guest deleted after the switchover ends it quietly.
         Every fault is removed on any exit, cancellation included.
         """
         guest = self.guest(server_id)
@@ -502,8 +508,8 @@ class Fabric:
                 await self._in_fault_thread(
                     lambda: self._apply_guest_event(guest, profile.guest_event))
             if profile.metadata_outage > 0:
-                outage = _ActiveFault(self, guest, "metadata", profile.metadata_shape)
-                await self._in_fault_thread(outage.apply)
+                outage = await self._in_fault_thread(
+                    lambda: self._hold_metadata_outage(guest, profile))
             if profile.network_blackout > 0:
                 blackout = _ActiveFault(self, guest, "network", "blackout")
                 await self._in_fault_thread(blackout.apply)
@@ -513,20 +519,51 @@ class Fabric:
                 result = on_switchover()
                 if inspect.isawaitable(result):
                     await result
-            if outage is not None:
-                try:
-                    remaining = outage.started + profile.metadata_outage - time.monotonic()
-                    await self._sleep_while_present(guest, remaining)
-                except GuestNotFound:
-                    pass
-                await self._in_fault_thread(outage.remove)
-        finally:
-            # Also reached on cancellation: remove synchronously, no further await.
-            for fault in (blackout, outage):
-                if fault is not None:
-                    fault.remove()
             with self._lock:
                 self._migrating.discard(server_id)
+            if outage is not None:
+                try:
+                    # `until` moves when a later migration extends the outage.
+                    while (remaining := outage.until - time.monotonic()) > 0:
+                        await self._sleep_while_present(guest, remaining)
+                except GuestNotFound:
+                    pass
+                await self._in_fault_thread(lambda: self._release_metadata_outage(outage))
+                outage = None
+        finally:
+            # Also reached on cancellation: remove synchronously, no further await.
+            if blackout is not None:
+                blackout.remove()
+            if outage is not None:
+                self._release_metadata_outage(outage)
+            with self._lock:
+                self._migrating.discard(server_id)
+
+    def _hold_metadata_outage(self, guest: Guest, profile: FaultProfile) -> _ActiveFault:
+        """The guest's metadata outage, applied now or extended, lasting at least
+        `profile.metadata_outage` s from now; each holder releases it once."""
+        with self._outage_lock:
+            outage = self._metadata_outages.get(guest.server_id)
+            if outage is None:
+                outage = _ActiveFault(self, guest, "metadata", profile.metadata_shape)
+                outage.apply()
+                outage.until = outage.started + profile.metadata_outage
+                self._metadata_outages[guest.server_id] = outage
+            else:
+                outage.until = max(outage.until, time.monotonic() + profile.metadata_outage)
+                outage.window.detail = (f"extended by {outage.holders} later "
+                                        f"migration(s)")
+            outage.holders += 1
+            return outage
+
+    def _release_metadata_outage(self, outage: _ActiveFault) -> None:
+        with self._outage_lock:
+            outage.holders -= 1
+            if outage.holders > 0:
+                return
+            if self._metadata_outages.get(outage.guest.server_id) is outage:
+                del self._metadata_outages[outage.guest.server_id]
+        outage.remove()
 
     def _apply_guest_event(self, guest: Guest, event: str) -> None:
         """Do `event` (FaultProfile.guest_event) to the guest and record what it hit."""
@@ -566,13 +603,13 @@ class Fabric:
                 killed.append(pid)
         return killed
 
-    async def _in_fault_thread(self, switch: Callable[[], None]) -> None:
+    async def _in_fault_thread(self, switch: Callable[[], Any]) -> Any:
+        """switch() in the fault threads; its result."""
         try:
             pending = asyncio.get_running_loop().run_in_executor(self._fault_executor, switch)
         except RuntimeError:  # executor shut down: the lab is being torn down
-            switch()
-            return
-        await pending
+            return switch()
+        return await pending
 
     async def _sleep_while_present(self, guest: Guest, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -601,6 +638,8 @@ class _ActiveFault:
         self.fabric, self.guest, self.kind, self.shape = fabric, guest, kind, shape
         self.window: InjectedWindow | None = None
         self.started = 0.0
+        self.until = 0.0   # a held fault lasts until then (time.monotonic)
+        self.holders = 0
         self._lock = threading.Lock()
 
     def apply(self) -> None:

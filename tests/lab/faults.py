@@ -182,3 +182,26 @@ class GroundTruth:
         with self._lock:
             return [dataclasses.replace(w) for w in self._windows
                     if server_id is None or w.server_id == server_id]
+
+
+def downtime_per_server(windows: list[dict]) -> dict[str, float]:
+    """Seconds each server had no metadata, from injected windows (as dicts): a
+    network blackout also cuts the metadata path, and windows may overlap, so this
+    is the length of their union."""
+    by_server: dict[str, list[tuple[float, float]]] = {}
+    for w in windows:
+        if w["kind"] in ("network", "metadata"):
+            by_server.setdefault(w["server_id"], []).append(
+                (w["start_boottime"], w["end_boottime"]))
+    totals = {}
+    for server, spans in by_server.items():
+        spans.sort()
+        total, (cur_start, cur_end) = 0.0, spans[0]
+        for start, end in spans[1:]:
+            if start > cur_end:
+                total += cur_end - cur_start
+                cur_start, cur_end = start, end
+            else:
+                cur_end = max(cur_end, end)
+        totals[server] = total + cur_end - cur_start
+    return totals

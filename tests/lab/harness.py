@@ -66,6 +66,10 @@ class LabProcess:
     def injected_windows(self) -> list[dict]:
         return self.get("/lab/injected")["windows"]
 
+    def migration_requests(self) -> list[dict]:
+        """Every live migration the lab accepted: server, microversion and body."""
+        return self.get("/lab/migrations")["migrations"]
+
     def leftovers(self) -> dict:
         """Counts of tenant resources still in the lab (all zero after a clean task)."""
         return {k: v for k, v in self.get("/lab/state").items() if v}

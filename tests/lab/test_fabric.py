@@ -350,6 +350,33 @@ def test_migration_error_hang_and_concurrent_requests(lab, vm_b):
     assert len(lab.injected_windows()) == before
 
 
+def test_a_migration_during_the_previous_ones_metadata_outage_extends_it(lab, vm_b):
+    """The guest is on its new host while metadata is still broken: a new migration
+    is accepted, and the guest sees one outage until the later one's end."""
+    before = len(lab.injected_windows("srv-b"))
+
+    async def scenario():
+        switched = asyncio.Event()
+        first = asyncio.ensure_future(lab.migrate(
+            "srv-b", FaultProfile(duration=0.1, network_blackout=0, metadata_outage=1.5,
+                                  metadata_shape="refused"),
+            on_switchover=switched.set))
+        await switched.wait()
+        await lab.migrate("srv-b", FaultProfile(duration=0.5, network_blackout=0,
+                                                metadata_outage=1.5,
+                                                metadata_shape="refused"))
+        await first
+
+    started = time.monotonic()
+    asyncio.run(scenario())
+    [window] = lab.injected_windows("srv-b")[before:]
+    assert (window.kind, window.shape) == ("metadata", "refused")
+    assert window.detail == "extended by 1 later migration(s)"
+    assert 2.0 <= window.duration < 2.5, window
+    assert time.monotonic() - started < 3
+    assert curl(lab, "srv-b", "/latest/meta-data/hostname").stdout == "vm-b\n200"
+
+
 def test_hanging_migration_ends_when_the_guest_is_deleted(lab, key):
     lab.create_guest("srv-hang", "vm-hang", "vm-hang", "198.51.100.210", public_key(key))
 

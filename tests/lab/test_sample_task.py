@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from tests.lab.demo import run_sample
+from tests.lab.faults import downtime_per_server
 
 INJECTED_OUTAGE = 3.0      # s of metadata outage after the switchover
 INJECTED_BLACKOUT = 1.0    # s of dropped packets at the switchover
@@ -54,27 +55,6 @@ def _summaries(result: dict) -> list[dict]:
     return rows
 
 
-def _union_per_server(windows: list[dict]) -> dict[str, float]:
-    """Seconds each server had no metadata: network blackout and metadata outage
-    overlap (the blackout also cuts the metadata path), so take their union."""
-    by_server: dict[str, list[tuple[float, float]]] = {}
-    for w in windows:
-        by_server.setdefault(w["server_id"], []).append(
-            (w["start_boottime"], w["end_boottime"]))
-    totals = {}
-    for server, spans in by_server.items():
-        spans.sort()
-        total, (cur_start, cur_end) = 0.0, spans[0]
-        for start, end in spans[1:]:
-            if start > cur_end:
-                total += cur_end - cur_start
-                cur_start, cur_end = start, end
-            else:
-                cur_end = max(cur_end, end)
-        totals[server] = total + cur_end - cur_start
-    return totals
-
-
 def test_injected_3s_outage_passes_the_sla_with_concurrency(healthy):
     workload = _workload(healthy)
     assert healthy["exit_code"] == 0, workload["sla_results"]
@@ -85,7 +65,7 @@ def test_injected_3s_outage_passes_the_sla_with_concurrency(healthy):
 
 
 def test_measured_metadata_downtime_matches_injected_within_stated_resolution(healthy):
-    injected = sorted(_union_per_server(healthy["injected"]).values())
+    injected = sorted(downtime_per_server(healthy["injected"]).values())
     summaries = _summaries(healthy)
     measured = sorted(s["metadata downtime (s)"] for s in summaries)
     assert len(injected) == len(measured) == 4

@@ -4,6 +4,9 @@ import time
 from unittest import mock
 
 import pytest
+from novaclient import api_versions
+from novaclient import client as nova_client
+from novaclient.v2 import servers as nova_servers
 from rally.task import atomic
 
 from rally_metadata_downtime.meter import GuestClock, MeterError
@@ -57,7 +60,9 @@ class Rig:
         s = self.scenario
         s._boot_server_with_fip = mock.Mock(side_effect=self._boot)
         s._wait_for_ssh = mock.Mock(side_effect=self._timed("vm.wait_for_ssh"))
-        s._live_migrate = mock.Mock(side_effect=self._timed("nova.live_migrate"))
+        self.nova = mock.Mock(name="admin nova", api_version=api_versions.APIVersion("2.96"))
+        s._migration_client = mock.Mock(return_value=self.nova)
+        s._live_migrate_server = mock.Mock(side_effect=self._timed("nova.live_migrate"))
         s._delete_server_with_fip = mock.Mock(side_effect=self._delete)
 
     def _pinger(self, address, interval):
@@ -117,7 +122,8 @@ def test_one_iteration_in_order(rig):
                            "metadata_meter.wait_recovery", "metadata_meter.collect"]
     assert rig.calls == ["boot", "vm.wait_for_ssh", "meter.start", "nova.live_migrate",
                          "meter.cleanup", "delete"]
-    rig.scenario._live_migrate.assert_called_once_with(rig.server, block_migration=False)
+    rig.scenario._live_migrate_server.assert_called_once_with(rig.nova, rig.server, None,
+                                                             False)
     rig.scenario._delete_server_with_fip.assert_called_once_with(rig.server, rig.fip)
     assert rig.additive_titles == list(charts.ADDITIVE_TITLES)
     assert [c["title"] for c in rig.scenario._output["complete"]] == [
@@ -167,18 +173,52 @@ def test_without_network_measurement(rig):
     assert rig.additive_titles == list(charts.ADDITIVE_TITLES)
 
 
-def test_explicit_destination_host(rig, monkeypatch):
-    admin_server = mock.Mock(**{"OS-EXT-SRV-ATTR:host": "compute-1"})
-    rig.scenario._admin_clients.nova.return_value.servers.get.return_value = admin_server
-    waited = mock.Mock()
-    monkeypatch.setattr(scenario_module.task_utils, "wait_is_ready", waited)
-    rig.run(destination_host="compute-2", block_migration=True)
-    rig.scenario._live_migrate.assert_not_called()
-    admin_server.live_migrate.assert_called_once_with(
-        host="compute-2", block_migration=True, disk_over_commit=False)
-    ready = waited.call_args.kwargs["is_ready"]
-    assert str(ready) == "server to become ACTIVE on a host other than compute-1"
-    assert "nova.live_migrate" in rig.actions
+def test_explicit_destination_host_and_microversion(rig):
+    rig.run(destination_host="compute-2", block_migration="auto", nova_microversion="2.30")
+    rig.scenario._migration_client.assert_called_once_with("2.30")
+    rig.scenario._live_migrate_server.assert_called_once_with(rig.nova, rig.server,
+                                                             "compute-2", "auto")
+
+
+def test_auto_block_migration_below_2_25_is_refused_before_boot(rig):
+    rig.nova.api_version = api_versions.APIVersion("2.1")
+    error = rig.fails(ValueError, block_migration="auto")
+    assert str(error).startswith("block_migration: 'auto' needs Nova microversion 2.25")
+    assert "boot" not in rig.calls
+
+
+def _migrating_scenario(version: str, host_after: str = "compute-2", **server_fields):
+    """The real _live_migrate_server on a novaclient at `version` whose HTTP calls are
+    recorded: the server is ACTIVE on compute-1, then on `host_after`."""
+    scenario = BootAndLiveMigrate(context={"user": {"credential": mock.Mock()},
+                                           "task": {"uuid": "t"}, "owner_id": "o"},
+                                  admin_clients=mock.Mock(), clients=mock.Mock())
+    nova = nova_client.Client(version, session=mock.Mock(), endpoint_override="http://n")
+    fields = {"id": "s1", "status": "ACTIVE", "OS-EXT-STS:task_state": None}
+    answers = iter([dict(fields, **{"OS-EXT-SRV-ATTR:host": "compute-1"}),
+                    dict(fields, **server_fields, **{"OS-EXT-SRV-ATTR:host": host_after})])
+    nova.servers.get = lambda server_id: nova_servers.Server(nova.servers, next(answers))
+    nova.client.post = mock.Mock(return_value=(mock.Mock(status_code=202), None))
+    return scenario, nova
+
+
+@pytest.mark.parametrize("version, host, block_migration, body", [
+    ("2.1", None, False, {"host": None, "block_migration": False,
+                          "disk_over_commit": False}),
+    ("2.24", "compute-2", True, {"host": "compute-2", "block_migration": True,
+                                 "disk_over_commit": False}),
+    ("2.25", None, "auto", {"host": None, "block_migration": "auto"}),
+    ("2.30", "compute-2", False, {"host": "compute-2", "block_migration": False}),
+    ("2.68", None, True, {"host": None, "block_migration": True}),
+    ("2.96", "compute-2", "auto", {"host": "compute-2", "block_migration": "auto"}),
+])
+def test_live_migration_body_at_each_microversion(version, host, block_migration, body):
+    scenario, nova = _migrating_scenario(version)
+    assert scenario._live_migrate_server(nova, mock.Mock(id="s1"), host,
+                                         block_migration) == "compute-2"
+    nova.client.post.assert_called_once_with(
+        "/servers/s1/action", body={"os-migrateLive": body})
+    assert [a["name"] for a in scenario.atomic_actions()] == ["nova.live_migrate"]
 
 
 def assert_failed_iteration(rig, *, deleted=True, cleaned=True):
@@ -218,7 +258,7 @@ def test_meter_start_fails(rig):
     rig.fails(MeterError)
     assert_failed_iteration(rig)
     assert rig.summary()[charts.ROW_MEASURED] == "no: MeterError: no sh"
-    rig.scenario._live_migrate.assert_not_called()
+    rig.scenario._live_migrate_server.assert_not_called()
 
 
 def test_metadata_never_answered_before_migration(rig):
@@ -226,12 +266,12 @@ def test_metadata_never_answered_before_migration(rig):
         "metadata never answered from this VM within 60 s")
     error = rig.fails(MeterError)
     assert "never answered" in str(error)
-    rig.scenario._live_migrate.assert_not_called()
+    rig.scenario._live_migrate_server.assert_not_called()
     assert_failed_iteration(rig)
 
 
 def test_migration_raises(rig):
-    rig.scenario._live_migrate.side_effect = rig._timed(
+    rig.scenario._live_migrate_server.side_effect = rig._timed(
         "nova.live_migrate", RuntimeError("migration went to ERROR"))
     rig.fails(RuntimeError)
     assert_failed_iteration(rig)
@@ -348,6 +388,8 @@ def test_valid_arguments_pass():
     assert syntax_errors(metadata_url="http://169.254.169.254/openstack/latest/"
                                       "meta_data.json", probe_interval=1,
                          settle=0, migrations=3, floating_network=None) == []
+    assert syntax_errors(block_migration="auto", nova_microversion="2.latest") == []
+    assert syntax_errors(block_migration="auto", nova_microversion="2.25") == []
 
 
 @pytest.mark.parametrize("args, field", [
@@ -363,6 +405,9 @@ def test_valid_arguments_pass():
     ({"probe_workdir": "tmp"}, "probe_workdir"),
     ({"settle": 200}, "settle"),
     ({"unknown_knob": 1}, "unknown_knob"),
+    ({"block_migration": "yes"}, "block_migration"),
+    ({"nova_microversion": "3.1"}, "nova_microversion"),
+    ({"nova_microversion": "2.24", "block_migration": "auto"}, "block_migration"),
 ])
 def test_bad_arguments_name_the_field(args, field):
     errors = syntax_errors(**args)

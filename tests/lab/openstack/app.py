@@ -32,6 +32,11 @@ async def _lab_injected(request):
     return web.json_response({"windows": request.app[DRIVER_KEY].injected_windows()})
 
 
+async def _lab_migrations(request):
+    """Every os-migrateLive the lab accepted: its microversion and body."""
+    return web.json_response({"migrations": request.app["migration_requests"]})
+
+
 async def _delete_all_servers(app: web.Application) -> None:
     for server in list(app[STORE_KEY].servers.values()):
         await nova.delete_server_everywhere(app, server)
@@ -53,8 +58,10 @@ def make_app(driver, config: LabConfig | None = None,
     app["fixed_pool"] = AddressPool(*config.fixed_pool)
     app["floating_pool"] = AddressPool(*config.floating_pool)
     app["faulty_servers_booted"] = {}
+    app["migration_requests"] = []
     app.router.add_get("/lab/state", _lab_state)
     app.router.add_get("/lab/injected", _lab_injected)
+    app.router.add_get("/lab/migrations", _lab_migrations)
     for module in (keystone, nova, glance, neutron):
         app.router.add_routes(module.routes)
     app.on_shutdown.append(_delete_all_servers)

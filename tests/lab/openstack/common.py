@@ -8,6 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from tests.lab.openstack import microversion
 from tests.lab.openstack.store import Store, Token
 
 LOG = logging.getLogger("lab.api")
@@ -30,10 +31,10 @@ def fault(path: str, status: int, message: str) -> web.Response:
     """An error body in the shape the service's own client expects."""
     service = service_of(path)
     title = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-             404: "Not Found", 409: "Conflict"}.get(status, "Error")
+             404: "Not Found", 406: "Not Acceptable", 409: "Conflict"}.get(status, "Error")
     if service == "compute":
         key = {400: "badRequest", 403: "forbidden", 404: "itemNotFound",
-               409: "conflictingRequest"}.get(status, "computeFault")
+               406: "notAcceptable", 409: "conflictingRequest"}.get(status, "computeFault")
         body = {key: {"code": status, "message": message}}
     elif service == "network":
         kind = {404: "NotFound", 409: "Conflict", 400: "BadRequest"}.get(status, "Error")
@@ -81,9 +82,19 @@ def middleware(state_dir: Path | None):
                 return fault(request.path, 401, "The request you have made requires "
                                                 "authentication.")
             request["token"] = token
+        versioned = request.path.startswith("/compute/v2.1/")
         try:
-            return await handler(request)
-        except LabFault as e:
+            if versioned:
+                request["microversion"] = microversion.requested(request.headers)
+            try:
+                response = await handler(request)
+            except LabFault as e:
+                response = fault(request.path, e.status, str(e))
+            if versioned:  # on errors too, as Nova does
+                response.headers.update(
+                    microversion.response_headers(request["microversion"]))
+            return response
+        except microversion.VersionError as e:
             return fault(request.path, e.status, str(e))
         except web.HTTPNotFound:
             _log_unknown(request, state_dir)

@@ -7,12 +7,13 @@ import io
 import json
 import logging
 import random
+import time
 
 import paramiko
 from aiohttp import web
 
 from tests.lab.faults import FaultProfile
-from tests.lab.openstack import neutron
+from tests.lab.openstack import microversion, neutron
 from tests.lab.openstack.common import (
     CONFIG_KEY,
     DRIVER_KEY,
@@ -26,12 +27,13 @@ from tests.lab.openstack.store import new_id, now_iso
 LOG = logging.getLogger("lab.nova")
 routes = web.RouteTableDef()
 PREFIX = "/compute/v2.1"
-MAX_MICROVERSION = "2.96"
 
 
 def _version(request) -> dict:
-    return {"id": "v2.1", "status": "CURRENT", "version": MAX_MICROVERSION,
-            "min_version": "2.1", "updated": "2013-07-23T11:33:21Z",
+    return {"id": "v2.1", "status": "CURRENT",
+            "version": microversion.as_string(microversion.MAX_VERSION),
+            "min_version": microversion.as_string(microversion.MIN_VERSION),
+            "updated": "2013-07-23T11:33:21Z",
             "links": [{"rel": "self", "href": f"{request.url.origin()}{PREFIX}/"}]}
 
 
@@ -88,6 +90,9 @@ async def list_keypairs(request):
 @routes.post(PREFIX + "/os-keypairs")
 async def create_keypair(request):
     body = body_of(await request.read()).get("keypair", {})
+    problem = microversion.keypair_problem(version_of(request), body)
+    if problem:
+        raise LabFault(400, problem)
     name = body.get("name")
     if not name:
         raise LabFault(400, "keypair name is required")
@@ -165,6 +170,7 @@ def _addresses(store, server: dict) -> dict:
 def _view(request, server: dict) -> dict:
     view = {k: v for k, v in server.items() if not k.startswith("_")}
     view["addresses"] = _addresses(request.app[STORE_KEY], server)
+    view["flavor"] = microversion.flavor_view(version_of(request), server["_flavor"])
     if not token_of(request).is_admin:
         for key in [k for k in view if k.startswith("OS-EXT-SRV-ATTR:")]:
             del view[key]
@@ -196,8 +202,9 @@ def _pick_network(request, server_body: dict) -> dict:
 
 # lab_no_curl shapes the guest image; lab_faulty_servers: N gives the fault profile to
 # the first N servers booted with the same metadata only, the later ones get the lab
-# default, so one workload holds faulty and healthy iterations side by side.
-_NON_PROFILE_KEYS = ("lab_no_curl", "lab_faulty_servers")
+# default, so one workload holds faulty and healthy iterations side by side;
+# lab_boot_host places the server (as an admin's forced host would, for any user).
+_NON_PROFILE_KEYS = ("lab_no_curl", "lab_faulty_servers", "lab_boot_host")
 
 
 def _is_beyond_faulty_servers(app, metadata: dict) -> bool:
@@ -250,8 +257,11 @@ async def create_server(request):
     except LookupError as e:
         raise LabFault(409, "No fixed IP address available") from e
 
+    host = metadata.get("lab_boot_host") or random.choice(config.hypervisors)
+    if host not in config.hypervisors:
+        raise LabFault(400, f"Invalid server metadata: lab_boot_host: {host!r} is not "
+                            f"one of {', '.join(config.hypervisors)}")
     server_id = new_id()
-    host = random.choice(config.hypervisors)
     neutron.create_row(store, "port", "ports", {
         "name": "", "network_id": network["id"], "device_id": server_id,
         "device_owner": "compute:nova", "tenant_id": token.project["id"],
@@ -267,7 +277,6 @@ async def create_server(request):
         "id": server_id, "name": name, "status": "BUILD", "tenant_id": token.project["id"],
         "user_id": token.user["id"], "metadata": metadata, "key_name": body.get("key_name"),
         "image": {"id": image["id"], "links": []},
-        "flavor": {"id": flavor["id"], "links": []},
         "created": now_iso(), "updated": now_iso(), "hostId": new_id().replace("-", ""),
         "OS-EXT-SRV-ATTR:host": host, "OS-EXT-SRV-ATTR:hypervisor_hostname": host,
         "OS-EXT-SRV-ATTR:instance_name": f"instance-{len(store.servers) + 1:08x}",
@@ -278,11 +287,10 @@ async def create_server(request):
         "security_groups": [{"name": s.get("name")} for s in body.get("security_groups", [])],
         "os-extended-volumes:volumes_attached": [],
         "links": [{"rel": "self", "href": f"{base}/servers/{server_id}"}],
-        "_fixed_ip": fixed_ip, "_task": None}
+        "_fixed_ip": fixed_ip, "_flavor": flavor, "_tasks": set()}
     store.servers[server_id] = server
-    server["_task"] = asyncio.ensure_future(
-        _boot(request.app, server, hostname_for(name), fixed_ip, public_key, profile,
-              no_curl))
+    _start_task(server, _boot(request.app, server, hostname_for(name), fixed_ip,
+                              public_key, profile, no_curl))
     return web.json_response({"server": {
         "id": server_id, "links": server["links"], "adminPass": "lab",
         "OS-DCF:diskConfig": "MANUAL", "security_groups": server["security_groups"]}},
@@ -353,8 +361,7 @@ async def delete_server_everywhere(app, server: dict) -> None:
     """Stop any migration, remove the guest, its port and floating IP associations."""
     store = app[STORE_KEY]
     store.servers.pop(server["id"], None)
-    task = server.get("_task")
-    if task is not None and not task.done():
+    for task in list(server["_tasks"]):
         task.cancel()
     try:
         await app[DRIVER_KEY].delete_guest(server["id"])
@@ -370,10 +377,14 @@ async def delete_server_everywhere(app, server: dict) -> None:
 
 @routes.post(PREFIX + "/servers/{id}/action")
 async def server_action(request):
-    server = _get_server(request)
     body = body_of(await request.read())
     if "os-migrateLive" in body:
-        return await _live_migrate(request, server, body["os-migrateLive"] or {})
+        # As Nova: the body is checked against the schema before the server is looked up.
+        problem = microversion.live_migrate_problem(version_of(request),
+                                                    body["os-migrateLive"])
+        if problem:
+            raise LabFault(400, problem)
+        return await _live_migrate(request, _get_server(request), body["os-migrateLive"])
     raise LabFault(400, f"the lab does not implement server action {sorted(body)}")
 
 
@@ -402,15 +413,27 @@ async def _live_migrate(request, server, args: dict):
                  "dest_node": destination, "dest_host": destination,
                  "status": "queued", "migration_type": "live-migration",
                  "created_at": now_iso(), "updated_at": now_iso(),
-                 "old_instance_type_id": server["flavor"]["id"],
-                 "new_instance_type_id": server["flavor"]["id"],
+                 "old_instance_type_id": server["_flavor"]["id"],
+                 "new_instance_type_id": server["_flavor"]["id"],
                  "source_region": config.region, "dest_region": config.region,
                  "project_id": server["tenant_id"], "user_id": server["user_id"]}
     store.migrations[migration["id"]] = migration
+    request.app["migration_requests"].append({
+        "migration_id": migration["id"], "server_id": server["id"],
+        "microversion": microversion.as_string(version_of(request)), "body": args,
+        "accepted_at": time.time()})
     server.update(status="MIGRATING", **{"OS-EXT-STS:task_state": "migrating"})
-    server["_task"] = asyncio.ensure_future(
-        _run_migration(request.app, server, migration, destination))
+    _start_task(server, _run_migration(request.app, server, migration, destination))
     return web.Response(status=202)
+
+
+def _start_task(server: dict, coroutine) -> None:
+    """Run a server's boot or migration in the background; deleting the server
+    cancels it. A migration's metadata outage may outlive it (the server is ACTIVE
+    on its new host meanwhile), so one server can hold several."""
+    task = asyncio.ensure_future(coroutine)
+    server["_tasks"].add(task)
+    task.add_done_callback(server["_tasks"].discard)
 
 
 async def _run_migration(app, server, migration, destination) -> None:
@@ -439,6 +462,11 @@ async def _run_migration(app, server, migration, destination) -> None:
 
 
 # -- hypervisors, services, zones, migrations ----------------------------------------------
+def version_of(request) -> tuple[int, int]:
+    """The microversion the request was negotiated at (by the API middleware)."""
+    return request.get("microversion", microversion.MIN_VERSION)
+
+
 def _require_admin(request) -> None:
     if not token_of(request).is_admin:
         raise LabFault(403, "admin role required")
