@@ -72,11 +72,11 @@ def node_uuid(host: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{host}.rmdc.lab"))
 
 
-def db_key(ports: Ports) -> str:
-    """Names a database snapshot: the pinned versions, the lab's schema recipe and the
-    ports baked into the rows (cell mappings, endpoints)."""
+def db_key(ports: Ports, recipe: int) -> str:
+    """Names a database snapshot: the pinned versions, the version of the recipe that
+    builds it (openstack.DB_RECIPE) and the ports baked into its rows (endpoints)."""
     digest = hashlib.sha256()
     digest.update(CONSTRAINTS.read_bytes())
-    digest.update((HERE / "openstack.py").read_bytes())
+    digest.update(f"recipe {recipe}".encode())
     digest.update(repr(ports).encode())
     return digest.hexdigest()[:16]

@@ -41,9 +41,13 @@ def wait_for(what: str, check: Callable[[], object], timeout: float,
     `timeout` s or when `proc` exits first (the log's tail in the message)."""
     deadline = time.monotonic() + timeout
     while True:
-        with contextlib.suppress(Exception):
+        try:
             if result := check():
                 return result
+        except ProcError:
+            raise
+        except Exception:  # noqa: BLE001 - not ready yet
+            pass
         if proc is not None and proc.poll() is not None:
             raise ProcError(f"{what}: exited with status {proc.returncode}"
                             + _tail(log))

@@ -1,0 +1,179 @@
+"""The cloud lab as one object: up, down, status, memory."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from tests.lab.cloud import config
+from tests.lab.cloud.infra import MariaDB, RabbitMQ
+from tests.lab.cloud.openstack import DB_RECIPE, FLAVOR, OpenStack, timed
+from tests.lab.cloud.ovn import Central, Chassis
+from tests.lab.cloud.procs import ProcError, Supervisor, alive, run
+
+INFRA = ("mariadb", "epmd", "rabbitmq")
+
+
+class Cloud:
+    def __init__(self, state_dir: Path = config.DEFAULT_STATE_DIR,
+                 port_base: int = config.PORT_BASE):
+        self.state = Path(state_dir)
+        self.ports = config.Ports.from_base(port_base)
+        self.info_file = self.state / "cloud.json"
+
+    def _parts(self, sup: Supervisor):
+        db = MariaDB(self.state, self.ports)
+        rabbit = RabbitMQ(self.state, self.ports)
+        central = Central(self.state)
+        chassis = [Chassis(self.state, host, i + 1, central)
+                   for i, host in enumerate(config.COMPUTE_HOSTS)]
+        cloud = OpenStack(self.state, self.ports, db, rabbit, central)
+        return db, rabbit, central, chassis, cloud
+
+    def info(self) -> dict:
+        return json.loads(self.info_file.read_text())
+
+    # --- up ------------------------------------------------------------------------
+    def up(self) -> dict:
+        """Start everything; the lab's facts (auth, ids, timings) as a dict, also
+        in <state>/cloud.json. On failure, everything started is stopped again."""
+        if (self.state / "daemons.json").exists() and Supervisor(self.state).running():
+            raise ProcError(f"a cloud lab already runs from {self.state}")
+        if busy := self.ports.busy():
+            raise ProcError(f"ports in use on {config.HOST}: {', '.join(busy)} "
+                            "(set RMD_CLOUD_PORT_BASE)")
+        if not (config.VENV / "bin" / "nova-manage").exists():
+            raise ProcError(f"no services venv at {config.VENV}: run "
+                            "tools/install-lab-cloud.sh")
+        self.state.mkdir(parents=True, exist_ok=True)
+        sup = Supervisor(self.state)
+        try:
+            return self._up(sup)
+        except BaseException:
+            self.down(remove_state=False)
+            raise
+
+    def _up(self, sup: Supervisor) -> dict:
+        timings: dict[str, float] = {}
+        start = time.monotonic()
+        db, rabbit, central, chassis, cloud = self._parts(sup)
+        cloud.write_configs()
+        snapshot = config.CACHE / f"mariadb-{config.db_key(self.ports, DB_RECIPE)}.tar"
+        pool = concurrent.futures.ThreadPoolExecutor(2)
+        rabbit_up = pool.submit(rabbit.start, sup)
+        with timed("databases", timings):
+            if snapshot.exists():
+                db.restore(snapshot)
+                db.start(sup)
+                timings["databases_from"] = "snapshot"
+            else:
+                db.initialize()
+                db.start(sup)
+                cloud.build_databases()
+                sup.stop("mariadb")
+                db.snapshot(snapshot)
+                db.start(sup)
+                timings["databases_from"] = "built"
+            cloud.fix_cell_mappings()
+        with timed("ovn", timings):
+            central.start(sup)
+            for host in chassis:
+                host.start(sup)
+        with timed("apis", timings):
+            cloud.start_apis(sup)
+            # The RPC workers start as soon as the broker answers, beside the APIs.
+            rabbit_up.result()
+            timings["rabbitmq"] = round(sup.daemons["rabbitmq"].ready_after, 2)
+            cloud.start_workers(sup)
+            cloud.wait_apis(sup)
+        pool.shutdown()
+        with timed("catalog", timings):
+            token, body = cloud.token()
+            cloud.ensure_catalog(token, body)
+        with timed("computes", timings):
+            cloud.start_computes(sup)
+            cloud.wait_computes(sup)
+        with timed("resources", timings):
+            ids = cloud.ensure_resources(token, body["project"]["id"])
+        timings["total"] = round(time.monotonic() - start, 2)
+        facts = {
+            "auth_url": cloud.auth_url, "region": config.REGION,
+            "admin": {"username": "admin", "password": config.ADMIN_PASSWORD,
+                      "project_name": "admin", "user_domain_name": "Default",
+                      "project_domain_name": "Default"},
+            "flavor": {"name": FLAVOR["name"], "id": ids["flavor"]},
+            "image": ids["image"], "network": ids["network"],
+            "hosts": list(config.COMPUTE_HOSTS), "timings": timings,
+            "ready_after": {n: d.ready_after for n, d in sup.daemons.items()},
+        }
+        self.info_file.write_text(json.dumps(facts, indent=1))
+        return facts
+
+    # --- down ----------------------------------------------------------------------
+    def down(self, remove_state: bool = True) -> list[str]:
+        """Stop everything this state directory records, remove its namespaces (and
+        the state directory); what could not be removed, as a list."""
+        if not self.state.exists():
+            return []
+        sup = Supervisor(self.state)
+        db, rabbit, central, chassis, _ = self._parts(sup)
+        ovs_names = {"ovn-nb", "ovn-sb", "ovn-northd"} | {
+            f"{kind}-{h.host}" for h in chassis
+            for kind in ("ovsdb", "vswitchd", "ovn-controller")}
+        for name in reversed(list(sup.daemons)):
+            if name not in ovs_names and name not in INFRA:
+                sup.stop(name)
+        for host in chassis:
+            host.stop(sup)
+        central.stop(sup)
+        rabbit.stop(sup)
+        sup.stop("mariadb", timeout=30)
+        sup.stop_all()
+        left = [f"{n} (PIDs {p})" for n, p in sup.running().items() if p]
+        for host in chassis:
+            if os.path.exists(f"/run/netns/{host.netns}"):
+                run(["ip", "netns", "delete", host.netns], check=False)
+                if os.path.exists(f"/run/netns/{host.netns}"):
+                    left.append(f"netns {host.netns}")
+        if remove_state and not left:
+            shutil.rmtree(self.state, ignore_errors=True)
+        return left
+
+    # --- status and memory ------------------------------------------------------------
+    def status(self) -> dict[str, list[int]]:
+        if not (self.state / "daemons.json").exists():
+            return {}
+        return Supervisor(self.state).running()
+
+    def memory(self) -> dict[str, dict[str, float]]:
+        """PSS and RSS (MB) of each daemon: all processes of its process group."""
+        sup = Supervisor(self.state)
+        groups: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError, IndexError):
+                    with open(f"/proc/{entry}/stat") as stat:
+                        fields = stat.read().rsplit(")", 1)[1].split()
+                    groups.setdefault(int(fields[2]), []).append(int(entry))
+        result = {}
+        for name, daemon in sup.daemons.items():
+            pids = set(groups.get(daemon.pid, [])) | set(daemon.pids())
+            pss = rss = 0
+            for pid in pids:
+                if not alive(pid):
+                    continue
+                with contextlib.suppress(OSError):
+                    with open(f"/proc/{pid}/smaps_rollup") as smaps:
+                        for line in smaps:
+                            if line.startswith("Pss:"):
+                                pss += int(line.split()[1])
+                            elif line.startswith("Rss:"):
+                                rss += int(line.split()[1])
+            result[name] = {"pss_mb": round(pss / 1024, 1), "rss_mb": round(rss / 1024, 1),
+                            "processes": len(pids)}
+        return result

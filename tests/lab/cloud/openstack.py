@@ -1,0 +1,494 @@
+"""Keystone, Placement, Glance, Nova and Neutron (ML2/OVN): their config files, the
+databases (built once per pinned versions and restored), and the processes.
+
+Every API is a WSGI app under gunicorn (wsgi_serve.py) on 127.0.0.1; the daemons are
+the packages' own commands, run from the services' venv with their config files."""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import json
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.lab.cloud import config
+from tests.lab.cloud.infra import MariaDB, RabbitMQ
+from tests.lab.cloud.ovn import Central
+from tests.lab.cloud.procs import Supervisor, run, wait_for
+
+# Bump when build_databases() changes: it names the database snapshot.
+DB_RECIPE = 1
+FLAVOR = {"name": "rmdc.tiny", "ram": 64, "vcpus": 1, "disk": 1}
+IMAGE_NAME = "rmdc-image"
+NETWORK_NAME = "rmdc-net"
+# The tenant network's addresses: this lab's range only (no address is configured
+# anywhere until guests are plugged in).
+SUBNET_CIDR = "203.0.113.112/28"
+SERVICE_TYPES = {  # catalog type -> (name, port attribute, path)
+    "compute": ("nova", "nova", "/v2.1"),
+    "placement": ("placement", "placement", ""),
+    "image": ("glance", "glance", ""),
+    "network": ("neutron", "neutron", ""),
+}
+
+
+def _write_ini(path: Path, sections: dict[str, dict[str, object]]) -> None:
+    parser = configparser.RawConfigParser()
+    parser.optionxform = str
+    for section, options in sections.items():
+        if section != "DEFAULT":
+            parser.add_section(section)
+        for key, value in options.items():
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            parser.set(section, key, str(value))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as out:
+        parser.write(out)
+
+
+def _fernet_repo(path: Path) -> None:
+    """A key repository as `keystone-manage fernet_setup` makes it (keys 0 and 1)."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    for index in ("0", "1"):
+        key = path / index
+        if not key.exists():
+            key.write_bytes(base64.urlsafe_b64encode(os.urandom(32)))
+            key.chmod(0o600)
+
+
+def http(method: str, url: str, body: object = None, token: str | None = None,
+         headers: dict[str, str] | None = None, data: bytes | None = None,
+         timeout: float = 60) -> tuple[int, dict, object]:
+    """One request; (status, headers, parsed JSON body or None)."""
+    hdrs = {"Accept": "application/json"}
+    if body is not None:
+        data = json.dumps(body).encode()
+        hdrs["Content-Type"] = "application/json"
+    if token:
+        hdrs["X-Auth-Token"] = token
+    hdrs.update(headers or {})
+    request = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+            status, rhdrs = response.status, dict(response.headers)
+    except urllib.error.HTTPError as error:
+        raw, status, rhdrs = error.read(), error.code, dict(error.headers)
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = None
+    return status, rhdrs, parsed
+
+
+def _answers(url: str) -> bool:
+    try:
+        http("GET", url, timeout=2)
+        return True
+    except OSError:
+        return False
+
+
+class OpenStack:
+    def __init__(self, state_dir: Path, ports: config.Ports, db: MariaDB,
+                 rabbit: RabbitMQ, ovn: Central):
+        self.state = state_dir
+        self.ports = ports
+        self.db = db
+        self.rabbit = rabbit
+        self.ovn = ovn
+        self.etc = state_dir / "etc"
+        self.tmp = state_dir / "tmp"
+
+    # --- URLs and shared config ------------------------------------------------
+    def url(self, service: str) -> str:
+        return f"http://{config.HOST}:{getattr(self.ports, service)}"
+
+    @property
+    def auth_url(self) -> str:
+        return self.url("keystone") + "/v3"
+
+    def _auth(self, **extra) -> dict[str, object]:
+        return {"auth_type": "password", "auth_url": self.auth_url,
+                "username": "admin", "password": config.ADMIN_PASSWORD,
+                "project_name": "admin", "user_domain_name": "Default",
+                "project_domain_name": "Default", "region_name": config.REGION,
+                **extra}
+
+    def _authtoken(self) -> dict[str, object]:
+        return {"www_authenticate_uri": self.auth_url, **self._auth()}
+
+    def _common(self, service: str) -> dict[str, object]:
+        return {"debug": False, "use_stderr": True,
+                "state_path": self.state / service,
+                "transport_url": self.rabbit.transport_url}
+
+    # --- config files ------------------------------------------------------------
+    def write_configs(self) -> None:
+        venv_etc = config.VENV / "etc"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        # Keystone
+        ks = self.state / "keystone"
+        _fernet_repo(ks / "fernet-keys")
+        _fernet_repo(ks / "credential-keys")
+        _write_ini(self.etc / "keystone" / "keystone.conf", {
+            "DEFAULT": {"debug": False, "use_stderr": True},
+            "database": {"connection": self.db.url("keystone")},
+            "token": {"provider": "fernet"},
+            "fernet_tokens": {"key_repository": ks / "fernet-keys"},
+            "fernet_receipts": {"key_repository": ks / "fernet-keys"},
+            "credential": {"key_repository": ks / "credential-keys"},
+            "cache": {"enabled": True, "backend": "dogpile.cache.memory"},
+            # Rally issues a token per client object: keep bcrypt cheap (4 rounds,
+            # its minimum, instead of 12: about 0.4 s less per token here).
+            "identity": {"password_hash_rounds": 4},
+        })
+        # Placement
+        _write_ini(self.etc / "placement" / "placement.conf", {
+            "DEFAULT": {"debug": False, "use_stderr": True},
+            "placement_database": {"connection": self.db.url("placement")},
+            "api": {"auth_strategy": "keystone"},
+            "keystone_authtoken": self._authtoken(),
+        })
+        # Glance
+        gl = self.state / "glance"
+        (self.etc / "glance").mkdir(parents=True, exist_ok=True)
+        _write_ini(self.etc / "glance" / "glance-api.conf", {
+            "DEFAULT": {"debug": False, "use_stderr": True,
+                        "enabled_backends": "fs:file",
+                        "worker_self_reference_url": self.url("glance")},
+            "database": {"connection": self.db.url("glance")},
+            "keystone_authtoken": self._authtoken(),
+            "paste_deploy": {"flavor": "keystone",
+                             "config_file": venv_etc / "glance" / "glance-api-paste.ini"},
+            "glance_store": {"default_backend": "fs"},
+            "fs": {"filesystem_store_datadir": gl / "images"},
+            "os_glance_staging_store": {"filesystem_store_datadir": gl / "staging"},
+            "os_glance_tasks_store": {"filesystem_store_datadir": gl / "tasks"},
+            "oslo_concurrency": {"lock_path": gl / "lock"},
+        })
+        # Nova: one file for all, one more per compute host
+        nova_etc = self.etc / "nova"
+        nova_etc.mkdir(parents=True, exist_ok=True)
+        shutil.copy(venv_etc / "nova" / "api-paste.ini", nova_etc / "api-paste.ini")
+        nova = {
+            "DEFAULT": {**self._common("nova"), "my_ip": config.HOST,
+                        # periodic tasks (the scheduler's host discovery) start at
+                        # once, not after a random delay of up to 60 s
+                        "periodic_fuzzy_delay": 0,
+                        "compute_driver": "rmdc_lab.LabDriver",
+                        # the lab's driver plugs no VIF yet: no vif-plugged events
+                        "vif_plugging_is_fatal": False, "vif_plugging_timeout": 0},
+            "api": {"auth_strategy": "keystone"},
+            "wsgi": {"api_paste_config": nova_etc / "api-paste.ini"},
+            "api_database": {"connection": self.db.url("nova_api")},
+            "database": {"connection": self.db.url("nova")},
+            "keystone_authtoken": self._authtoken(),
+            "placement": self._auth(valid_interfaces="public"),
+            "neutron": self._auth(valid_interfaces="public"),
+            # Nova passes a service token beside the user's (as devstack sets it up):
+            # Neutron lets only a token with the service role delete a compute port.
+            "service_user": self._auth(send_service_user_token=True),
+            "glance": {"valid_interfaces": "public", "region_name": config.REGION},
+            "scheduler": {"workers": 1, "discover_hosts_in_cells_interval": 1},
+            "conductor": {"workers": 1},
+            "compute": {"live_migration_wait_for_vif_plug": False},
+            "oslo_concurrency": {"lock_path": self.state / "nova" / "lock"},
+            "os_vif_ovs": {"ovsdb_connection": ""},
+            "vnc": {"enabled": False},
+            "cinder": {"os_region_name": config.REGION},
+        }
+        _write_ini(nova_etc / "nova.conf", nova)
+        # Computes get no database (nova-compute refuses DB access and says so).
+        _write_ini(nova_etc / "nova-cpu.conf",
+                   {k: v for k, v in nova.items() if k not in ("database", "api_database")})
+        for host in config.COMPUTE_HOSTS:
+            state = self.state / "nova" / host
+            (state / "instances").mkdir(parents=True, exist_ok=True)
+            # A stable node identity: Nova reads <state_path>/compute_id.
+            (state / "compute_id").write_text(config.node_uuid(host) + "\n")
+            _write_ini(nova_etc / f"{host}.conf", {
+                "DEFAULT": {"host": host, "state_path": state, "debug": True,
+                            "instances_path": state / "instances"},
+                "oslo_concurrency": {"lock_path": state / "lock"},
+            })
+        # Neutron: ML2 with the OVN mechanism driver, no agents
+        nt = self.state / "neutron"
+        _write_ini(self.etc / "neutron" / "neutron.conf", {
+            "DEFAULT": {**self._common("neutron"), "core_plugin": "ml2",
+                        "service_plugins": "ovn-router", "auth_strategy": "keystone",
+                        "api_paste_config": venv_etc / "neutron" / "api-paste.ini",
+                        "rpc_workers": 0, "rpc_state_report_workers": 0,
+                        "api_workers": 1, "allow_overlapping_ips": True,
+                        "notify_nova_on_port_status_changes": True,
+                        "notify_nova_on_port_data_changes": True},
+            "database": {"connection": self.db.url("neutron")},
+            "keystone_authtoken": self._authtoken(),
+            "nova": self._auth(),
+            "oslo_concurrency": {"lock_path": nt / "lock"},
+        })
+        _write_ini(self.etc / "neutron" / "ml2_conf.ini", {
+            "ml2": {"type_drivers": "local,flat,geneve",
+                    "tenant_network_types": "geneve", "mechanism_drivers": "ovn",
+                    "extension_drivers": "port_security", "overlay_ip_version": 4},
+            "ml2_type_geneve": {"vni_ranges": "1:65536", "max_header_size": 38},
+            "ml2_type_flat": {"flat_networks": "public"},
+            "ovn": {"ovn_nb_connection": self.ovn.nb, "ovn_sb_connection": self.ovn.sb,
+                    "ovn_l3_scheduler": "leastloaded",
+                    "ovn_metadata_enabled": False},
+            "securitygroup": {"enable_security_group": True},
+        })
+
+    # --- environment of each kind of process -----------------------------------
+    def env(self) -> dict[str, str]:
+        e = self.etc
+        return {
+            "PATH": f"{config.VENV / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "TMPDIR": str(self.tmp),  # neutron keeps per-server files there
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "OS_KEYSTONE_CONFIG_DIR": str(e / "keystone"),
+            "OS_PLACEMENT_CONFIG_DIR": str(e / "placement"),
+            "OS_NOVA_CONFIG_DIR": str(e / "nova"),
+            "OS_GLANCE_CONFIG_DIR": str(e / "glance"),
+            "OS_NEUTRON_CONFIG_DIR": str(e / "neutron"),
+            "OS_NEUTRON_CONFIG_FILES": "neutron.conf;ml2_conf.ini",
+            # Neutron's hash ring sizes itself by the API worker count.
+            "ASGI_WORKERS": "1",
+        }
+
+    def _conf_args(self, service: str) -> list[str]:
+        e = self.etc
+        files = {"keystone": [e / "keystone" / "keystone.conf"],
+                 "placement": [e / "placement" / "placement.conf"],
+                 "nova": [e / "nova" / "nova.conf"],
+                 "glance": [e / "glance" / "glance-api.conf"],
+                 "neutron": [e / "neutron" / "neutron.conf",
+                             e / "neutron" / "ml2_conf.ini"]}[service]
+        return [arg for f in files for arg in ("--config-file", str(f))]
+
+    def manage(self, argv: list[str], service: str, timeout: float = 600) -> None:
+        run([config.venv_bin(argv[0]), *self._conf_args(service), *argv[1:]],
+            env=self.env(), timeout=timeout, cwd=self.state)
+
+    # --- databases ---------------------------------------------------------------
+    def build_databases(self) -> None:
+        """Schemas, Keystone's admin and identity endpoint, Nova's cells: what the
+        snapshot keeps (MariaDB must run)."""
+        self.db.create_databases()
+        self.manage(["keystone-manage", "db_sync"], "keystone")
+        self.manage(["keystone-manage", "bootstrap",
+                     "--bootstrap-password", config.ADMIN_PASSWORD,
+                     "--bootstrap-admin-url", self.auth_url,
+                     "--bootstrap-internal-url", self.auth_url,
+                     "--bootstrap-public-url", self.auth_url,
+                     "--bootstrap-region-id", config.REGION], "keystone")
+        self.manage(["placement-manage", "db", "sync"], "placement")
+        self.manage(["nova-manage", "api_db", "sync"], "nova")
+        self.manage(["nova-manage", "cell_v2", "map_cell0", "--database_connection",
+                     self.db.url("nova_cell0")], "nova")
+        self.manage(["nova-manage", "cell_v2", "create_cell", "--name", "cell1"], "nova")
+        self.manage(["nova-manage", "db", "sync"], "nova")
+        self.manage(["glance-manage", "db_sync"], "glance")
+        self.manage(["neutron-db-manage", "upgrade", "heads"], "neutron")
+
+    def fix_cell_mappings(self) -> None:
+        """A restored snapshot names the database and broker of the run that built
+        it; point Nova's cell mappings at this run's."""
+        def q(value: str) -> str:
+            return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        self.db.sql(
+            f"UPDATE nova_api.cell_mappings SET database_connection="
+            f"{q(self.db.url('nova_cell0'))} WHERE name='cell0'; "
+            f"UPDATE nova_api.cell_mappings SET database_connection="
+            f"{q(self.db.url('nova'))}, transport_url={q(self.rabbit.transport_url)} "
+            f"WHERE name='cell1'")
+
+    # --- processes -----------------------------------------------------------------
+    def _wsgi(self, sup: Supervisor, name: str, app: str, port: int,
+              threads: int = 8) -> None:
+        sup.start(name, [config.venv_bin("python"), str(config.HERE / "wsgi_serve.py"),
+                         app, str(port), str(self.state / f"{name}.pid"),
+                         str(threads)],
+                  env=self.env(), pidfile=self.state / f"{name}.pid")
+
+    def start_apis(self, sup: Supervisor) -> None:
+        self._wsgi(sup, "keystone", "keystone", self.ports.keystone, threads=16)
+        self._wsgi(sup, "placement", "placement", self.ports.placement)
+        self._wsgi(sup, "glance", "glance", self.ports.glance)
+        self._wsgi(sup, "neutron-api", "neutron", self.ports.neutron)
+        self._wsgi(sup, "nova-api", "nova-api", self.ports.nova)
+
+    def wait_apis(self, sup: Supervisor, timeout: float = 120) -> None:
+        for name, port in (("keystone", "keystone"), ("placement", "placement"),
+                           ("glance", "glance"), ("neutron-api", "neutron"),
+                           ("nova-api", "nova")):
+            self._wait_http(sup, name, self.url(port) + "/", timeout)
+
+    def _wait_http(self, sup: Supervisor, name: str, url: str, timeout: float) -> None:
+        log = Path(sup.daemons[name].log)
+        pid = sup.daemons[name].pid
+        wait_for(name, lambda: _answers(url) or _dead(pid, name, log), timeout,
+                 interval=0.2, log=log)
+        sup.ready(name)
+
+    def start_workers(self, sup: Supervisor) -> None:
+        """The RPC side (needs RabbitMQ), Neutron's periodic and OVN maintenance
+        workers."""
+        env = self.env()
+        nova_conf = self._conf_args("nova")
+        for name in ("nova-conductor", "nova-scheduler"):
+            sup.start(name, [config.venv_bin(name), *nova_conf], env=env)
+        neutron_conf = self._conf_args("neutron")
+        for name in ("neutron-periodic-workers", "neutron-ovn-maintenance-worker"):
+            sup.start(name, [config.venv_bin(name), *neutron_conf], env=env)
+
+    def start_computes(self, sup: Supervisor) -> None:
+        """After the conductor: a compute that pings a conductor whose queue does
+        not exist yet waits 10 s for the reply that never comes."""
+        cpu_conf = ["--config-file", str(self.etc / "nova" / "nova-cpu.conf")]
+
+        def conductor_up() -> bool:
+            _dead(sup.daemons["nova-conductor"].pid, "nova-conductor",
+                  Path(sup.daemons["nova-conductor"].log))
+            return "nova-conductor" in self.db.sql(
+                "SELECT `binary` FROM nova.services WHERE `binary`='nova-conductor'")
+        wait_for("nova-conductor", conductor_up, 120, interval=0.2)
+        sup.ready("nova-conductor")
+        for host in config.COMPUTE_HOSTS:
+            sup.start(f"nova-compute-{host}", [
+                config.venv_bin("python"), str(config.HERE / "compute_main.py"),
+                *cpu_conf, "--config-file", str(self.etc / "nova" / f"{host}.conf")],
+                env=self.env())
+
+    def wait_computes(self, sup: Supervisor, timeout: float = 120) -> None:
+        """Both computes reported their node and are mapped to cell1 (the
+        scheduler's periodic discovery)."""
+        hosts = set(config.COMPUTE_HOSTS)
+
+        def mapped() -> bool:
+            for host in hosts:
+                name = f"nova-compute-{host}"
+                _dead(sup.daemons[name].pid, name, Path(sup.daemons[name].log))
+            out = self.db.sql("SELECT host FROM nova_api.host_mappings")
+            return hosts <= set(out.split())
+        wait_for("nova-compute host mappings", mapped, timeout, interval=0.3)
+        for host in hosts:
+            sup.ready(f"nova-compute-{host}")
+        for name in ("nova-conductor", "nova-scheduler", "neutron-periodic-workers",
+                     "neutron-ovn-maintenance-worker"):
+            _dead(sup.daemons[name].pid, name, Path(sup.daemons[name].log))
+
+    # --- API objects --------------------------------------------------------------
+    def token(self) -> tuple[str, dict]:
+        status, headers, body = http("POST", self.auth_url + "/auth/tokens", {
+            "auth": {"identity": {"methods": ["password"], "password": {"user": {
+                "name": "admin", "domain": {"name": "Default"},
+                "password": config.ADMIN_PASSWORD}}},
+                "scope": {"project": {"name": "admin",
+                                      "domain": {"name": "Default"}}}}})
+        if status != 201:
+            raise RuntimeError(f"keystone token: HTTP {status} {body}")
+        return headers["X-Subject-Token"], body["token"]
+
+    def ensure_catalog(self, token: str, body: dict) -> None:
+        """The service role for admin (every service's user here), the catalog."""
+        ks = self.auth_url
+        # keystonemiddleware requires a service token (nova sends one with each
+        # call to Neutron) to carry a role of service_token_roles, i.e. "service":
+        # the role real deployments give their service users.
+        _, _, roles = http("GET", ks + "/roles?name=service", token=token)
+        role = roles["roles"][0]["id"]
+        status, _, _ = http("PUT", ks + f"/projects/{body['project']['id']}/users/"
+                            f"{body['user']['id']}/roles/{role}", token=token)
+        if status not in (200, 204):
+            raise RuntimeError(f"service role: HTTP {status}")
+        _, _, services = http("GET", ks + "/services", token=token)
+        have = {s["type"]: s["id"] for s in services["services"]}
+        _, _, endpoints = http("GET", ks + "/endpoints", token=token)
+        for stype, (name, port, path) in SERVICE_TYPES.items():
+            if stype not in have:
+                _, _, body = http("POST", ks + "/services", {"service": {
+                    "type": stype, "name": name, "enabled": True}}, token=token)
+                have[stype] = body["service"]["id"]
+            url = self.url(port) + path
+            present = {e["interface"] for e in endpoints["endpoints"]
+                       if e["service_id"] == have[stype]}
+            for interface in ("public", "internal", "admin"):
+                if interface not in present:
+                    http("POST", ks + "/endpoints", {"endpoint": {
+                        "service_id": have[stype], "interface": interface, "url": url,
+                        "region_id": config.REGION, "enabled": True}}, token=token)
+
+    def ensure_resources(self, token: str, project_id: str) -> dict[str, str]:
+        """The flavor, image and shared network a task boots with; their ids."""
+        nova, glance, neutron = (self.url("nova") + "/v2.1", self.url("glance"),
+                                 self.url("neutron"))
+        ids = {}
+        _, _, flavors = http("GET", nova + "/flavors", token=token)
+        found = [f for f in flavors["flavors"] if f["name"] == FLAVOR["name"]]
+        if found:
+            ids["flavor"] = found[0]["id"]
+        else:
+            status, _, body = http("POST", nova + "/flavors", {"flavor": FLAVOR},
+                                   token=token)
+            if status != 200:
+                raise RuntimeError(f"flavor: HTTP {status} {body}")
+            ids["flavor"] = body["flavor"]["id"]
+        _, _, images = http("GET", glance + f"/v2/images?name={IMAGE_NAME}", token=token)
+        if images["images"]:
+            ids["image"] = images["images"][0]["id"]
+        else:
+            status, _, body = http("POST", glance + "/v2/images", {
+                "name": IMAGE_NAME, "disk_format": "raw", "container_format": "bare",
+                "visibility": "public"}, token=token)
+            if status != 201:
+                raise RuntimeError(f"image: HTTP {status} {body}")
+            ids["image"] = body["id"]
+            status, _, body = http(
+                "PUT", glance + f"/v2/images/{ids['image']}/file",
+                data=b"\0" * 65536, token=token,
+                headers={"Content-Type": "application/octet-stream"})
+            if status != 204:
+                raise RuntimeError(f"image upload: HTTP {status} {body}")
+        _, _, nets = http("GET", neutron + f"/v2.0/networks?name={NETWORK_NAME}",
+                          token=token)
+        if nets["networks"]:
+            ids["network"] = nets["networks"][0]["id"]
+        else:
+            status, _, body = http("POST", neutron + "/v2.0/networks", {"network": {
+                "name": NETWORK_NAME, "shared": True}}, token=token)
+            if status != 201:
+                raise RuntimeError(f"network: HTTP {status} {body}")
+            ids["network"] = body["network"]["id"]
+            status, _, body = http("POST", neutron + "/v2.0/subnets", {"subnet": {
+                "name": NETWORK_NAME, "network_id": ids["network"], "ip_version": 4,
+                "cidr": SUBNET_CIDR, "enable_dhcp": False}}, token=token)
+            if status != 201:
+                raise RuntimeError(f"subnet: HTTP {status} {body}")
+        return ids
+
+
+def _dead(pid: int, name: str, log: Path) -> bool:
+    from tests.lab.cloud.procs import ProcError, _tail, alive
+    if not alive(pid):
+        raise ProcError(f"{name} exited" + _tail(log, 25))
+    return False
+
+
+def timed(label: str, timings: dict[str, float]):
+    """A context manager adding the seconds spent under `label` to `timings`."""
+    class _Timer:
+        def __enter__(self):
+            self.start = time.monotonic()
+
+        def __exit__(self, *exc):
+            timings[label] = round(timings.get(label, 0) + time.monotonic()
+                                   - self.start, 2)
+    return _Timer()
