@@ -7,6 +7,7 @@ import functools
 import importlib.resources
 import importlib.resources.abc
 import logging
+import math
 import re
 import shlex
 import socket
@@ -24,8 +25,11 @@ LOG = logging.getLogger(__name__)
 
 SCRIPT_NAME = "metadata_probe.sh"
 DIRECTORY_PREFIX = "rmd-probe."
+# guest/meter_start.sh's exit statuses.
 _EXIT_RUNNING = 10
 _EXIT_NO_DIRECTORY = 11
+# A clean stop waits this much longer than the probe's timeout for it to exit.
+_STOP_MARGIN = 3.0
 # What mktemp may print: a directory name we then trust in every command.
 _MKTEMP_DIRECTORY = re.compile(rf"/[A-Za-z0-9._/-]*/{re.escape(DIRECTORY_PREFIX)}[A-Za-z0-9]+")
 T = typing.TypeVar("T")
@@ -51,23 +55,36 @@ class GuestClock:
         return host_time - self.offset
 
 
+def guest_script_resource(name: str) -> importlib.resources.abc.Traversable:
+    """A guest-side shell program (guest/<name>), as shipped in the package."""
+    return importlib.resources.files("rally_metadata_downtime") / "guest" / name
+
+
 def probe_script_resource() -> importlib.resources.abc.Traversable:
     """The probe's source, as shipped in the package."""
-    return importlib.resources.files("rally_metadata_downtime") / "guest" / SCRIPT_NAME
+    return guest_script_resource(SCRIPT_NAME)
 
 
 @functools.cache
-def probe_script() -> str:
-    """The probe as written into the guest: its source without comment lines, blank
-    lines and indentation, so that it fits in the launch command (the script has
-    no multi-line string or here-document in which that would change data)."""
-    lines = (line.strip() for line in probe_script_resource().read_text().splitlines())
+def guest_script(name: str) -> str:
+    """A guest-side program as sent to the guest: its source without comment lines,
+    blank lines and indentation, so that the start command, which carries the probe,
+    fits in dropbear's 9000-byte command limit (none of these scripts has a
+    multi-line string or here-document in which that would change data)."""
+    lines = (line.strip() for line in guest_script_resource(name).read_text().splitlines())
     return "\n".join(line for line in lines if line and not line.startswith("#")) + "\n"
 
 
-def _probe_alive(pidfile: str) -> str:
-    """Shell test: the pid file `pidfile` (a shell word) names a live process."""
-    return f'[ -s {pidfile} ] && kill -0 "$(cat {pidfile})" 2>/dev/null'
+def probe_script() -> str:
+    """The probe as written into the guest."""
+    return guest_script(SCRIPT_NAME)
+
+
+def guest_command(name: str, *args: str) -> str:
+    """The command that runs guest/<name> with `args`: static shell text, given as
+    `sh -c SCRIPT sh ARG...`; the only shell text Python makes is quoting."""
+    return " ".join(["sh", "-c", shlex.quote(guest_script(name)), "sh",
+                     *(shlex.quote(arg) for arg in args)])
 
 
 def _guest_clock(uptime_line: str, before: float, after: float) -> GuestClock:
@@ -101,55 +118,37 @@ class MetadataMeter:
         self._retries = retries
         self._command_timeout = command_timeout
 
-    # -- paths and commands: the only place shell text is built -----------------
+    # -- paths and commands: static scripts from guest/, values quoted ---------------
     def _path(self, name: str) -> str:
-        return shlex.quote(f"{self.directory}/{name}")
+        return f"{self.directory}/{name}"
 
-    def _probe_command(self, directory: str) -> str:
-        """The probe's command line; `directory` is a shell word (e.g. '"$d"')."""
+    def _probe_options(self) -> list[str]:
+        """The probe's options; guest/meter_start.sh adds its log and pid file."""
         c = self.config
-        args = ["sh", f"{directory}/{SCRIPT_NAME}", "-u", shlex.quote(c.url),
-                "-i", shlex.quote(f"{c.interval:g}"),
-                "-r", shlex.quote(f"{c.retry_interval:g}"), "-t", shlex.quote(f"{c.timeout:g}"),
-                "-m", shlex.quote(c.mode), "-l", f"{directory}/probe.log",
-                "-p", f"{directory}/probe.pid"]
+        options = ["-u", c.url, "-i", f"{c.interval:g}", "-r", f"{c.retry_interval:g}",
+                   "-t", f"{c.timeout:g}", "-m", c.mode]
         if c.expect:
-            args += ["-e", shlex.quote(c.expect)]
-        return " ".join(args)
+            options += ["-e", c.expect]
+        return options
 
-    def _start_command(self, attempts: int = 250) -> str:
-        """One command: refuse a second probe in this guest; read the clock; make
-        and print a private directory; write the probe into it; start it detached
-        and wait until it runs and has begun its log (up to 5 s, looking every
-        20 ms: that takes milliseconds).
+    def _start_args(self) -> list[str]:
+        """guest/meter_start.sh's arguments: the probe's text travels among them."""
+        return [self.config.workdir, DIRECTORY_PREFIX, probe_script(),
+                *self._probe_options()]
 
-        The script travels inside the command, not on stdin: Rally's SSH.run
-        waits up to a second per 4 KiB written to stdin. `$d` is mktemp's answer
-        for a validated workdir, and is quoted wherever it is used.
-        """
-        workdir = shlex.quote(self.config.workdir)
-        directory = '"$d"'
-        script, log, pid, err = (f'"$d/{name}"' for name in
-                                 (SCRIPT_NAME, "probe.log", "probe.pid", "probe.err"))
-        another = _probe_alive('"$f"')
-        return (f"for f in {workdir}/{DIRECTORY_PREFIX}*/probe.pid; do {another} && "
-                f'{{ echo "a probe already runs in ${{f%/probe.pid}}" >&2; '
-                f"exit {_EXIT_RUNNING}; }}; done; "
-                f"cat /proc/uptime; "
-                f"d=$(mktemp -d {workdir}/{DIRECTORY_PREFIX}XXXXXX) || "
-                f"exit {_EXIT_NO_DIRECTORY}; "
-                f"echo {directory}; "
-                f"printf '%s' {shlex.quote(probe_script())} > {script} || exit 1; "
-                f"if command -v setsid >/dev/null 2>&1; then detach=setsid; "
-                f"else detach=nohup; fi; "
-                f"$detach {self._probe_command(directory)} </dev/null >/dev/null 2>{err} & "
-                f"i=0; while [ $i -lt {attempts} ]; do "
-                f"{_probe_alive(pid)} && [ -s {log} ] && exit 0; "
-                f"sleep 0.02; i=$((i+1)); done; cat {err} >&2; exit 1")
+    def _start_command(self) -> str:
+        return guest_command("meter_start.sh", *self._start_args())
+
+    def _stop_args(self, grace: float, print_log: bool) -> list[str]:
+        """guest/meter_stop.sh's arguments: the wait for a clean stop in tenths."""
+        return [self.directory, str(math.ceil(grace * 10)), *(["log"] if print_log else [])]
 
     # -- SSH with reconnect --------------------------------------------------------
-    def _execute(self, command: str) -> tuple[int, str, str]:
-        LOG.debug("guest: %s", command[:300])
+    def _run(self, name: str, *args: str) -> tuple[int, str, str]:
+        """Run guest/<name> with `args` in the guest: (exit status, stdout, stderr)."""
+        LOG.debug("guest: %s %s", name, " ".join(
+            shlex.quote(a) if len(a) < 200 else f"<{len(a)} characters>" for a in args))
+        command = guest_command(name, *args)
         return self._with_connection(
             lambda ssh: ssh.execute(command, timeout=self._command_timeout))
 
@@ -193,7 +192,7 @@ class MetadataMeter:
         if self.directory is not None:
             raise MeterError(f"the probe already runs in {self.directory}")
         before = time.time()
-        status, out, err = self._execute(self._start_command())
+        status, out, err = self._run("meter_start.sh", *self._start_args())
         after = time.time()
         uptime, _, directory = out.strip().partition("\n")
         if status == _EXIT_RUNNING:
@@ -204,12 +203,14 @@ class MetadataMeter:
         self.directory = directory   # from here on cleanup() removes it
         if status != 0:
             raise MeterError(f"the probe did not start in {directory}: "
-                             f"{err.strip() or 'no error output'}")
+                             f"{' '.join(err.split()) or 'no error output'}")
         self.clock = _guest_clock(uptime, before, after)
         return self.clock
 
     def is_running(self) -> bool:
-        status, _, _ = self._execute(_probe_alive(self._path("probe.pid")))
+        if self.directory is None:
+            return False
+        status, _, _ = self._run("meter_running.sh", self._path("probe.pid"))
         return status == 0
 
     def fetch_log(self, read_clock: bool = False) -> str:
@@ -219,10 +220,9 @@ class MetadataMeter:
         when it is closer than the one the meter has.
         """
         self._require_started()
-        command = f"cat {self._path('probe.log')}"
         before = time.time()
-        status, out, err = self._execute(f"cat /proc/uptime && {command}" if read_clock
-                                         else command)
+        status, out, err = self._run("meter_log.sh", self._path("probe.log"),
+                                     *(["clock"] if read_clock else []))
         after = time.time()
         if status != 0:
             raise self._log_gone(err)
@@ -258,34 +258,28 @@ class MetadataMeter:
         """Stop the probe, return its final log, and remove its directory: one round
         trip (TERM, wait for the requests in flight, read, remove)."""
         self._require_started()
-        pid, log = self._path("probe.pid"), self._path("probe.log")
-        attempts = int((self.config.timeout + 3) / 0.1)
-        status, out, err = self._execute(
-            f"p=$(cat {pid} 2>/dev/null) && kill -TERM \"$p\" 2>/dev/null; "
-            f"i=0; while [ $i -lt {attempts} ] && [ -n \"$p\" ] && kill -0 \"$p\" "
-            f"2>/dev/null; do sleep 0.1; i=$((i+1)); done; "
-            f"cat {log} && rm -rf -- {shlex.quote(self.directory)}")
+        status, out, err = self._run(
+            "meter_stop.sh", *self._stop_args(grace=self.config.timeout + _STOP_MARGIN,
+                                              print_log=True))
         if status != 0:
             raise self._log_gone(err)
         self.directory = None
         return out
 
     def cleanup(self) -> None:
-        """Kill the probe and remove its files, whatever state things are in."""
+        """Kill the probe and its requests in flight, wait until they are gone
+        (bounded), and remove its files, whatever state things are in."""
         if self.directory is not None:
-            pid = self._path("probe.pid")
             try:
-                self._execute(f"p=$(cat {pid} 2>/dev/null) && kill -KILL \"$p\" "
-                              f"2>/dev/null; true")
-                self._remove()
+                status, _, err = self._run("meter_stop.sh",
+                                           *self._stop_args(grace=0, print_log=False))
+                if status != 0:
+                    raise MeterError(err.strip() or f"exit status {status}")
+                self.directory = None
             except MeterError:
                 LOG.warning("could not remove the probe from the guest (%s)",
                             self.directory, exc_info=True)
         self.close()
-
-    def _remove(self) -> None:
-        self._execute(f"rm -rf -- {shlex.quote(self.directory)}")
-        self.directory = None
 
     def _log_gone(self, err: str) -> MeterError:
         return MeterError(f"the probe log in {self.directory} is gone (guest rebooted "

@@ -67,7 +67,9 @@ while getopts u:i:r:t:m:e:c:l:p: opt; do
 done
 shift $((OPTIND - 1))
 [ $# -eq 0 ] || die 2 "unexpected argument: $1"
-[ -n "$log" ] && [ -n "$pidfile" ] || die 2 "-l LOGFILE and -p PIDFILE are required"
+if [ -z "$log" ] || [ -z "$pidfile" ]; then
+    die 2 "-l LOGFILE and -p PIDFILE are required"
+fi
 
 # A bad interval would make `sleep` fail at once and the loop spin: only plain
 # positive decimals pass.
@@ -102,6 +104,9 @@ if [ "$mode" = hostname ] && [ -z "$expect" ]; then
     expect=$(hostname)
 fi
 
+# Hostnames are ASCII; busybox's tr knows [:upper:] only when built with
+# FEATURE_TR_CLASSES.
+# shellcheck disable=SC2018,SC2019
 lower() {
     printf '%s' "$1" | tr 'A-Z' 'a-z'
 }
@@ -186,8 +191,8 @@ judge() {
     first=${answer%%"$nl"*}
     first=${first%"$cr"}
     # Leading and trailing blanks only: "vm 1" must not become "vm1".
-    first=${first#"${first%%[!$blanks]*}"}
-    first=${first%"${first##*[!$blanks]}"}
+    first=${first#"${first%%[!"$blanks"]*}"}
+    first=${first%"${first##*[!"$blanks"]}"}
     if [ -z "$first" ]; then
         verdict="FAIL empty"
         return

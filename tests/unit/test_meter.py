@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from rally import exceptions as rally_exceptions
@@ -109,7 +111,11 @@ def test_start_is_one_round_trip(tmp_path, shell):
         # refuse a second probe, read the clock, make the directory, write the
         # probe, launch, confirm: all in one command
         [command] = connections[0].commands
-        assert "cat /proc/uptime; d=$(mktemp -d " in command
+        # static text from guest/meter_start.sh, run with quoted arguments
+        script = meter_module.guest_script("meter_start.sh")
+        assert command.startswith(f"sh -c {shlex.quote(script)} sh ")
+        assert "cat /proc/uptime\nd=$(mktemp -d " in script
+        assert shlex.quote(meter_module.probe_script()) in command
         written = (tmp_path / meter.directory / "metadata_probe.sh").read_text()
         assert written == meter_module.probe_script()
         assert "# stopped" in written     # the probe's own text, not its comments
@@ -177,11 +183,55 @@ def test_a_probe_that_cannot_start_is_reported_with_its_error_and_removed(tmp_pa
     tmp_path = tmp_path / "guest"
     tmp_path.mkdir()
     meter, _ = meter_in(tmp_path, shell)
+    started = time.monotonic()
     with pytest.raises(MeterError, match="the probe did not start in .*rmd-probe.*: "
-                                         "probe: cannot run here"):
+                                         r"probe: cannot run here \(the probe exited "
+                                         r"with status 4\)"):
         meter.start()
+    # noticed when it exited, not after the launch's 5 s
+    assert time.monotonic() - started < 2
     meter.cleanup()
     assert probe_dirs(tmp_path) == []
+
+
+# Stands in for the probe: a pid file, a log, and a "request" that keeps writing
+# into the directory until it is killed, as in-flight requests do when they end.
+BUSY_PROBE = """log=$2 pidfile=$4
+echo $$ > "$pidfile"
+echo '# rmd-probe v1 interval=0.1 timeout=1 mode=hostname started=1' >> "$log"
+( while :; do : > "$log.failing"; echo x >> "$log"; done ) &
+while :; do sleep 1; done
+"""
+
+
+def group_runs(pgid: int) -> bool:
+    """A process of group `pgid` runs (zombies, left for init to reap, do not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in "ZX":
+            return True
+    return False
+
+
+@pytest.mark.parametrize("stop", ["cleanup", "stop"])
+def test_the_probe_and_its_requests_are_gone_before_the_directory_is_removed(
+        tmp_path, shell, monkeypatch, stop):
+    monkeypatch.setattr("rally_metadata_downtime.meter.probe_script", lambda: BUSY_PROBE)
+    meter, _ = meter_in(tmp_path, shell)
+    meter.start()
+    pid = int(Path(meter.directory, "probe.pid").read_text())
+    time.sleep(0.2)
+    if stop == "cleanup":
+        meter.cleanup()
+    else:     # the fake ignores TERM's clean stop: after the grace it is killed
+        meter.config = ProbeConfig(url=CLOSED_PORT_URL, timeout=0.1, workdir=str(tmp_path))
+        assert "# rmd-probe v1" in meter.stop()
+    assert not group_runs(pid)
+    assert probe_dirs(tmp_path) == []
+    assert meter.directory is None
 
 
 def test_a_dropped_connection_is_reopened(tmp_path, shell):
