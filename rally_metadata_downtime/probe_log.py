@@ -19,6 +19,10 @@ class Probe:
     end: float
     ok: bool
     reason: str
+    # Seconds the probe chose to wait after this launch before the next one: its
+    # interval, or its retry interval while the last request to end had failed fast.
+    # None in logs of probes older than the field.
+    pause: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +59,7 @@ _CLOCK_RESET_SECONDS = 2.0
 # Times are /proc/uptime figures: plain decimals, never nan/inf/exponents.
 _TIME = r"([0-9]+(?:\.[0-9]+)?)"
 _PROBE_LINE = re.compile(
-    rf"P ([1-9][0-9]*) {_TIME} {_TIME} (OK|FAIL) ([a-z]+(?:=[0-9a-z]+)?)")
+    rf"P ([1-9][0-9]*) {_TIME} {_TIME} (OK|FAIL) ([a-z]+(?:=[0-9a-z]+)?)(?: {_TIME})?")
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
@@ -63,11 +67,11 @@ def _parse_probe(line: str) -> Probe | None:
     match = _PROBE_LINE.fullmatch(line)
     if match is None:
         return None
-    seq, start, end, verdict, reason = match.groups()
+    seq, start, end, verdict, reason, pause = match.groups()
     if float(end) < float(start):
         return None
     return Probe(seq=int(seq), start=float(start), end=float(end), ok=verdict == "OK",
-                 reason=reason)
+                 reason=reason, pause=None if pause is None else float(pause))
 
 
 def _number(text: str | None) -> float | None:

@@ -27,8 +27,11 @@
 # never stalls the sampling; each is bounded by TIMEOUT (curl --max-time, wget under
 # `timeout` when the guest has it), so at most ceil(TIMEOUT/INTERVAL)+1 are in flight. Each
 # appends one line with a single printf (short O_APPEND writes do not interleave):
-#   P <seq> <start uptime> <end uptime> OK|FAIL <reason>
+#   P <seq> <start uptime> <end uptime> OK|FAIL <reason> <pause>
 # reason: http=<code>, curl=<exit>, wget=<exit>, wget=timeout, mismatch, empty.
+# pause: the seconds the probe chose to wait after launching this request before
+# launching the next (INTERVAL, or RETRY while the last request to end failed fast):
+# what it decided, whatever the scheduler then delivered.
 # TERM/INT/HUP: stop launching, wait for the requests in flight, append
 # "# stopped <uptime>", remove the pidfile, exit 0.
 # Exit status: 0 after a clean stop, 2 bad arguments, 3 already running, 4 cannot
@@ -205,8 +208,10 @@ judge() {
 }
 
 # One request: fetch, judge, append one line. Runs in the background.
+# $1: its sequence number; $2: the pause chosen after its launch, for the log.
 probe_once() {
     seq=$1
+    pause=$2
     # Read here, not before the fork: under load the fork alone can take longer
     # than an interval, and <start> must be when the request went out.
     uptime_now
@@ -252,7 +257,7 @@ probe_once() {
         esac
     fi
     uptime_now
-    printf 'P %s %s %s %s\n' "$seq" "$start" "$now" "$verdict" >> "$log"
+    printf 'P %s %s %s %s %s\n' "$seq" "$start" "$now" "$verdict" "$pause" >> "$log"
     case $verdict in
         OK*) [ -e "$failing" ] && rm -f -- "$failing" ;;
         *=28|*=timeout) ;;
@@ -274,8 +279,8 @@ seq=0
 sleeper=
 while [ "$running" = 1 ]; do
     seq=$((seq + 1))
-    probe_once "$seq" &
     if [ -e "$failing" ]; then pause=$retry; else pause=$interval; fi
+    probe_once "$seq" "$pause" &
     # `wait` returns at once on a trapped signal, a foreground sleep would not: a
     # stop then costs no part of an interval.
     sleep "$pause" &

@@ -21,6 +21,34 @@ def test_header_probes_and_stop_are_read():
     assert (log.garbage_lines, log.truncated_last_line, log.clock_reset) == (0, False, False)
 
 
+def test_each_launch_records_the_pause_the_probe_chose_after_it():
+    log = parse_probe_log(HEADER.replace("interval=0.2", "interval=0.2 retry=0.05")
+                          + "P 1 100.00 100.02 FAIL curl=7 0.2\n"
+                          + "P 2 100.20 100.21 FAIL http=503 0.05\n"
+                          + "P 3 100.25 100.26 OK http=200 0.05\n")
+    assert [(p.seq, p.pause) for p in log.probes] == [(1, 0.2), (2, 0.05), (3, 0.05)]
+    assert log.header.retry == 0.05
+    assert log.garbage_lines == 0
+
+
+def test_records_from_before_the_pause_field_still_parse():
+    log = parse_probe_log(HEADER + "P 1 100.00 100.02 OK http=200\n"
+                          + "P 2 100.20 100.21 FAIL curl=7 0.2\n")
+    assert [(p.seq, p.ok, p.pause) for p in log.probes] == [(1, True, None),
+                                                            (2, False, 0.2)]
+    assert log.garbage_lines == 0
+
+
+@pytest.mark.parametrize("line", ["P 1 100.00 100.02 OK http=200 0.2 x",
+                                  "P 1 100.00 100.02 OK http=200 -1",
+                                  "P 1 100.00 100.02 OK http=200 nan",
+                                  "P 1 100.00 100.02 OK http=200  0.2"])
+def test_a_malformed_pause_makes_the_record_unreadable(line):
+    log = parse_probe_log(f"P 2 100.20 100.21 OK http=200 0.2\n{line}\n")
+    assert [p.seq for p in log.probes] == [2]
+    assert log.garbage_lines == 1
+
+
 def test_overlapping_requests_are_sorted_by_start_not_by_line_order():
     # seq 1 was blackholed for 1 s, so its line comes after seq 2..5's.
     text = (HEADER
