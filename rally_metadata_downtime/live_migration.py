@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from novaclient import api_versions
 
+from rally_metadata_downtime.arguments import ArgumentError
+
 # Nova takes block_migration "auto" (it decides from the storage) from 2.25 on; before
 # it the request must say true or false, and also carry disk_over_commit.
 AUTO_BLOCK_MIGRATION_SINCE = api_versions.APIVersion("2.25")
@@ -27,10 +29,10 @@ class LiveMigrationError(RuntimeError):
 
 def check_block_migration(block_migration: BlockMigration,
                           version: api_versions.APIVersion) -> None:
-    """ValueError naming the argument when `version` cannot carry `block_migration`."""
+    """ArgumentError when `version` cannot carry `block_migration`."""
     if block_migration == "auto" and version < AUTO_BLOCK_MIGRATION_SINCE:
-        raise ValueError(
-            f"block_migration: 'auto' needs Nova microversion "
+        raise ArgumentError(
+            "block_migration", f"'auto' needs Nova microversion "
             f"{AUTO_BLOCK_MIGRATION_SINCE.get_string()} or later, this client speaks "
             f"{version.get_string()} (set nova_microversion, or the environment's "
             f"api_info nova version)")

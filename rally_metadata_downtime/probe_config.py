@@ -6,11 +6,15 @@ import dataclasses
 import re
 import urllib.parse
 
+from rally_metadata_downtime.arguments import ArgumentError
+
 DEFAULT_URL = "http://169.254.169.254/latest/meta-data/hostname"
 # Half Tempest's 0.2 s: an outage's start is known to half the interval, and the
 # background launches make a short interval safe (a blackholed request never
 # stalls the next). Ten requests a second per VM on the metadata path.
 DEFAULT_INTERVAL = 0.1
+DEFAULT_TIMEOUT = 1.0
+DEFAULT_WORKDIR = "/tmp"
 
 # RFC 3986 unreserved and reserved characters, minus everything a POSIX shell treats
 # specially even inside double quotes ($ and `) or that could end a quoted word ('),
@@ -23,8 +27,8 @@ _EXPECT_CHARS = re.compile(r"[A-Za-z0-9._:-]*")
 MAX_LENGTH = {"url": 512, "expect": 255, "workdir": 100}
 
 
-class ProbeConfigError(ValueError):
-    """A probe setting is invalid; the message names the setting."""
+class ProbeConfigError(ArgumentError):
+    """A probe setting is invalid; `argument` names the setting."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,40 +47,41 @@ class ProbeConfig:
 
     url: str = DEFAULT_URL
     interval: float = DEFAULT_INTERVAL
-    timeout: float = 1.0
+    timeout: float = DEFAULT_TIMEOUT
     mode: str | None = None
     expect: str = ""
-    workdir: str = "/tmp"
+    workdir: str = DEFAULT_WORKDIR
 
     def __post_init__(self) -> None:
         for name, limit in MAX_LENGTH.items():
             value = getattr(self, name)
             if isinstance(value, str) and len(value) > limit:
-                raise ProbeConfigError(f"{name}: at most {limit} characters, got "
+                raise ProbeConfigError(name, f"at most {limit} characters, got "
                                        f"{len(value)}")
         _check_url(self.url)
         for name in ("interval", "timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ProbeConfigError(f"{name}: must be a number of seconds, "
+                raise ProbeConfigError(name, f"must be a number of seconds, "
                                        f"got {value!r}")
             if not 0 < value <= 60:
-                raise ProbeConfigError(f"{name}: must be > 0 and <= 60 seconds, "
+                raise ProbeConfigError(name, f"must be > 0 and <= 60 seconds, "
                                        f"got {value!r}")
         if self.mode is None:
             path = urllib.parse.urlsplit(self.url).path
             object.__setattr__(self, "mode",
                                "uuid" if path.endswith("meta_data.json") else "hostname")
         if self.mode not in ("hostname", "uuid"):
-            raise ProbeConfigError(f"mode: must be 'hostname' or 'uuid', got {self.mode!r}")
+            raise ProbeConfigError("mode", f"must be 'hostname' or 'uuid', got "
+                                           f"{self.mode!r}")
         if not isinstance(self.expect, str) or not _EXPECT_CHARS.fullmatch(self.expect):
-            raise ProbeConfigError(f"expect: only letters, digits and . _ : - are "
+            raise ProbeConfigError("expect", f"only letters, digits and . _ : - are "
                                    f"allowed, got {self.expect!r}")
         if self.mode == "uuid" and not self.expect:
-            raise ProbeConfigError("expect: the instance uuid is required in uuid mode")
+            raise ProbeConfigError("expect", "the instance uuid is required in uuid mode")
         if (not isinstance(self.workdir, str) or not _PATH_CHARS.fullmatch(self.workdir)
                 or "/../" in f"{self.workdir}/"):
-            raise ProbeConfigError(f"workdir: must be an absolute path of letters, "
+            raise ProbeConfigError("workdir", f"must be an absolute path of letters, "
                                    f"digits and . _ - / only, got {self.workdir!r}")
 
     @property
@@ -89,8 +94,36 @@ class ProbeConfig:
 
 def _check_url(url: object) -> None:
     if not isinstance(url, str) or not _URL_CHARS.fullmatch(url):
-        raise ProbeConfigError(f"url: only URL characters are allowed (no spaces, "
+        raise ProbeConfigError("url", f"only URL characters are allowed (no spaces, "
                                f"quotes, $, `, ;, &, parentheses), got {url!r}")
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
-        raise ProbeConfigError(f"url: must be http://HOST/..., got {url!r}")
+        raise ProbeConfigError("url", f"must be http://HOST/..., got {url!r}")
+
+
+# The scenario argument behind each setting (expect and mode follow from the URL).
+_ARGUMENT_OF_FIELD = {"url": "metadata_url", "interval": "probe_interval",
+                      "timeout": "probe_timeout", "workdir": "probe_workdir",
+                      "expect": "metadata_url", "mode": "metadata_url"}
+# uuid mode needs an instance id, which exists only after boot; any well-formed one
+# validates the rest of the settings.
+_PLACEHOLDER_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+def from_arguments(metadata_url: str, probe_interval: float, probe_timeout: float,
+                   probe_workdir: str, server_id: str | None = None) -> ProbeConfig:
+    """The probe's settings from the scenario's arguments.
+
+    A meta_data.json URL is checked for the instance uuid (server_id; a placeholder
+    before boot), any other for the guest's own hostname. Raises ProbeConfigError
+    naming the scenario argument.
+    """
+    try:
+        config = ProbeConfig(url=metadata_url, interval=probe_interval,
+                             timeout=probe_timeout, workdir=probe_workdir,
+                             expect=_PLACEHOLDER_UUID)
+        expect = (server_id or _PLACEHOLDER_UUID) if config.mode == "uuid" else ""
+        return dataclasses.replace(config, expect=expect)
+    except ProbeConfigError as e:
+        raise ProbeConfigError(_ARGUMENT_OF_FIELD.get(e.argument, e.argument),
+                               e.problem) from e

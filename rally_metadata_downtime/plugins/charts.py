@@ -1,19 +1,18 @@
-"""Measurements -> Rally `add_output` charts. Pure: no Rally calls, no I/O.
+"""An iteration's record (and its probe log) -> Rally `add_output` charts. Pure: no
+Rally calls, no I/O.
 
 Rally's HTML report pairs additive charts across iterations by position, so every
 iteration emits the same additive charts in the same order, failed ones included,
-with placeholders where nothing was measured. The per-iteration summary table is
-also what the metadata_downtime SLA reads (by its title and row labels below).
+with placeholders where nothing was measured. The tables are for people: the SLA
+reads the record itself (records.py), never a table.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
-from rally_metadata_downtime.analysis import DowntimeReport
-from rally_metadata_downtime.ping_log import NetworkDowntime
 from rally_metadata_downtime.probe_log import ProbeLog
+from rally_metadata_downtime.records import IterationRecord, Migration
 
 SUMMARY_TITLE = "Metadata measurement summary"
 TIMELINE_TITLE = "Metadata probe timeline"
@@ -24,40 +23,11 @@ MAX_TIMELINE_POINTS = 400
 # The timeline's migration box: just outside the probe lines' 0 and 1.
 MIGRATION_LOW, MIGRATION_HIGH = -0.1, 1.1
 
-# Row labels of the summary table: the SLA's contract with this module.
+# Row labels of the summary table that tests of the drawn report look up.
 ROW_MEASURED = "metadata measured"
 ROW_DOWNTIME = "metadata downtime (s)"
-ROW_LONGEST = "longest metadata outage (s)"
 ROW_RECOVERED = "metadata recovered after migration"
 ROW_NETWORK = "network downtime (s)"
-
-
-@dataclasses.dataclass(frozen=True)
-class Migration:
-    """One live migration, on the guest's uptime clock."""
-
-    start: float
-    end: float
-
-
-@dataclasses.dataclass(frozen=True)
-class IterationResult:
-    """Everything one iteration measured; any part may be missing after a failure.
-
-    `networks` holds one ping run per migration that completed.
-    """
-
-    log: ProbeLog | None = None
-    report: DowntimeReport | None = None
-    networks: tuple[NetworkDowntime, ...] = ()
-    migrations: tuple[Migration, ...] = ()
-    error: str | None = None
-
-    @property
-    def network_downtime(self) -> float | None:
-        if not self.networks:
-            return None
-        return sum(n.total_downtime for n in self.networks)
 
 
 def _area(title: str, description: str, label: str, value: float, unit: str) -> dict:
@@ -69,65 +39,61 @@ def _area(title: str, description: str, label: str, value: float, unit: str) -> 
 _NOT_MEASURED = " 0 when this iteration did not measure it: see its summary table."
 
 
-def additive_charts(result: IterationResult) -> list[dict]:
+def additive_charts(record: IterationRecord) -> list[dict]:
     """The four trend charts across iterations, always these, in this order."""
-    report, network = result.report, result.network_downtime
+    metadata, network = record.metadata, record.network
     return [
         _area(ADDITIVE_TITLES[0],
               "Total time the metadata service did not answer this VM correctly, "
               "estimated from the in-guest probe (an unrecovered outage counts only "
               "what the probe saw)." + _NOT_MEASURED,
-              "metadata downtime", report.total_downtime if report else 0.0, "seconds"),
+              "metadata downtime", metadata.downtime if metadata else 0.0, "seconds"),
         _area(ADDITIVE_TITLES[1],
               "The longest single outage seen by the in-guest probe." + _NOT_MEASURED,
-              "longest outage", report.longest_outage if report else 0.0, "seconds"),
+              "longest outage", metadata.longest_outage if metadata else 0.0, "seconds"),
         _area(ADDITIVE_TITLES[2],
               "Unanswered pings from the Rally host to the VM during the live "
               "migration(s), times the ping interval." + _NOT_MEASURED,
-              "network downtime", network if network is not None else 0.0, "seconds"),
+              "network downtime", network.downtime if network else 0.0, "seconds"),
         _area(ADDITIVE_TITLES[3],
               "Probe requests that failed (timeout, refused, HTTP error or an answer "
               "that was not this instance's)." + _NOT_MEASURED,
-              "failed probes", report.failures if report else 0, "probes"),
+              "failed probes", metadata.probes_failed if metadata else 0, "probes"),
     ]
 
 
-def _seconds(value: float) -> float | str:
-    return "unbounded" if math.isinf(value) else round(value, 3)
+def _seconds(value: float | None) -> float | str:
+    return "unbounded" if value is None or math.isinf(value) else round(value, 3)
 
 
-def summary_table(result: IterationResult) -> dict:
-    """The iteration's figures as a table; the SLA reads it by its row labels."""
-    report = result.report
-    rows: list[list] = [[ROW_MEASURED,
-                         "yes" if report else f"no: {result.error or 'unknown reason'}"]]
-    if report:
+def summary_table(record: IterationRecord) -> dict:
+    """The iteration's figures as a table, for people."""
+    metadata, network = record.metadata, record.network
+    rows: list[list] = [[ROW_MEASURED, "yes" if metadata else
+                         f"no: {record.error or 'unknown reason'}"]]
+    if metadata:
         rows += [
-            [ROW_DOWNTIME, round(report.total_downtime, 3)],
-            [ROW_LONGEST, round(report.longest_outage, 3)],
-            ["metadata outages", report.outage_count],
-            [ROW_RECOVERED, "yes" if report.recovered else "no"],
-            ["still down when the probe stopped (s)",
-             round(report.unrecovered_downtime, 3)],
-            ["probes ok / failed", f"{report.successes} / {report.failures}"],
-            ["resolution (s)", round(report.resolution, 3)],
+            [ROW_DOWNTIME, round(metadata.downtime, 3)],
+            ["longest metadata outage (s)", round(metadata.longest_outage, 3)],
+            ["metadata outages", len(metadata.outages)],
+            [ROW_RECOVERED, "yes" if metadata.recovered else "no"],
+            ["still down when the probe stopped (s)", round(metadata.still_down, 3)],
+            ["probes ok / failed", f"{metadata.probes_ok} / {metadata.probes_failed}"],
+            ["resolution (s)", round(metadata.resolution, 3)],
             ["Tempest-style sum of failed probes (s)",
-             round(report.tempest_style_downtime, 3)],
-            ["unreadable log lines",
-             report.garbage_lines + int(report.truncated_last_line)],
+             round(metadata.tempest_style_downtime, 3)],
+            ["unreadable log lines", metadata.unreadable_lines],
         ]
-    if result.networks:
-        sent = sum(n.sent for n in result.networks)
-        received = sum(n.received for n in result.networks)
-        rows += [[ROW_NETWORK, round(result.network_downtime, 3)],
-                 ["longest network outage (s)",
-                  round(max(n.longest_outage for n in result.networks), 3)],
-                 ["pings sent / answered", f"{sent} / {received}"]]
-    if result.migrations:
+    if network:
+        rows += [[ROW_NETWORK, round(network.downtime, 3)],
+                 ["longest network outage (s)", round(network.longest_outage, 3)],
+                 ["pings sent / answered",
+                  f"{network.pings_sent} / {network.pings_answered}"]]
+    if record.migrations:
         rows.append(["live migrations (s)", ", ".join(
-            f"{m.end - m.start:.1f}" for m in result.migrations)])
-    if report and result.error:
-        rows.append(["error", result.error])
+            f"{m.end - m.start:.1f}" for m in record.migrations)])
+    if metadata and record.error:
+        rows.append(["error", record.error])
     return {"title": SUMMARY_TITLE,
             "description": "Figures of this iteration (times in seconds).",
             "chart_plugin": "Table", "data": {"cols": ["Figure", "Value"], "rows": rows}}
@@ -164,12 +130,12 @@ def _migration_series(migrations: tuple[Migration, ...], origin: float,
     return points
 
 
-def timeline_chart(result: IterationResult) -> dict | None:
+def timeline_chart(log: ProbeLog | None, migrations: tuple[Migration, ...]) -> dict | None:
     """Probe verdicts over time, x = seconds since the first migration started."""
-    if result.log is None or not result.log.probes or not result.migrations:
+    if log is None or not log.probes or not migrations:
         return None
-    origin = result.migrations[0].start
-    verdicts = _thin([(round(p.start - origin, 2), int(p.ok)) for p in result.log.probes])
+    origin = migrations[0].start
+    verdicts = _thin([(round(p.start - origin, 2), int(p.ok)) for p in log.probes])
     return {"title": TIMELINE_TITLE,
             "description": "Each in-guest probe at its launch time: 'probe ok' is 1 "
                            "when metadata answered this VM correctly, 'probe failed' "
@@ -183,17 +149,17 @@ def timeline_chart(result: IterationResult) -> dict | None:
             # this order draws failures in orange, the box in a pale line.
             "data": [["probe ok", [[x, ok] for x, ok in verdicts]],
                      ["live migration", _migration_series(
-                         result.migrations, origin, verdicts[0][0], verdicts[-1][0])],
+                         migrations, origin, verdicts[0][0], verdicts[-1][0])],
                      ["probe failed", [[x, 1 - ok] for x, ok in verdicts]]]}
 
 
-def outage_table(result: IterationResult) -> dict | None:
+def outage_table(record: IterationRecord) -> dict | None:
     """One row per outage, placed on the migration's timeline."""
-    if result.report is None:
+    if record.metadata is None:
         return None
-    origin = result.migrations[0].start if result.migrations else 0.0
+    origin = record.migrations[0].start if record.migrations else 0.0
     rows = []
-    for number, outage in enumerate(result.report.outages, start=1):
+    for number, outage in enumerate(record.metadata.outages, start=1):
         end = "not recovered" if outage.unrecovered else round(outage.end - origin, 2)
         start = round(outage.start - origin, 2)
         if outage.began_before_log:
@@ -202,7 +168,7 @@ def outage_table(result: IterationResult) -> dict | None:
                      f"{_seconds(outage.min_duration)} - {_seconds(outage.max_duration)}",
                      outage.failed_probes,
                      ", ".join(f"{r} x{n}" for r, n in sorted(outage.reasons.items()))])
-    where = "the first migration started" if result.migrations else "the guest booted"
+    where = "the first migration started" if record.migrations else "the guest booted"
     return {"title": OUTAGES_TITLE,
             "description": f"Start and end in seconds since {where} (negative: "
                            f"before it); the estimate takes the middle of each edge's "
@@ -214,7 +180,9 @@ def outage_table(result: IterationResult) -> dict | None:
                      "rows": rows}}
 
 
-def complete_charts(result: IterationResult) -> list[dict]:
-    """Per-iteration charts: summary (always), then timeline and outages if known."""
-    charts = [summary_table(result), timeline_chart(result), outage_table(result)]
+def complete_charts(record: IterationRecord, log: ProbeLog | None) -> list[dict]:
+    """Per-iteration charts: summary (always), timeline and outages if known, and
+    last the record itself."""
+    charts = [summary_table(record), timeline_chart(log, record.migrations),
+              outage_table(record), record.to_output()]
     return [c for c in charts if c is not None]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import time
 import typing
 
-from rally.common import cfg, validation
+from rally import exceptions
+from rally.common import cfg, logging, validation
 from rally.task import atomic, types
 from rally.task.scenario import Field
 from rally.utils import sshutils
@@ -14,14 +14,13 @@ from rally_openstack.common import consts
 from rally_openstack.task import scenario
 from rally_openstack.task.scenarios.vm import utils as vm_utils
 
-from rally_metadata_downtime import live_migration
+from rally_metadata_downtime import live_migration, probe_config
 from rally_metadata_downtime.analysis import AnalysisError, analyse
 from rally_metadata_downtime.meter import MetadataMeter
 from rally_metadata_downtime.net_meter import PingMeter
 from rally_metadata_downtime.plugins import charts
-from rally_metadata_downtime.plugins.validators import probe_config
-from rally_metadata_downtime.probe_config import DEFAULT_INTERVAL, DEFAULT_URL
 from rally_metadata_downtime.probe_log import ProbeLogError, parse_probe_log
+from rally_metadata_downtime.records import Measurement, Migration
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -30,6 +29,7 @@ LOG = logging.getLogger(__name__)
 Seconds = typing.Annotated[float, Field(ge=0, le=3600)]
 PositiveSeconds = typing.Annotated[float, Field(gt=0, le=3600)]
 ProbeSeconds = typing.Annotated[float, Field(gt=0, le=60)]
+CONSOLE_LINES = 30
 Microversion = typing.Annotated[str, Field(pattern=r"^2\.(latest|[1-9][0-9]{0,2})$")]
 
 
@@ -81,25 +81,6 @@ def wait_for_recovery(fetch_log: typing.Callable[[], str], recovered_after: floa
         sleep(min(1.0, max(settle / 2, 0.2)))
 
 
-class _Measurement:
-    """What one iteration has measured so far (filled in step by step)."""
-
-    def __init__(self) -> None:
-        self.log = None
-        self.report = None
-        self.networks: list = []
-        self.migrations: list[charts.Migration] = []
-        self.error: str | None = None
-
-    def result(self) -> charts.IterationResult:
-        return charts.IterationResult(
-            log=self.log, report=self.report, networks=tuple(self.networks),
-            migrations=tuple(self.migrations),
-            error=self.error or (None if self.report else
-                                 "the iteration stopped before measuring"))
-
-
-@types.convert(image={"type": "glance_image"}, flavor={"type": "nova_flavor"})
 @validation.add("image_valid_on_flavor", flavor_param="flavor", image_param="image")
 @validation.add("external_network_exists", param_name="floating_network")
 @validation.add("required_services",
@@ -112,7 +93,9 @@ class _Measurement:
                     platform="openstack")
 class BootAndLiveMigrate(vm_utils.VMScenario):
 
-    def run(self, image, flavor, username: str, password: str | None = None,
+    def run(self, image: typing.Annotated[str, types.Convert("glance_image")],
+            flavor: typing.Annotated[str, types.Convert("nova_flavor")],
+            username: str, password: str | None = None,
             port: typing.Annotated[int, Field(ge=1, le=65535)] = 22,
             use_floating_ip: bool = True, floating_network: str | None = None,
             wait_for_ssh_timeout: PositiveSeconds = 120,
@@ -120,8 +103,10 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
             block_migration: live_migration.BlockMigration = False,
             destination_host: str | None = None,
             nova_microversion: Microversion | None = None,
-            metadata_url: str = DEFAULT_URL, probe_interval: ProbeSeconds = DEFAULT_INTERVAL,
-            probe_timeout: ProbeSeconds = 1.0, probe_workdir: str = "/tmp",
+            metadata_url: str = probe_config.DEFAULT_URL,
+            probe_interval: ProbeSeconds = probe_config.DEFAULT_INTERVAL,
+            probe_timeout: ProbeSeconds = probe_config.DEFAULT_TIMEOUT,
+            probe_workdir: str = probe_config.DEFAULT_WORKDIR,
             settle: Seconds = 5, recovery_timeout: PositiveSeconds = 120,
             answer_timeout: PositiveSeconds = 60,
             measure_network: bool = True,
@@ -179,7 +164,7 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
             ping needs root)
         :param boot_server_kwargs: extra arguments for server creation
         """
-        measured = _Measurement()
+        measured = Measurement()
         server = fip = meter = None
         try:
             nova = self._migration_client(nova_microversion)
@@ -195,11 +180,12 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
                 return sshutils.SSH(username, fip["ip"], port=port, password=password,
                                     pkey=self.context["user"]["keypair"]["private"])
 
-            config = probe_config(metadata_url, probe_interval, probe_timeout,
-                                  probe_workdir, server_id=server.id)
+            config = probe_config.from_arguments(metadata_url, probe_interval,
+                                                 probe_timeout, probe_workdir,
+                                                 server_id=server.id)
             ssh = connect()
             meter = MetadataMeter(connect, config, connection=ssh)
-            self._wait_for_ssh(ssh, timeout=wait_for_ssh_timeout)
+            self._wait_for_ssh_or_show_console(server, ssh, wait_for_ssh_timeout)
             with atomic.ActionTimer(self, "metadata_meter.start"):
                 meter.start()
             with atomic.ActionTimer(self, "metadata_meter.wait_answering"):
@@ -225,7 +211,7 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
             raise
         finally:
             try:
-                self._add_charts(measured.result())
+                self._add_charts(measured)
             finally:
                 self._clean_up(meter, server, fip)
         if not measured.report.recovered:
@@ -242,15 +228,17 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
             if pinger:
                 pinger.start()
             started = time.time()
-            self._live_migrate_server(nova, server, destination_host, block_migration)
+            source, destination = self._live_migrate_server(
+                nova, server, destination_host, block_migration)
             ended = time.time()
             if pinger:
                 measured.networks.append(pinger.stop())
         finally:
             if pinger:
                 pinger.kill()
-        measured.migrations.append(charts.Migration(meter.clock.to_guest_uptime(started),
-                                                    meter.clock.to_guest_uptime(ended)))
+        measured.migrations.append(Migration(meter.clock.to_guest_uptime(started),
+                                             meter.clock.to_guest_uptime(ended),
+                                             source, destination))
 
     def _migration_client(self, nova_microversion):
         """The admin novaclient that makes the live-migration call."""
@@ -262,20 +250,35 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
 
     @atomic.action_timer("nova.live_migrate")
     def _live_migrate_server(self, nova, server, destination_host, block_migration):
-        """Live-migrate and wait until the server is ACTIVE on its new host."""
+        """Live-migrate and wait until the server is ACTIVE on its new host;
+        return (source host, destination host)."""
         admin_server = nova.servers.get(server.id)
         source = live_migration.host_of(admin_server)
         live_migration.start_live_migration(admin_server, destination_host,
                                             block_migration)
-        return live_migration.wait_for_live_migration(
+        return source, live_migration.wait_for_live_migration(
             lambda: nova.servers.get(server.id), source, destination_host,
             timeout=CONF.openstack.nova_server_live_migrate_timeout,
             interval=CONF.openstack.nova_server_live_migrate_poll_interval)
 
-    def _add_charts(self, result: charts.IterationResult) -> None:
-        for chart in charts.additive_charts(result):
+    def _wait_for_ssh_or_show_console(self, server, ssh, timeout):
+        """Wait for SSH; when it never comes up, the server's console log tail goes
+        into the error (what the guest said while booting is the first clue)."""
+        try:
+            self._wait_for_ssh(ssh, timeout=timeout)
+        except (exceptions.SSHTimeout, exceptions.TimeoutException) as e:
+            try:
+                console = self._get_server_console_output(server, CONSOLE_LINES)
+            except Exception as console_error:  # the SSH failure is the one to report
+                console = f"(console log not available: {console_error})"
+            raise type(e)(f"{e}; the server's console log ends with:\n"
+                          f"{console}") from e
+
+    def _add_charts(self, measured: Measurement) -> None:
+        record = measured.record()
+        for chart in charts.additive_charts(record):
             self.add_output(additive=chart)
-        for chart in charts.complete_charts(result):
+        for chart in charts.complete_charts(record, measured.log):
             self.add_output(complete=chart)
 
     def _clean_up(self, meter, server, fip) -> None:

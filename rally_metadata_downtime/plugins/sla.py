@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
+from rally import consts
 from rally.task import sla
 
-from rally_metadata_downtime.plugins import charts
-
-
-def _summary(iteration: dict) -> dict | None:
-    for chart in iteration.get("output", {}).get("complete", []):
-        if chart.get("title") == charts.SUMMARY_TITLE:
-            return {row[0]: row[1] for row in chart["data"]["rows"]}
-    return None
+from rally_metadata_downtime.records import IterationRecord, RecordError
 
 
 @sla.configure(name="metadata_downtime")
@@ -27,7 +21,7 @@ class MetadataDowntime(sla.SLA):
 
     CONFIG_SCHEMA = {
         "type": "object",
-        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$schema": consts.JSON_SCHEMA7,
         "properties": {
             "allowed_metadata_downtime": {
                 "type": "number", "minimum": 0.0,
@@ -60,23 +54,29 @@ class MetadataDowntime(sla.SLA):
     def add_iteration(self, iteration):
         self.started.append(float(iteration.get("timestamp") or 0.0))
         number = self.iterations
-        summary = _summary(iteration)
-        if summary is None or summary.get(charts.ROW_MEASURED) != "yes":
-            if summary:
-                reason = summary.get(charts.ROW_MEASURED, "no figures")
+        try:
+            record = IterationRecord.from_output(iteration.get("output", {}))
+        except RecordError as e:
+            record, unreadable = None, str(e)
+        else:
+            unreadable = None
+        if record is None or not record.measured:
+            if record is not None:
+                reason = f"no: {record.error}"
             else:
                 error = iteration.get("error") or []
-                reason = "no figures in its output" + (f": {error[0]}" if error else "")
+                reason = unreadable or ("no figures in its output"
+                                        + (f": {error[0]}" if error else ""))
             self.problems.append((number, f"metadata not measured ({reason})"))
         else:
-            downtime = float(summary[charts.ROW_DOWNTIME])
+            downtime = record.metadata.downtime
             if self.worst is None or downtime > self.worst[0]:
                 self.worst = (downtime, number)
-            if summary.get(charts.ROW_RECOVERED) != "yes":
+            if not record.metadata.recovered:
                 self.problems.append((number, "metadata did not recover after the "
                                               "migration"))
-        if charts.ROW_NETWORK in (summary or {}):
-            network = float(summary[charts.ROW_NETWORK])
+        if record is not None and record.network is not None:
+            network = record.network.downtime
             if self.worst_network is None or network > self.worst_network[0]:
                 self.worst_network = (network, number)
         self.success = self._judge()

@@ -16,6 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from rally_metadata_downtime.records import IterationRecord
 from tests.lab.harness import REPO_ROOT, LabProcess
 from tests.lab.openstack.config import env_spec
 from tests.lab.rally_cli import RallyHome
@@ -65,15 +66,24 @@ def report_workloads(report: dict) -> list[tuple[str, dict]]:
             for subtask in task["subtasks"] for workload in subtask["workloads"]]
 
 
+def iteration_records(workload: dict) -> list[IterationRecord | None]:
+    """Each iteration's record, in the report's order (None: it added none)."""
+    return [IterationRecord.from_output(it["output"]) for it in workload["data"]]
+
+
 def iteration_figures(report: dict) -> list[dict]:
-    """Per-iteration additive figures (title -> value) of every workload."""
+    """Per-iteration figures of every workload, from the iterations' records."""
     rows = []
     for _, workload in report_workloads(report):
-        for i, it in enumerate(workload["data"], start=1):
+        for i, (it, record) in enumerate(zip(workload["data"],
+                                             iteration_records(workload)), start=1):
             figures = {"iteration": i, "error": bool(it["error"])}
-            for chart in it["output"]["additive"]:
-                for label, value in chart["data"]:
-                    figures[f"{chart['title']} ({label})"] = value
+            if record and record.metadata:
+                figures.update(metadata_downtime=round(record.metadata.downtime, 3),
+                               resolution=round(record.metadata.resolution, 3),
+                               recovered=record.metadata.recovered)
+            if record and record.network:
+                figures["network_downtime"] = round(record.network.downtime, 3)
             rows.append(figures)
     return rows
 

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from rally_metadata_downtime.records import IterationRecord
 from tests.lab.addressing import KEEP_OFF
 from tests.lab.harness import REPO_ROOT, LabProcess
 from tests.lab.openstack.config import env_spec
@@ -84,10 +85,8 @@ def _outage_reasons(workload: dict) -> str:
                     if chart["title"] == "Metadata outages" for row in chart["data"]["rows"])
 
 
-def _summary(iteration: dict) -> dict:
-    [chart] = [c for c in iteration["output"]["complete"]
-               if c["title"] == "Metadata measurement summary"]
-    return {row[0]: row[1] for row in chart["data"]["rows"]}
+def _record(iteration: dict) -> IterationRecord:
+    return IterationRecord.from_output(iteration["output"])
 
 
 def _sla_detail(workload: dict) -> str:
@@ -97,7 +96,7 @@ def _sla_detail(workload: dict) -> str:
 
 @pytest.mark.parametrize("name, cause", [
     ("migration_error", "ERROR"),
-    ("migration_hang", "Rally tired waiting"),
+    ("migration_hang", "did not finish its live migration"),
     ("never_recovers", "did not answer this VM again"),
     ("ssh_never_up", "SSH"),
     ("probe_dir_not_writable", "workdir '/proc'"),
@@ -126,7 +125,7 @@ def test_a_probe_lost_mid_run_is_said_so_and_the_other_iteration_is_unaffected(
     assert sorted(bool(e) for e in errors) == [False, True], errors
     assert cause in max(errors), errors
     [healthy] = [it for it in workload["data"] if not it["error"]]
-    assert _summary(healthy)["metadata recovered after migration"] == "yes"
+    assert _record(healthy).metadata.recovered is True
     assert workload["pass_sla"] is False
 
 
@@ -141,7 +140,7 @@ def test_a_dropped_ssh_connection_is_reopened_and_the_probe_kept_measuring(fault
     outages = sorted(w["end_boottime"] - w["start_boottime"] for w in injected
                      if w["kind"] == "metadata" and w["shape"] == "refused")
     [injected_outage] = outages
-    measured = sorted((_summary(it)["metadata downtime (s)"], _summary(it)["resolution (s)"])
+    measured = sorted((_record(it).metadata.downtime, _record(it).metadata.resolution)
                       for it in workload["data"])
     assert measured[0][0] < injected_outage / 2   # the healthy server
     downtime, resolution = measured[1]  # the one whose SSH dropped
@@ -153,7 +152,7 @@ def test_unrecovered_metadata_is_reported_as_such_not_as_a_small_number(faults_r
     workload = workloads["never_recovers"]
     assert "did not recover" in _sla_detail(workload)
     for it in workload["data"]:
-        assert _summary(it)["metadata recovered after migration"] == "no"
+        assert _record(it).metadata.recovered is False
         assert "not recovered" in json.dumps(it["output"]["complete"])
 
 
@@ -166,7 +165,7 @@ def test_outage_shapes_are_counted_as_down(faults_run, name, reason):
     assert reason in _outage_reasons(workload)
     truth = sorted(w["end_boottime"] - w["start_boottime"] for w in injected
                    if w["shape"] == FAULTS[name][1]["lab_metadata_shape"])
-    figures = sorted((_summary(it)["metadata downtime (s)"], _summary(it)["resolution (s)"])
+    figures = sorted((_record(it).metadata.downtime, _record(it).metadata.resolution)
                      for it in workload["data"])
     assert len(truth) == len(figures) == 2
     for expected, (measured, resolution) in zip(truth, figures):

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.lab.demo import run_sample
+from tests.lab.demo import iteration_records, run_sample
 from tests.lab.faults import downtime_per_server
 
 INJECTED_OUTAGE = 3.0      # s of metadata outage after the switchover
@@ -46,13 +46,8 @@ def _workload(result: dict) -> dict:
     return workload
 
 
-def _summaries(result: dict) -> list[dict]:
-    rows = []
-    for iteration in _workload(result)["data"]:
-        [summary] = [c for c in iteration["output"]["complete"]
-                     if c["title"] == "Metadata measurement summary"]
-        rows.append({r[0]: r[1] for r in summary["data"]["rows"]})
-    return rows
+def _records(result: dict) -> list:
+    return iteration_records(_workload(result))
 
 
 def test_injected_3s_outage_passes_the_sla_with_concurrency(healthy):
@@ -66,18 +61,17 @@ def test_injected_3s_outage_passes_the_sla_with_concurrency(healthy):
 
 def test_measured_metadata_downtime_matches_injected_within_stated_resolution(healthy):
     injected = sorted(downtime_per_server(healthy["injected"]).values())
-    summaries = _summaries(healthy)
-    measured = sorted(s["metadata downtime (s)"] for s in summaries)
+    measured = sorted((r.metadata for r in _records(healthy)), key=lambda m: m.downtime)
     assert len(injected) == len(measured) == 4
-    for truth, figure, summary in zip(injected, measured, summaries):
-        tolerance = summary["resolution (s)"] + 0.1
-        assert abs(figure - truth) <= tolerance, (injected, measured)
+    for truth, figures in zip(injected, measured):
+        assert abs(figures.downtime - truth) <= figures.resolution + 0.1, (
+            injected, [m.downtime for m in measured])
 
 
 def test_measured_network_downtime_matches_injected_blackout(healthy):
     blackouts = sorted(w["end_boottime"] - w["start_boottime"]
                        for w in healthy["injected"] if w["kind"] == "network")
-    measured = sorted(s["network downtime (s)"] for s in _summaries(healthy))
+    measured = sorted(r.network.downtime for r in _records(healthy))
     assert len(blackouts) == len(measured) == 4
     for truth, figure in zip(blackouts, measured):
         # ping counts whole lost intervals (0.2 s) at both edges of the blackout.
@@ -94,7 +88,7 @@ def test_injected_10s_outage_fails_the_sla_and_names_the_worst_iteration(broken)
     assert "worst metadata downtime" in criterion["detail"]
     assert "allowed 6 s" in criterion["detail"]
     assert broken["sla_check_exit_code"] != 0
-    worst = max(s["metadata downtime (s)"] for s in _summaries(broken))
+    worst = max(r.metadata.downtime for r in _records(broken))
     assert worst > 6
 
 

@@ -4,6 +4,7 @@ from rally_metadata_downtime.analysis import analyse
 from rally_metadata_downtime.ping_log import NetworkDowntime, NetworkOutage
 from rally_metadata_downtime.plugins import charts
 from rally_metadata_downtime.probe_log import parse_probe_log
+from rally_metadata_downtime.records import Measurement, Migration
 
 HEADER = "# rmd-probe v1 interval=0.2 timeout=1 mode=hostname expect= started=99.90\n"
 
@@ -34,16 +35,17 @@ def network(lost=0, sent=50, interval=0.2):
 
 def measured(before=5, failed=10, after=10, lost=0, recovered_after=101.0,
              migration=(100.9, 101.8)):
-    """A complete IterationResult for an outage log; migration on guest uptime."""
+    """A complete Measurement of an outage log; migration on guest uptime."""
     log = outage_log(before, failed, after)
-    return charts.IterationResult(
-        log=log, report=analyse(log, recovered_after=recovered_after),
-        networks=(network(lost),), migrations=(charts.Migration(*migration),))
+    return Measurement(log=log, report=analyse(log, recovered_after=recovered_after),
+                       networks=[network(lost)],
+                       migrations=[Migration(*migration, "compute-1", "compute-2")])
 
 
-def iteration(result: charts.IterationResult, error=None) -> dict:
+def iteration(measurement: Measurement, error=None) -> dict:
     """The iteration dict Rally hands to an SLA, with the scenario's real output."""
+    record = measurement.record()
     return {"duration": 30.0, "idle_duration": 0.0, "timestamp": 1.0,
             "error": error or [], "atomic_actions": [],
-            "output": {"additive": charts.additive_charts(result),
-                       "complete": charts.complete_charts(result)}}
+            "output": {"additive": charts.additive_charts(record),
+                       "complete": charts.complete_charts(record, measurement.log)}}

@@ -8,21 +8,37 @@ from rally.task.processing import charts as rally_charts
 from rally_metadata_downtime.analysis import analyse
 from rally_metadata_downtime.plugins import charts
 from rally_metadata_downtime.probe_log import parse_probe_log
+from rally_metadata_downtime.records import IterationRecord, Measurement, Migration
 from tests.unit.plugin_data import measured, network, outage_log, probe_text
 
 ALLOWED_KEYS = {"title", "description", "chart_plugin", "data", "label", "axis_label"}
 
 
+def additive(m: Measurement) -> list[dict]:
+    return charts.additive_charts(m.record())
+
+
+def complete(m: Measurement) -> list[dict]:
+    return charts.complete_charts(m.record(), m.log)
+
+
+def summary_rows(m: Measurement) -> dict:
+    return dict(map(tuple, charts.summary_table(m.record())["data"]["rows"]))
+
+
+def timeline(m: Measurement) -> dict | None:
+    return charts.timeline_chart(m.log, tuple(m.migrations))
+
+
 def all_charts(result):
-    return ([("additive", c) for c in charts.additive_charts(result)]
-            + [("complete", c) for c in charts.complete_charts(result)])
+    return ([("additive", c) for c in additive(result)]
+            + [("complete", c) for c in complete(result)])
 
 
 @pytest.mark.parametrize("result", [
     measured(),
-    charts.IterationResult(error="SSHTimeout: no SSH"),
-    charts.IterationResult(log=outage_log(), migrations=(charts.Migration(1, 2),),
-                           error="MeterError: gone"),
+    Measurement(error="SSHTimeout: no SSH"),
+    Measurement(log=outage_log(), migrations=[Migration(1, 2)], error="MeterError: gone"),
 ], ids=["measured", "nothing", "log-only"])
 def test_every_chart_passes_rallys_validation(result):
     for kind, chart in all_charts(result):
@@ -31,12 +47,12 @@ def test_every_chart_passes_rallys_validation(result):
 
 
 def test_additive_charts_same_titles_and_order_with_or_without_data():
-    full = [c["title"] for c in charts.additive_charts(measured())]
-    empty = [c["title"] for c in charts.additive_charts(charts.IterationResult())]
+    full = [c["title"] for c in additive(measured())]
+    empty = [c["title"] for c in additive(Measurement())]
     assert full == empty == list(charts.ADDITIVE_TITLES) == [
         "Metadata downtime", "Longest metadata outage", "Network downtime",
         "Failed metadata probes"]
-    for chart in charts.additive_charts(charts.IterationResult()):
+    for chart in additive(Measurement()):
         assert chart["chart_plugin"] == "StackedArea"
         assert chart["data"][0][1] == 0
 
@@ -44,41 +60,43 @@ def test_additive_charts_same_titles_and_order_with_or_without_data():
 def test_additive_values():
     # 10 failures at 0.2 s: outage estimate = 10 x 0.2 = 2.0 s; 5 pings lost x 0.2.
     result = measured(failed=10, lost=5)
-    values = [c["data"][0][1] for c in charts.additive_charts(result)]
+    values = [c["data"][0][1] for c in additive(result)]
     assert values == pytest.approx([2.0, 2.0, 1.0, 10])
 
 
 def test_network_downtime_sums_every_migration():
-    result = charts.IterationResult(networks=(network(lost=3), network(lost=2)))
-    assert charts.additive_charts(result)[2]["data"][0][1] == pytest.approx(1.0)
-    rows = dict(map(tuple, charts.summary_table(result)["data"]["rows"]))
+    result = Measurement(networks=[network(lost=3), network(lost=2)])
+    assert additive(result)[2]["data"][0][1] == pytest.approx(1.0)
+    rows = summary_rows(result)
     assert rows[charts.ROW_NETWORK] == pytest.approx(1.0)
     assert rows["pings sent / answered"] == "100 / 95"
 
 
-def test_summary_rows_the_sla_reads():
-    rows = dict(map(tuple, charts.summary_table(measured(failed=10))["data"]["rows"]))
+def test_summary_rows():
+    rows = summary_rows(measured(failed=10))
     assert rows[charts.ROW_MEASURED] == "yes"
     assert rows[charts.ROW_DOWNTIME] == pytest.approx(2.0)
-    assert rows[charts.ROW_LONGEST] == pytest.approx(2.0)
+    assert rows["longest metadata outage (s)"] == pytest.approx(2.0)
     assert rows[charts.ROW_RECOVERED] == "yes"
     assert rows[charts.ROW_NETWORK] == 0
 
 
 def test_summary_without_measurement_names_the_error():
-    table = charts.summary_table(charts.IterationResult(error="SSHTimeout: no SSH"))
+    record = Measurement(error="SSHTimeout: no SSH").record()
+    table = charts.summary_table(record)
     assert table["data"]["rows"] == [[charts.ROW_MEASURED, "no: SSHTimeout: no SSH"]]
-    assert charts.complete_charts(charts.IterationResult()) == [
-        charts.summary_table(charts.IterationResult())]
+    nothing = Measurement().record()
+    assert charts.complete_charts(nothing, None) == [charts.summary_table(nothing),
+                                                     nothing.to_output()]
 
 
 def test_unrecovered_outage_is_said_so():
     log = outage_log(before=5, failed=10, after=0)
-    result = charts.IterationResult(log=log, report=analyse(log, recovered_after=101.0),
-                                    migrations=(charts.Migration(100.9, 101.8),))
-    rows = dict(map(tuple, charts.summary_table(result)["data"]["rows"]))
+    result = Measurement(log=log, report=analyse(log, recovered_after=101.0),
+                         migrations=[Migration(100.9, 101.8)])
+    rows = summary_rows(result)
     assert rows[charts.ROW_RECOVERED] == "no"
-    outage = charts.outage_table(result)["data"]["rows"][0]
+    outage = charts.outage_table(result.record())["data"]["rows"][0]
     assert outage[2] == "not recovered"
     assert outage[4].endswith("- unbounded")
 
@@ -88,7 +106,7 @@ def test_outage_table_relative_to_migration_start():
     result = measured(migration=(100.5, 101.5))
     (outage,) = result.report.outages
     assert 100.8 <= outage.start <= 101.0 and 102.8 <= outage.end <= 103.01
-    table = charts.outage_table(result)
+    table = charts.outage_table(result.record())
     assert table["data"]["rows"] == [
         [1, round(outage.start - 100.5, 2), round(outage.end - 100.5, 2),
          round(outage.duration, 2),
@@ -98,7 +116,7 @@ def test_outage_table_relative_to_migration_start():
 
 def test_timeline_series_and_origin():
     result = measured(before=2, failed=2, after=2, migration=(100.2, 100.6))
-    chart = charts.timeline_chart(result)
+    chart = timeline(result)
     assert chart["chart_plugin"] == "Lines"
     assert [name for name, _ in chart["data"]] == ["probe ok", "live migration",
                                                    "probe failed"]
@@ -116,8 +134,8 @@ def test_timeline_series_and_origin():
 def test_timeline_downsampled_keeps_every_state_change():
     states = (["OK"] * 1000 + ["curl=7"] * 7 + ["OK"] * 1000)
     log = parse_probe_log(probe_text(*states))
-    result = charts.IterationResult(log=log, migrations=(charts.Migration(100, 101),))
-    ok = dict(charts.timeline_chart(result)["data"])["probe ok"]
+    result = Measurement(log=log, migrations=[Migration(100, 101)])
+    ok = dict(timeline(result)["data"])["probe ok"]
     assert len(ok) <= charts.MAX_TIMELINE_POINTS + 10
     xs = [x for x, _ in ok]
     assert xs == sorted(xs)
@@ -128,10 +146,22 @@ def test_timeline_downsampled_keeps_every_state_change():
 
 
 def test_no_timeline_without_migration_or_log():
-    assert charts.timeline_chart(charts.IterationResult(log=outage_log())) is None
-    assert charts.timeline_chart(charts.IterationResult(
-        migrations=(charts.Migration(1, 2),))) is None
+    assert timeline(Measurement(log=outage_log())) is None
+    assert timeline(Measurement(migrations=[Migration(1, 2)])) is None
 
 
 def test_unbounded_is_text_not_infinity():
     assert charts._seconds(math.inf) == "unbounded"
+
+
+def test_the_record_is_the_last_complete_chart_and_reads_back_whole():
+    m = measured(failed=10, lost=5)
+    output = {"additive": additive(m), "complete": complete(m)}
+    assert output["complete"][-1]["title"] == "Metadata downtime record"
+    assert rally_charts.validate_output("complete", output["complete"][-1]) is None
+    record = IterationRecord.from_output(output)
+    assert record == m.record()
+    assert record.metadata.downtime == pytest.approx(2.0)
+    assert record.network.downtime == pytest.approx(1.0)
+    assert record.migrations[0].destination_host == "compute-2"
+    assert record.metadata.outages[0].reasons == {"curl=28": 10}

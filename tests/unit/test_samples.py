@@ -1,7 +1,9 @@
 """The sample task renders, with default and lab arguments, into a valid v2 task."""
 
+import inspect
 import json
 import pathlib
+import re
 from unittest import mock
 
 import pytest
@@ -10,7 +12,7 @@ from rally import api
 from rally.common.plugin import plugin as rally_plugin
 from rally.task import engine, task_cfg
 
-from rally_metadata_downtime.probe_config import DEFAULT_INTERVAL
+from rally_metadata_downtime.plugins.scenario import BootAndLiveMigrate
 
 SAMPLES = pathlib.Path(__file__).resolve().parents[2] / "samples"
 TASK = SAMPLES / "live_migrate_metadata.yaml"
@@ -51,9 +53,9 @@ def test_default_arguments():
     validate_syntax(rendered)
     workload = the_workload(rendered)
     args = workload["scenario"]["MetadataDowntime.boot_and_live_migrate"]
-    assert args["image"] == {"name": "cirros-0.6.2-x86_64-disk"}
-    assert args["floating_network"] is None
-    assert args["probe_interval"] == DEFAULT_INTERVAL   # the sample states the plugin's
+    # Only what the sample must say: every other argument takes the plugin's default.
+    assert args == {"image": {"name": "cirros-0.6.2-x86_64-disk"},
+                    "flavor": {"name": "m1.tiny"}, "username": "cirros"}
     assert workload["sla"] == {"failure_rate": {"max": 0},
                                "metadata_downtime": {"allowed_metadata_downtime": 6.0}}
     assert set(workload["contexts"]) == {"users", "network", "allow_ssh"}
@@ -79,6 +81,21 @@ def test_overrides_reach_the_task():
                                                     "allowed_network_downtime": 7}
     args = workload["scenario"]["MetadataDowntime.boot_and_live_migrate"]
     assert args["probe_interval"] == 0.5
+
+
+def test_every_optional_argument_reaches_the_task_falsy_values_included():
+    names = re.findall(r'optional\("(\w+)"', TASK.read_text())
+    parameters = inspect.signature(BootAndLiveMigrate.run).parameters
+    assert names and set(names) <= set(parameters)
+    chosen = {"use_floating_ip": False, "settle": 0, "measure_network": False,
+              "block_migration": "auto", "boot_server_kwargs": {}, "password": "pw",
+              "floating_network": "public", "destination_host": "compute-2",
+              "nova_microversion": "2.30"}
+    given = {name: chosen.get(name, parameters[name].default) for name in names}
+    rendered = render(**given)
+    validate_syntax(rendered)
+    args = the_workload(rendered)["scenario"]["MetadataDowntime.boot_and_live_migrate"]
+    assert {name: args[name] for name in given} == given
 
 
 def test_bad_argument_fails_syntax_validation():

@@ -20,6 +20,7 @@ from rally_metadata_downtime.plugins.scenario import (
     wait_for_recovery,
 )
 from rally_metadata_downtime.probe_log import ProbeLogError
+from rally_metadata_downtime.records import IterationRecord
 from tests.unit.plugin_data import network, probe_text
 
 # Guest uptime when the (instant, mocked) migration happens: the probe log below has
@@ -62,7 +63,8 @@ class Rig:
         s._wait_for_ssh = mock.Mock(side_effect=self._timed("vm.wait_for_ssh"))
         self.nova = mock.Mock(name="admin nova", api_version=api_versions.APIVersion("2.96"))
         s._migration_client = mock.Mock(return_value=self.nova)
-        s._live_migrate_server = mock.Mock(side_effect=self._timed("nova.live_migrate"))
+        s._live_migrate_server = mock.Mock(side_effect=self._timed(
+            "nova.live_migrate", result=("compute-1", "compute-2")))
         s._delete_server_with_fip = mock.Mock(side_effect=self._delete)
 
     def _pinger(self, address, interval):
@@ -71,12 +73,13 @@ class Rig:
         self.pingers.append(pinger)
         return pinger
 
-    def _timed(self, name, error=None):
+    def _timed(self, name, error=None, result=None):
         def action(*args, **kwargs):
             with atomic.ActionTimer(self.scenario, name):
                 self.calls.append(name)
                 if error:
                     raise error
+            return result
         return action
 
     def _boot(self, *args, **kwargs):
@@ -103,10 +106,8 @@ class Rig:
     def additive_titles(self):
         return [c["title"] for c in self.scenario._output["additive"]]
 
-    def summary(self):
-        (table,) = [c for c in self.scenario._output["complete"]
-                    if c["title"] == charts.SUMMARY_TITLE]
-        return dict(map(tuple, table["data"]["rows"]))
+    def record(self) -> IterationRecord:
+        return IterationRecord.from_output(self.scenario._output)
 
 
 @pytest.fixture
@@ -127,12 +128,15 @@ def test_one_iteration_in_order(rig):
     rig.scenario._delete_server_with_fip.assert_called_once_with(rig.server, rig.fip)
     assert rig.additive_titles == list(charts.ADDITIVE_TITLES)
     assert [c["title"] for c in rig.scenario._output["complete"]] == [
-        charts.SUMMARY_TITLE, charts.TIMELINE_TITLE, charts.OUTAGES_TITLE]
-    summary = rig.summary()
-    assert summary[charts.ROW_MEASURED] == "yes"
-    assert summary[charts.ROW_RECOVERED] == "yes"
-    assert 1.8 <= summary[charts.ROW_DOWNTIME] <= 2.2
-    assert summary[charts.ROW_NETWORK] == pytest.approx(1.0)
+        charts.SUMMARY_TITLE, charts.TIMELINE_TITLE, charts.OUTAGES_TITLE,
+        "Metadata downtime record"]
+    record = rig.record()
+    assert record.measured and record.metadata.recovered
+    assert 1.8 <= record.metadata.downtime <= 2.2
+    assert record.network.downtime == pytest.approx(1.0)
+    [migration] = record.migrations
+    assert (migration.source_host, migration.destination_host) == ("compute-1",
+                                                                   "compute-2")
 
 
 def test_boot_ssh_and_meter_arguments(rig):
@@ -163,13 +167,13 @@ def test_several_migrations_each_pinged(rig):
     for pinger in rig.pingers:
         pinger.start.assert_called_once_with()
         pinger.stop.assert_called_once_with()
-    assert rig.summary()[charts.ROW_NETWORK] == pytest.approx(3.0)
+    assert rig.record().network.downtime == pytest.approx(3.0)
 
 
 def test_without_network_measurement(rig):
     rig.run(measure_network=False)
     assert rig.pingers == []
-    assert charts.ROW_NETWORK not in rig.summary()
+    assert rig.record().network is None
     assert rig.additive_titles == list(charts.ADDITIVE_TITLES)
 
 
@@ -215,7 +219,7 @@ def _migrating_scenario(version: str, host_after: str = "compute-2", **server_fi
 def test_live_migration_body_at_each_microversion(version, host, block_migration, body):
     scenario, nova = _migrating_scenario(version)
     assert scenario._live_migrate_server(nova, mock.Mock(id="s1"), host,
-                                         block_migration) == "compute-2"
+                                         block_migration) == ("compute-1", "compute-2")
     nova.client.post.assert_called_once_with(
         "/servers/s1/action", body={"os-migrateLive": body})
     assert [a["name"] for a in scenario.atomic_actions()] == ["nova.live_migrate"]
@@ -233,7 +237,8 @@ def test_boot_fails(rig):
     rig.scenario._boot_server_with_fip.side_effect = RuntimeError("no valid host")
     rig.fails(RuntimeError)
     assert_failed_iteration(rig, deleted=False, cleaned=False)
-    assert rig.summary()[charts.ROW_MEASURED] == "no: RuntimeError: no valid host"
+    assert not rig.record().measured
+    assert rig.record().error == "RuntimeError: no valid host"
 
 
 def test_ssh_never_up(rig):
@@ -257,7 +262,8 @@ def test_meter_start_fails(rig):
     rig.meter.start.side_effect = MeterError("no sh")
     rig.fails(MeterError)
     assert_failed_iteration(rig)
-    assert rig.summary()[charts.ROW_MEASURED] == "no: MeterError: no sh"
+    assert not rig.record().measured
+    assert rig.record().error == "MeterError: no sh"
     rig.scenario._live_migrate_server.assert_not_called()
 
 
@@ -285,7 +291,7 @@ def test_recovery_times_out_after_output(rig, monkeypatch):
     error = rig.fails(MetadataNotRecovered, recovery_timeout=0.01)
     assert "did not answer this VM again within 0.01 s" in str(error)
     assert_failed_iteration(rig)
-    assert rig.summary()[charts.ROW_RECOVERED] == "no"
+    assert rig.record().metadata.recovered is False
     assert "metadata_meter.collect" in rig.actions
 
 
@@ -293,7 +299,8 @@ def test_collect_fails(rig):
     rig.meter.stop.side_effect = MeterError("the probe log is gone")
     rig.fails(MeterError)
     assert_failed_iteration(rig)
-    assert rig.summary()[charts.ROW_MEASURED] == "no: MeterError: the probe log is gone"
+    assert not rig.record().measured
+    assert rig.record().error == "MeterError: the probe log is gone"
 
 
 def test_no_successful_probe_in_final_log(rig):
@@ -413,3 +420,18 @@ def test_bad_arguments_name_the_field(args, field):
     errors = syntax_errors(**args)
     assert errors, args
     assert any(f"'{field}'" in e or f"['{field}']" in e for e in errors), errors
+
+
+def test_ssh_that_never_comes_up_brings_the_console_log_into_the_error(rig):
+    from rally import exceptions
+    rig.scenario._wait_for_ssh.side_effect = exceptions.SSHTimeout("timed out")
+    rig.scenario._get_server_console_output = mock.Mock(
+        return_value="cloud-init: no route to 169.254.169.254")
+    error = rig.fails(exceptions.SSHTimeout)
+    assert str(error).endswith("timed out; the server's console log ends with:\n"
+                               "cloud-init: no route to 169.254.169.254")
+    rig.scenario._get_server_console_output.assert_called_once_with(
+        rig.server, scenario_module.CONSOLE_LINES)
+    rig.scenario._get_server_console_output.side_effect = RuntimeError("403")
+    error = rig.fails(exceptions.SSHTimeout)
+    assert "(console log not available: 403)" in str(error)

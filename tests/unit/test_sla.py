@@ -5,23 +5,23 @@ import pytest
 from rally.task import sla as rally_sla
 
 from rally_metadata_downtime.analysis import analyse
-from rally_metadata_downtime.plugins import charts
 from rally_metadata_downtime.plugins.sla import MetadataDowntime
+from rally_metadata_downtime.records import Measurement, Migration
 from tests.unit.plugin_data import iteration, measured, network, outage_log
 
 
 def run_sla(config, *results):
     checker = MetadataDowntime(config)
     for result in results:
-        checker.add_iteration(iteration(result) if isinstance(result, charts.IterationResult)
+        checker.add_iteration(iteration(result) if isinstance(result, Measurement)
                               else result)
     return checker
 
 
 def not_recovered():
     log = outage_log(before=5, failed=10, after=0)
-    return charts.IterationResult(log=log, report=analyse(log, recovered_after=101.0),
-                                  migrations=(charts.Migration(100.9, 101.8),))
+    return Measurement(log=log, report=analyse(log, recovered_after=101.0),
+                       migrations=[Migration(100.9, 101.8)])
 
 
 def test_registered_under_its_name():
@@ -76,7 +76,7 @@ def test_zero_allowed_fails_any_outage_and_passes_none():
 
 
 def test_no_successful_probe_fails():
-    result = charts.IterationResult(
+    result = Measurement(
         log=outage_log(before=0, failed=10, after=0),
         error="MetadataNotMeasured: the probe log gives no figure: metadata never "
               "answered correctly in 10 probes")
@@ -114,8 +114,8 @@ def test_network_limit():
 
 
 def test_network_limit_ignores_iterations_without_ping():
-    no_ping = charts.IterationResult(log=measured().log, report=measured().report,
-                                     migrations=measured().migrations)
+    no_ping = Measurement(log=measured().log, report=measured().report,
+                          migrations=measured().migrations)
     assert run_sla({"allowed_metadata_downtime": 6, "allowed_network_downtime": 0},
                    no_ping).success
 
@@ -175,3 +175,21 @@ def test_schema_accepts(config):
 
 def test_network_helper_is_what_the_tests_think():
     assert network(lost=40).total_downtime == pytest.approx(8.0)
+
+
+def test_an_unreadable_record_fails_naming_it():
+    broken = iteration(measured())
+    broken["output"]["complete"][-1]["data"] = ['{"version": 99}']
+    checker = run_sla({"allowed_metadata_downtime": 6}, broken)
+    assert not checker.success
+    assert "metadata not measured (unreadable Metadata downtime record: record " \
+           "version 99, this plugin reads 1)" in checker.details()
+
+
+def test_the_human_table_is_not_what_the_sla_reads():
+    # Renaming every row of the summary table changes nothing in the verdict.
+    result = iteration(measured(failed=40))  # 8 s
+    for row in result["output"]["complete"][0]["data"]["rows"]:
+        row[0] = "renamed " + row[0]
+    checker = run_sla({"allowed_metadata_downtime": 6}, result)
+    assert not checker.success and "worst metadata downtime 8.00 s" in checker.details()

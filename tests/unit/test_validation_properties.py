@@ -13,8 +13,9 @@ from rally.task import scenario as rally_scenario
 from rally.task import sla as rally_sla
 
 from rally_metadata_downtime.meter import MetadataMeter
-from rally_metadata_downtime.plugins.validators import probe_config
-from rally_metadata_downtime.probe_config import ProbeConfigError
+from rally_metadata_downtime.plugins.scenario import BootAndLiveMigrate
+from rally_metadata_downtime.plugins.validators import scenario_arguments
+from rally_metadata_downtime.probe_config import ProbeConfigError, from_arguments
 
 SCENARIO = "MetadataDowntime.boot_and_live_migrate"
 REQUIRED = {"image": {"name": "cirros"}, "flavor": {"name": "m1.tiny"}, "username": "cirros"}
@@ -24,6 +25,13 @@ any_value = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
                       st.floats(allow_nan=False), st.text(max_size=20),
                       st.lists(st.integers(), max_size=2))
 SETTINGS = hypothesis.settings(max_examples=150, deadline=None)
+
+
+def probe_config(**given):
+    """The probe's settings from scenario arguments, the rest at their defaults."""
+    args = scenario_arguments(BootAndLiveMigrate, given)
+    return from_arguments(args["metadata_url"], args["probe_interval"],
+                          args["probe_timeout"], args["probe_workdir"])
 
 
 def syntax_errors(args: dict) -> list[str]:
@@ -76,7 +84,7 @@ def test_strings_that_reach_the_guest_shell_are_refused_or_stay_one_word(tail, w
     try:
         config = probe_config(metadata_url=url, probe_workdir="/" + workdir)
     except ProbeConfigError as e:
-        assert str(e).split(":")[0] in ("metadata_url", "probe_workdir"), e
+        assert e.argument in ("metadata_url", "probe_workdir"), e
         assert syntax_errors({"metadata_url": url, "probe_workdir": "/" + workdir})
         return
     assert not SHELL_SPECIAL & set(tail + workdir)

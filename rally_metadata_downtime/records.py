@@ -1,0 +1,177 @@
+"""One iteration's figures: written once by the scenario, read by everything else.
+
+Pure: no Rally calls, no I/O. The scenario fills a Measurement step by step and
+turns it into an IterationRecord; the charts draw it, the metadata_downtime SLA and
+any export read it back from the iteration's output, where it travels as JSON in a
+chart of its own (RECORD_TITLE). Nothing reads a figure back from a human table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any
+
+from rally_metadata_downtime.analysis import DowntimeReport
+from rally_metadata_downtime.ping_log import NetworkDowntime
+from rally_metadata_downtime.probe_log import ProbeLog
+
+RECORD_TITLE = "Metadata downtime record"
+RECORD_VERSION = 1
+
+
+class RecordError(ValueError):
+    """An iteration's output holds a record this version cannot read."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Migration:
+    """One live migration: its window on the guest's uptime clock, and its hosts."""
+
+    start: float
+    end: float
+    source_host: str | None = None
+    destination_host: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class OutageFigures:
+    """One metadata outage (guest uptime, s); max_duration None: an open edge."""
+
+    start: float
+    end: float
+    duration: float
+    min_duration: float
+    max_duration: float | None
+    failed_probes: int
+    reasons: dict[str, int]
+    began_before_log: bool
+    unrecovered: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class MetadataFigures:
+    """What the probe log says (seconds; counts of probes)."""
+
+    downtime: float
+    longest_outage: float
+    recovered: bool
+    still_down: float            # seconds down when the probe stopped (unrecovered)
+    resolution: float
+    tempest_style_downtime: float
+    probes_ok: int
+    probes_failed: int
+    unreadable_lines: int
+    outages: tuple[OutageFigures, ...]
+
+    @classmethod
+    def from_report(cls, report: DowntimeReport) -> MetadataFigures:
+        return cls(
+            downtime=report.total_downtime, longest_outage=report.longest_outage,
+            recovered=report.recovered, still_down=report.unrecovered_downtime,
+            resolution=report.resolution,
+            tempest_style_downtime=report.tempest_style_downtime,
+            probes_ok=report.successes, probes_failed=report.failures,
+            unreadable_lines=report.garbage_lines + int(report.truncated_last_line),
+            outages=tuple(OutageFigures(
+                start=o.start, end=o.end, duration=o.duration,
+                min_duration=o.min_duration,
+                max_duration=None if math.isinf(o.max_duration) else o.max_duration,
+                failed_probes=o.failed_probes, reasons=dict(o.reasons),
+                began_before_log=o.began_before_log, unrecovered=o.unrecovered)
+                for o in report.outages))
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkFigures:
+    """What ping from the Rally host says, summed over the migrations."""
+
+    downtime: float
+    longest_outage: float
+    pings_sent: int
+    pings_answered: int
+
+    @classmethod
+    def from_runs(cls, runs: tuple[NetworkDowntime, ...]) -> NetworkFigures | None:
+        if not runs:
+            return None
+        return cls(downtime=sum(r.total_downtime for r in runs),
+                   longest_outage=max(r.longest_outage for r in runs),
+                   pings_sent=sum(r.sent for r in runs),
+                   pings_answered=sum(r.received for r in runs))
+
+
+@dataclasses.dataclass(frozen=True)
+class IterationRecord:
+    """An iteration's figures. `metadata` is None when nothing was measured (then
+    `error` says why); `network` is None when ping did not run to the end."""
+
+    metadata: MetadataFigures | None
+    network: NetworkFigures | None
+    migrations: tuple[Migration, ...]
+    error: str | None
+
+    @property
+    def measured(self) -> bool:
+        return self.metadata is not None
+
+    def to_json(self) -> str:
+        return json.dumps({"version": RECORD_VERSION, **dataclasses.asdict(self)},
+                          sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> IterationRecord:
+        try:
+            data = json.loads(text)
+            version = data.pop("version", None)
+            if version != RECORD_VERSION:
+                raise RecordError(f"record version {version!r}, this plugin reads "
+                                  f"{RECORD_VERSION}")
+            metadata = data["metadata"]
+            if metadata is not None:
+                metadata = MetadataFigures(**{**metadata, "outages": tuple(
+                    OutageFigures(**o) for o in metadata["outages"])})
+            network = data["network"]
+            return cls(metadata=metadata,
+                       network=None if network is None else NetworkFigures(**network),
+                       migrations=tuple(Migration(**m) for m in data["migrations"]),
+                       error=data["error"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise RecordError(f"unreadable {RECORD_TITLE}: {e}") from e
+
+    def to_output(self) -> dict:
+        """The record as a complete output chart (Rally carries only charts)."""
+        return {"title": RECORD_TITLE,
+                "description": "This iteration's figures as JSON: what the "
+                               "metadata_downtime SLA and exports read.",
+                "chart_plugin": "TextArea", "data": [self.to_json()]}
+
+    @classmethod
+    def from_output(cls, output: dict[str, Any]) -> IterationRecord | None:
+        """The record in an iteration's output (Rally's `output` dict), None if the
+        iteration added none (it failed before the scenario could)."""
+        for chart in output.get("complete", []):
+            if chart.get("title") == RECORD_TITLE:
+                return cls.from_json(chart["data"][0])
+        return None
+
+
+@dataclasses.dataclass
+class Measurement:
+    """What an iteration has measured so far; the scenario fills it in step by step."""
+
+    log: ProbeLog | None = None
+    report: DowntimeReport | None = None
+    networks: list[NetworkDowntime] = dataclasses.field(default_factory=list)
+    migrations: list[Migration] = dataclasses.field(default_factory=list)
+    error: str | None = None
+
+    def record(self) -> IterationRecord:
+        error = self.error
+        if error is None and self.report is None:
+            error = "the iteration stopped before measuring"
+        return IterationRecord(
+            metadata=MetadataFigures.from_report(self.report) if self.report else None,
+            network=NetworkFigures.from_runs(tuple(self.networks)),
+            migrations=tuple(self.migrations), error=error)
