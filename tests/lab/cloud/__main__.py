@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+from pathlib import Path
 
 from tests.lab.cloud import config
 from tests.lab.cloud.lab import Cloud
 
 
-def bench_line(cloud: Cloud, facts: dict) -> str:
+def bench_line(cloud: Cloud, facts: dict, idle_cpu: float | None = None) -> str:
     memory = cloud.memory()
     total = sum(m["pss_mb"] for m in memory.values())
     parts = [f"{name} {m['pss_mb']:.0f}" for name, m in memory.items()]
     t = facts["timings"]
     return (f"cloud lab: up in {t['total']:.1f} s (databases {t['databases']:.1f} s "
             f"from {t['databases_from']}, APIs {t['apis']:.1f} s, computes "
-            f"{t['computes']:.1f} s); memory PSS {total:.0f} MB: " + ", ".join(parts))
+            f"{t['computes']:.1f} s)"
+            + (f", idle CPU {idle_cpu:.0f} % of a core" if idle_cpu is not None else "")
+            + f"; memory PSS {total:.0f} MB: " + ", ".join(parts))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.lab.cloud")
-    parser.add_argument("command", choices=("up", "down", "status", "bench"))
+    parser.add_argument("command", choices=("up", "down", "status", "bench", "rally"))
     parser.add_argument("--state-dir", default=str(config.DEFAULT_STATE_DIR))
+    parser.add_argument("--times", type=int, default=2,
+                        help="rally: iterations of boot_and_live_migrate_server")
     args = parser.parse_args(argv)
     cloud = Cloud(args.state_dir)
     if args.command == "up":
@@ -43,10 +49,18 @@ def main(argv: list[str] | None = None) -> int:
         if not running:
             print("cloud lab: not running")
         return 0 if running and all(running.values()) else 3
+    elif args.command == "rally":
+        from tests.lab.cloud import rally_task
+        root = Path(args.state_dir) / "rally"
+        shutil.rmtree(root, ignore_errors=True)
+        report = rally_task.run_live_migrate(cloud.info(), root, args.times)
+        result = rally_task.summary(report)
+        print(json.dumps(result, indent=1))
+        return 0 if result["pass_sla"] else 1
     elif args.command == "bench":
         facts = cloud.up()
         try:
-            print(bench_line(cloud, facts))
+            print(bench_line(cloud, facts, cloud.idle_cpu()))
         finally:
             cloud.down()
     return 0

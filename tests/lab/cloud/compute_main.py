@@ -8,6 +8,7 @@ handing over to nova-compute's own main(); nova.conf says
 `compute_driver = rmdc_lab.LabDriver`.
 """
 
+import importlib
 import importlib.util
 import os
 import sys
@@ -20,14 +21,14 @@ def main() -> None:
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     # nova.cmd.compute picks Nova's concurrency backend (native threads) on import:
     # it must come before anything else of Nova's.
-    from nova.cmd import compute
-    import nova.virt
+    compute = importlib.import_module("nova.cmd.compute")
+    nova_virt = importlib.import_module("nova.virt")
 
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "virt.py")
     spec = importlib.util.spec_from_file_location("nova.virt.rmdc_lab", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["nova.virt.rmdc_lab"] = module
-    nova.virt.rmdc_lab = module
+    nova_virt.rmdc_lab = module
     spec.loader.exec_module(module)
     sys.argv[0] = "nova-compute"
     sys.exit(compute.main())

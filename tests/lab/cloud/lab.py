@@ -25,6 +25,8 @@ class Cloud:
         self.state = Path(state_dir)
         self.ports = config.Ports.from_base(port_base)
         self.info_file = self.state / "cloud.json"
+        # Where down() copies the services' logs before removing the state.
+        self.keep_logs: Path | None = None
 
     def _parts(self, sup: Supervisor):
         db = MariaDB(self.state, self.ports)
@@ -63,7 +65,7 @@ class Cloud:
         start = time.monotonic()
         db, rabbit, central, chassis, cloud = self._parts(sup)
         cloud.write_configs()
-        snapshot = config.CACHE / f"mariadb-{config.db_key(self.ports, DB_RECIPE)}.tar"
+        snapshot = config.CACHE / f"mariadb-{config.db_key(DB_RECIPE)}.tar"
         pool = concurrent.futures.ThreadPoolExecutor(2)
         rabbit_up = pool.submit(rabbit.start, sup)
         with timed("databases", timings):
@@ -74,12 +76,14 @@ class Cloud:
             else:
                 db.initialize()
                 db.start(sup)
-                cloud.build_databases()
+                cloud.build_databases(sup)
                 sup.stop("mariadb")
+                for old in config.CACHE.glob("mariadb-*.tar"):
+                    old.unlink()  # snapshots of other pins or recipes
                 db.snapshot(snapshot)
                 db.start(sup)
                 timings["databases_from"] = "built"
-            cloud.fix_cell_mappings()
+            cloud.fix_snapshot_rows()
         with timed("ovn", timings):
             central.start(sup)
             for host in chassis:
@@ -140,6 +144,8 @@ class Cloud:
                 run(["ip", "netns", "delete", host.netns], check=False)
                 if os.path.exists(f"/run/netns/{host.netns}"):
                     left.append(f"netns {host.netns}")
+        if self.keep_logs is not None and (self.state / "log").exists():
+            shutil.copytree(self.state / "log", self.keep_logs, dirs_exist_ok=True)
         if remove_state and not left:
             shutil.rmtree(self.state, ignore_errors=True)
         return left
@@ -150,8 +156,8 @@ class Cloud:
             return {}
         return Supervisor(self.state).running()
 
-    def memory(self) -> dict[str, dict[str, float]]:
-        """PSS and RSS (MB) of each daemon: all processes of its process group."""
+    def _processes(self) -> dict[str, set[int]]:
+        """Each daemon's processes: its process group and its PID file's PID."""
         sup = Supervisor(self.state)
         groups: dict[int, list[int]] = {}
         for entry in os.listdir("/proc"):
@@ -160,9 +166,28 @@ class Cloud:
                     with open(f"/proc/{entry}/stat") as stat:
                         fields = stat.read().rsplit(")", 1)[1].split()
                     groups.setdefault(int(fields[2]), []).append(int(entry))
+        return {name: set(groups.get(d.pid, [])) | set(d.pids())
+                for name, d in sup.daemons.items()}
+
+    def idle_cpu(self, seconds: float = 10.0) -> float:
+        """CPU the whole lab uses while idle, in % of one core over `seconds`."""
+        def ticks() -> int:
+            total = 0
+            for pids in self._processes().values():
+                for pid in pids:
+                    with contextlib.suppress(OSError, IndexError):
+                        with open(f"/proc/{pid}/stat") as stat:
+                            fields = stat.read().rsplit(")", 1)[1].split()
+                        total += int(fields[11]) + int(fields[12])
+            return total
+        before = ticks()
+        time.sleep(seconds)
+        return round(100 * (ticks() - before) / os.sysconf("SC_CLK_TCK") / seconds, 1)
+
+    def memory(self) -> dict[str, dict[str, float]]:
+        """PSS and RSS (MB) of each daemon: all processes of its process group."""
         result = {}
-        for name, daemon in sup.daemons.items():
-            pids = set(groups.get(daemon.pid, [])) | set(daemon.pids())
+        for name, pids in self._processes().items():
             pss = rss = 0
             for pid in pids:
                 if not alive(pid):

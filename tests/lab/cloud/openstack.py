@@ -22,7 +22,7 @@ from tests.lab.cloud.ovn import Central
 from tests.lab.cloud.procs import Supervisor, run, wait_for
 
 # Bump when build_databases() changes: it names the database snapshot.
-DB_RECIPE = 1
+DB_RECIPE = 2
 FLAVOR = {"name": "rmdc.tiny", "ram": 64, "vcpus": 1, "disk": 1}
 IMAGE_NAME = "rmdc-image"
 NETWORK_NAME = "rmdc-net"
@@ -278,9 +278,12 @@ class OpenStack:
             env=self.env(), timeout=timeout, cwd=self.state)
 
     # --- databases ---------------------------------------------------------------
-    def build_databases(self) -> None:
-        """Schemas, Keystone's admin and identity endpoint, Nova's cells: what the
-        snapshot keeps (MariaDB must run)."""
+    def build_databases(self, sup: Supervisor) -> None:
+        """Schemas, Keystone's admin with the service role and the whole catalog,
+        Nova's cells: what the snapshot keeps (MariaDB must run). The catalog must
+        be complete before any service starts: a Nova service that looks for
+        Placement in the catalog and does not find it disables its client for
+        good ("Service 'placement' is disabled")."""
         self.db.create_databases()
         self.manage(["keystone-manage", "db_sync"], "keystone")
         self.manage(["keystone-manage", "bootstrap",
@@ -297,10 +300,18 @@ class OpenStack:
         self.manage(["nova-manage", "db", "sync"], "nova")
         self.manage(["glance-manage", "db_sync"], "glance")
         self.manage(["neutron-db-manage", "upgrade", "heads"], "neutron")
+        self._wsgi(sup, "keystone", "keystone", self.ports.keystone)
+        try:
+            self._wait_http(sup, "keystone", self.url("keystone") + "/", 120)
+            token, body = self.token()
+            self.ensure_catalog(token, body)
+        finally:
+            sup.stop("keystone")
 
-    def fix_cell_mappings(self) -> None:
-        """A restored snapshot names the database and broker of the run that built
-        it; point Nova's cell mappings at this run's."""
+    def fix_snapshot_rows(self) -> None:
+        """A restored snapshot names the database, broker and Keystone port of the
+        run that built it: point Nova's cell mappings and the identity endpoints
+        (the only ones in the snapshot) at this run's."""
         def q(value: str) -> str:
             return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
         self.db.sql(
@@ -308,7 +319,12 @@ class OpenStack:
             f"{q(self.db.url('nova_cell0'))} WHERE name='cell0'; "
             f"UPDATE nova_api.cell_mappings SET database_connection="
             f"{q(self.db.url('nova'))}, transport_url={q(self.rabbit.transport_url)} "
-            f"WHERE name='cell1'")
+            f"WHERE name='cell1'; "
+            "UPDATE keystone.endpoint e JOIN keystone.service s "
+            "ON e.service_id = s.id SET e.url = CASE s.type "
+            + "".join(f"WHEN {q(stype)} THEN {q(self.url(port) + path)} "
+                      for stype, (_, port, path) in SERVICE_TYPES.items())
+            + f"ELSE {q(self.auth_url)} END")
 
     # --- processes -----------------------------------------------------------------
     def _wsgi(self, sup: Supervisor, name: str, app: str, port: int,

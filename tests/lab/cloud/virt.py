@@ -24,18 +24,16 @@ import json
 import os
 import threading
 
-from oslo_log import log as logging
-from oslo_serialization import jsonutils
-from oslo_utils import versionutils
-
 import nova.conf
 import nova.virt.node
 from nova import exception
 from nova.compute import power_state
 from nova.objects import fields as obj_fields
 from nova.objects import migrate_data
-from nova.virt import driver
-from nova.virt import hardware
+from nova.virt import driver, hardware
+from oslo_log import log as logging
+from oslo_serialization import jsonutils
+from oslo_utils import versionutils
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -186,7 +184,7 @@ class LabDriver(driver.ComputeDriver):
         pass
 
     def get_console_output(self, context, instance):
-        return "lab instance %s on %s\n" % (instance.uuid, self._host)
+        return f"lab instance {instance.uuid} on {self._host}\n"
 
     def get_instance_disk_info(self, instance, block_device_info=None):
         return None

@@ -1,0 +1,84 @@
+"""rally-openstack's own scenarios, through the real `rally` command, against a
+running cloud lab (a client we did not write)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from tests.lab import rally_cli
+from tests.lab.cloud import config
+
+
+def rally_executable() -> str:
+    """Rally beside this interpreter (the tox env), else $RMD_RALLY, else the one
+    tools/install-lab-cloud.sh --with-rally installs, else PATH's."""
+    for candidate in (Path(sys.executable).with_name("rally"),
+                      os.environ.get("RMD_RALLY"),
+                      config.LAB_ROOT / "rally-venv" / "bin" / "rally",
+                      shutil.which("rally")):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    raise RuntimeError("no rally command: run tools/install-lab-cloud.sh --with-rally")
+
+
+class CloudRally(rally_cli.RallyHome):
+    """RallyHome (own HOME, rally.conf, sqlite) with the rally found above."""
+
+    def run(self, *args, check=True, timeout=1800):
+        import subprocess
+        env = dict(os.environ, HOME=str(self.home), COLUMNS="200", NO_COLOR="1")
+        env.pop("RALLY_ENV", None)
+        proc = subprocess.run([rally_executable(), "--config-file",
+                               str(self.config_file), *args],
+                              capture_output=True, text=True, env=env, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise rally_cli.RallyError(
+                f"rally {' '.join(args)} exited {proc.returncode}\n--- stdout\n"
+                f"{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
+        return proc
+
+
+def env_spec(facts: dict) -> dict:
+    return {"openstack": {"auth_url": facts["auth_url"],
+                          "region_name": facts["region"], "admin": facts["admin"]}}
+
+
+def live_migrate_task(facts: dict, times: int = 2, concurrency: int = 1) -> dict:
+    return {"NovaServers.boot_and_live_migrate_server": [{
+        "args": {"flavor": {"name": facts["flavor"]["name"]},
+                 "image": {"name": "rmdc-image"}, "block_migration": False,
+                 "nics": [{"net-id": facts["network"]}]},
+        "runner": {"type": "constant", "times": times, "concurrency": concurrency},
+        "context": {"users": {"tenants": 1, "users_per_tenant": 1}},
+        "sla": {"failure_rate": {"max": 0}}}]}
+
+
+def run_live_migrate(facts: dict, root: Path, times: int = 2) -> dict:
+    """Run the scenario; Rally's JSON report of it (raises if rally fails)."""
+    rally = CloudRally(root, live_migrate_timeout=120)
+    rally.create_env("cloud", env_spec(facts))
+    task = root / "task.json"
+    task.write_text(json.dumps(live_migrate_task(facts, times)))
+    code, uuid = rally.start_task(task, "cloud")
+    report = rally.json_report(uuid)
+    report["rally_exit"] = code
+    return report
+
+
+def summary(report: dict) -> dict:
+    """Iterations, failures and the mean of each atomic action (s)."""
+    workload = report["tasks"][0]["subtasks"][0]["workloads"][0]
+    iterations = workload["data"]
+    atomics: dict[str, list[float]] = {}
+    for iteration in iterations:
+        for action in iteration["atomic_actions"]:
+            atomics.setdefault(action["name"], []).append(
+                action["finished_at"] - action["started_at"])
+    return {"pass_sla": workload["pass_sla"], "iterations": len(iterations),
+            "failed": sum(1 for i in iterations if i["error"]),
+            "errors": [i["error"] for i in iterations if i["error"]],
+            "atomic_mean_s": {k: round(sum(v) / len(v), 2) for k, v in atomics.items()}}

@@ -1,0 +1,105 @@
+"""The cloud lab end to end (root, and tools/install-lab-cloud.sh --with-rally run
+once): the real services up, rally-openstack's own
+NovaServers.boot_and_live_migrate_server through the real `rally` command, and a
+teardown that leaves no process, namespace, link, mount or file behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.lab.cloud import config, rally_task
+from tests.lab.cloud.__main__ import bench_line
+from tests.lab.cloud.lab import Cloud
+from tests.lab.cloud.openstack import http
+from tests.lab.cloud.procs import alive
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="the cloud lab needs root"),
+    pytest.mark.skipif(not (config.VENV / "bin" / "nova-manage").exists(),
+                       reason=f"no services venv at {config.VENV}: "
+                              "run tools/install-lab-cloud.sh --with-rally"),
+]
+
+
+def _free_port_base() -> int:
+    for base in range(config.PORT_BASE, config.PORT_BASE + 1000, 100):
+        if not config.Ports.from_base(base).busy():
+            return base
+    pytest.fail("no free block of 10 ports on 127.0.0.1")
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    # A short path: unix socket paths (OVS, OVN, MariaDB) are limited to 107 bytes.
+    state = Path(tempfile.mkdtemp(prefix="rmdc-test-", dir="/tmp"))
+    lab = Cloud(state, port_base=_free_port_base())
+    logs = tmp_path_factory.mktemp("cloud-logs")
+    lab.keep_logs = logs
+    try:
+        facts = lab.up()
+        print("\n" + bench_line(lab, facts) + f"\nservice logs kept in {logs}")
+        yield lab, facts
+    finally:
+        lab.down()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _admin_get(facts: dict, url: str) -> dict:
+    status, headers, body = http("POST", facts["auth_url"] + "/auth/tokens", {
+        "auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"name": "Default"},
+            "password": facts["admin"]["password"]}}},
+            "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})
+    assert status == 201
+    catalog = {s["type"]: s for s in body["token"]["catalog"]}
+    compute = next(e["url"] for e in catalog["compute"]["endpoints"]
+                   if e["interface"] == "public")
+    status, _, answer = http("GET", compute + url, token=headers["X-Subject-Token"])
+    assert status == 200, answer
+    return answer
+
+
+def test_every_service_runs_and_both_computes_are_hypervisors(cloud):
+    lab, facts = cloud
+    running = lab.status()
+    assert running and all(running.values()), running
+    for host in config.COMPUTE_HOSTS:
+        assert f"nova-compute-{host}" in running
+    hypervisors = _admin_get(facts, "/os-hypervisors/detail")["hypervisors"]
+    assert sorted(h["hypervisor_hostname"] for h in hypervisors) == sorted(
+        config.COMPUTE_HOSTS)
+    assert all(h["state"] == "up" and h["status"] == "enabled" for h in hypervisors)
+
+
+def test_rally_openstack_live_migration_passes(cloud, tmp_path):
+    lab, facts = cloud
+    report = rally_task.run_live_migrate(facts, tmp_path / "rally", times=2)
+    result = rally_task.summary(report)
+    print(result)
+    assert result["iterations"] == 2
+    assert result["failed"] == 0, result["errors"]
+    assert result["pass_sla"]
+    assert {"nova.boot_server", "nova.live_migrate",
+            "nova.delete_server"} <= set(result["atomic_mean_s"])
+    # Rally's cleanup left no server behind.
+    assert _admin_get(facts, "/servers/detail?all_tenants=1")["servers"] == []
+
+
+def test_down_leaves_nothing(cloud):
+    lab, _ = cloud
+    processes = [pid for pids in lab._processes().values() for pid in pids]
+    assert processes
+    left = lab.down()
+    assert left == []
+    assert [pid for pid in processes if alive(pid)] == []
+    assert not [n for n in os.listdir("/run/netns") if n.startswith(
+        config.NETNS_PREFIX)] if os.path.isdir("/run/netns") else True
+    assert not [n for n in os.listdir("/sys/class/net") if n.startswith("rmdc")]
+    with open("/proc/mounts") as mounts:
+        assert str(lab.state) not in mounts.read()
+    assert not lab.state.exists()
