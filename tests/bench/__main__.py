@@ -1,10 +1,10 @@
-"""Benchmarks: python -m tests.bench {accuracy|scale} [options]. They print tables."""
+"""Benchmarks: python -m tests.bench {accuracy|scale|cost} [options]. They print tables."""
 
 import sys
 
-from tests.bench import accuracy, scale
+from tests.bench import accuracy, cost, scale
 
-BENCHMARKS = {"accuracy": accuracy.main, "scale": scale.main}
+BENCHMARKS = {"accuracy": accuracy.main, "scale": scale.main, "cost": cost.main}
 
 
 def main(argv: list[str]) -> int:

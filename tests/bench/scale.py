@@ -105,7 +105,8 @@ def probe_failure_reasons(iterations: list[dict]) -> collections.Counter:
     return reasons
 
 
-def measure(concurrency: int, probe_interval: float, baseline: bool, root: Path) -> dict:
+def measure(concurrency: int, probe_interval: float, baseline: bool, root: Path,
+            name: str = "scale") -> dict:
     times = 2 * concurrency
     with LabProcess(root / "lab") as lab:
         rally = RallyHome(root / "rally")
@@ -126,9 +127,10 @@ def measure(concurrency: int, probe_interval: float, baseline: bool, root: Path)
         row["other_errors"] = sorted({e.split(" ", 1)[0] for e in errors})
         row["first_errors"] = {e.split(" ", 1)[0]: e[:300] for e in reversed(errors)}
         REPORTS_DIR.mkdir(parents=True, exist_ok=True)
-        (REPORTS_DIR / f"scale-c{concurrency}.json").write_text(json.dumps(ours))
+        (REPORTS_DIR / f"{name}-c{concurrency}.json").write_text(json.dumps(ours))
         if rally.log_file.exists():
-            shutil.copy(rally.log_file, REPORTS_DIR / f"rally-c{concurrency}.log")
+            log_name = "rally" if name == "scale" else f"rally-{name}"
+            shutil.copy(rally.log_file, REPORTS_DIR / f"{log_name}-c{concurrency}.log")
         row["failed_reasons"] = probe_failure_reasons([it for it in data if it["error"]])
         row["succeeded_reasons"] = probe_failure_reasons(
             [it for it in data if not it["error"]])

@@ -17,6 +17,9 @@ can run beside it as long as their guest addresses stay apart::
     fabric tests          fixed 198.51.100.193/26 (+ .225/28, .241/28)
                           floating 203.0.113.33/27, .17/29, .25/29
     meter tests           fixed 198.51.100.161/27   floating 203.0.113.97/28
+    cost bench guests     fixed 198.51.100.113/28   floating 203.0.113.113/28
+                          (the top of the main lab's pool: beside a main lab of
+                          fewer than about 100 servers, e.g. a test's)
 """
 
 from __future__ import annotations
