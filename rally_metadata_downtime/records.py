@@ -27,12 +27,20 @@ class RecordError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Migration:
-    """One live migration: its window on the guest's uptime clock, and its hosts."""
+    """One live migration: its window on the guest's uptime clock, its hosts, and
+    the downtime that belongs to it: the ping run during it, and the metadata
+    outages that began after it started and before the next one did."""
 
     start: float
     end: float
     source_host: str | None = None
     destination_host: str | None = None
+    network_downtime: float | None = None
+    metadata_downtime: float | None = None
+
+    @property
+    def host_pair(self) -> str:
+        return f"{self.source_host or '?'} -> {self.destination_host or '?'}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +99,7 @@ class NetworkFigures:
     longest_outage: float
     pings_sent: int
     pings_answered: int
+    outages: tuple[tuple[float, float], ...] = ()   # (start, end) on the host clock
 
     @classmethod
     def from_runs(cls, runs: tuple[NetworkDowntime, ...]) -> NetworkFigures | None:
@@ -99,7 +108,24 @@ class NetworkFigures:
         return cls(downtime=sum(r.total_downtime for r in runs),
                    longest_outage=max(r.longest_outage for r in runs),
                    pings_sent=sum(r.sent for r in runs),
-                   pings_answered=sum(r.received for r in runs))
+                   pings_answered=sum(r.received for r in runs),
+                   outages=tuple(window for r in runs for window in _ping_windows(r)))
+
+
+def _ping_windows(run: NetworkDowntime) -> list[tuple[float, float]]:
+    """Each unanswered run of pings as a window on the host clock: from one interval
+    after the last answer before it, for as long as it counts."""
+    windows = []
+    for outage in run.outages:
+        length = outage.duration(run.interval)
+        if outage.last_reply_before is not None:
+            start = outage.last_reply_before + run.interval
+        elif outage.first_reply_after is not None:
+            start = outage.first_reply_after - length
+        else:
+            continue
+        windows.append((start, start + length))
+    return windows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +137,8 @@ class IterationRecord:
     network: NetworkFigures | None
     migrations: tuple[Migration, ...]
     error: str | None
+    # Rally host time = guest uptime + clock_offset (None: never read the guest clock).
+    clock_offset: float | None = None
 
     @property
     def measured(self) -> bool:
@@ -133,10 +161,12 @@ class IterationRecord:
                 metadata = MetadataFigures(**{**metadata, "outages": tuple(
                     OutageFigures(**o) for o in metadata["outages"])})
             network = data["network"]
-            return cls(metadata=metadata,
-                       network=None if network is None else NetworkFigures(**network),
+            if network is not None:
+                network = NetworkFigures(**{**network, "outages": tuple(
+                    tuple(window) for window in network["outages"])})
+            return cls(metadata=metadata, network=network,
                        migrations=tuple(Migration(**m) for m in data["migrations"]),
-                       error=data["error"])
+                       error=data["error"], clock_offset=data["clock_offset"])
         except (ValueError, KeyError, TypeError) as e:
             raise RecordError(f"unreadable {RECORD_TITLE}: {e}") from e
 
@@ -166,12 +196,28 @@ class Measurement:
     networks: list[NetworkDowntime] = dataclasses.field(default_factory=list)
     migrations: list[Migration] = dataclasses.field(default_factory=list)
     error: str | None = None
+    clock_offset: float | None = None
 
     def record(self) -> IterationRecord:
         error = self.error
         if error is None and self.report is None:
             error = "the iteration stopped before measuring"
+        metadata = MetadataFigures.from_report(self.report) if self.report else None
         return IterationRecord(
-            metadata=MetadataFigures.from_report(self.report) if self.report else None,
-            network=NetworkFigures.from_runs(tuple(self.networks)),
-            migrations=tuple(self.migrations), error=error)
+            metadata=metadata, network=NetworkFigures.from_runs(tuple(self.networks)),
+            migrations=_attribute(tuple(self.migrations), metadata), error=error,
+            clock_offset=self.clock_offset)
+
+
+def _attribute(migrations: tuple[Migration, ...],
+               metadata: MetadataFigures | None) -> tuple[Migration, ...]:
+    """Each metadata outage belongs to the last migration that started before the
+    outage did (to the first migration when it started before all of them)."""
+    if metadata is None or not migrations:
+        return migrations
+    downtime = [0.0] * len(migrations)
+    for outage in metadata.outages:
+        started_before = [i for i, m in enumerate(migrations) if m.start <= outage.start]
+        downtime[started_before[-1] if started_before else 0] += outage.duration
+    return tuple(dataclasses.replace(m, metadata_downtime=d)
+                 for m, d in zip(migrations, downtime))

@@ -18,7 +18,7 @@ SUMMARY_TITLE = "Metadata measurement summary"
 TIMELINE_TITLE = "Metadata probe timeline"
 OUTAGES_TITLE = "Metadata outages"
 ADDITIVE_TITLES = ("Metadata downtime", "Longest metadata outage", "Network downtime",
-                   "Failed metadata probes")
+                   "Failed metadata probes", "Downtime by host pair")
 MAX_TIMELINE_POINTS = 400
 # The timeline's migration box: just outside the probe lines' 0 and 1.
 MIGRATION_LOW, MIGRATION_HIGH = -0.1, 1.1
@@ -39,8 +39,27 @@ def _area(title: str, description: str, label: str, value: float, unit: str) -> 
 _NOT_MEASURED = " 0 when this iteration did not measure it: see its summary table."
 
 
+def host_pair_table(record: IterationRecord) -> dict:
+    """Per migration, its metadata and network downtime under its source -> destination
+    pair; Rally's StatsTable aggregates the rows of every iteration by name."""
+    rows = []
+    for migration in record.migrations:
+        if migration.metadata_downtime is not None:
+            rows.append([f"{migration.host_pair}: metadata",
+                         round(migration.metadata_downtime, 3)])
+        if migration.network_downtime is not None:
+            rows.append([f"{migration.host_pair}: network",
+                         round(migration.network_downtime, 3)])
+    return {"title": ADDITIVE_TITLES[4],
+            "description": "Metadata and network downtime of each live migration by "
+                           "source -> destination host (seconds; Count: "
+                           "migrations). A metadata outage belongs to the last "
+                           "migration that started before it.",
+            "chart_plugin": "StatsTable", "data": rows}
+
+
 def additive_charts(record: IterationRecord) -> list[dict]:
-    """The four trend charts across iterations, always these, in this order."""
+    """The trend charts across iterations, always these, in this order."""
     metadata, network = record.metadata, record.network
     return [
         _area(ADDITIVE_TITLES[0],
@@ -59,6 +78,7 @@ def additive_charts(record: IterationRecord) -> list[dict]:
               "Probe requests that failed (timeout, refused, HTTP error or an answer "
               "that was not this instance's)." + _NOT_MEASURED,
               "failed probes", metadata.probes_failed if metadata else 0, "probes"),
+        host_pair_table(record),
     ]
 
 

@@ -18,7 +18,7 @@ from rally_metadata_downtime import live_migration, probe_config
 from rally_metadata_downtime.analysis import AnalysisError, analyse
 from rally_metadata_downtime.meter import MetadataMeter
 from rally_metadata_downtime.net_meter import PingMeter
-from rally_metadata_downtime.plugins import charts
+from rally_metadata_downtime.plugins import atomics, charts
 from rally_metadata_downtime.probe_log import ProbeLogError, parse_probe_log
 from rally_metadata_downtime.records import Measurement, Migration
 
@@ -231,14 +231,17 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
             source, destination = self._live_migrate_server(
                 nova, server, destination_host, block_migration)
             ended = time.time()
-            if pinger:
-                measured.networks.append(pinger.stop())
+            network = pinger.stop() if pinger else None
         finally:
             if pinger:
                 pinger.kill()
-        measured.migrations.append(Migration(meter.clock.to_guest_uptime(started),
-                                             meter.clock.to_guest_uptime(ended),
-                                             source, destination))
+        if network is not None:
+            measured.networks.append(network)
+        measured.clock_offset = meter.clock.offset
+        measured.migrations.append(Migration(
+            meter.clock.to_guest_uptime(started), meter.clock.to_guest_uptime(ended),
+            source, destination,
+            network_downtime=network.total_downtime if network else None))
 
     def _migration_client(self, nova_microversion):
         """The admin novaclient that makes the live-migration call."""
@@ -276,6 +279,8 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
 
     def _add_charts(self, measured: Measurement) -> None:
         record = measured.record()
+        # Where trends, exporters and per-atomic SLAs look (plugins/atomics.py).
+        self.atomic_actions().extend(atomics.downtime_actions(record))
         for chart in charts.additive_charts(record):
             self.add_output(additive=chart)
         for chart in charts.complete_charts(record, measured.log):

@@ -46,6 +46,8 @@ class MetadataDowntime(sla.SLA):
         self.worst: tuple[float, int] | None = None       # (downtime, iteration)
         self.worst_network: tuple[float, int] | None = None
         self.problems: list[tuple[int, str]] = []         # unmeasured / unrecovered
+        # source -> destination: (largest metadata downtime, migrations)
+        self.pairs: dict[str, tuple[float, int]] = {}
 
     @property
     def iterations(self) -> int:
@@ -75,12 +77,19 @@ class MetadataDowntime(sla.SLA):
             if not record.metadata.recovered:
                 self.problems.append((number, "metadata did not recover after the "
                                               "migration"))
+        for migration in record.migrations if record else ():
+            if migration.metadata_downtime is not None:
+                self._add_pair(migration.host_pair, migration.metadata_downtime, 1)
         if record is not None and record.network is not None:
             network = record.network.downtime
             if self.worst_network is None or network > self.worst_network[0]:
                 self.worst_network = (network, number)
         self.success = self._judge()
         return self.success
+
+    def _add_pair(self, pair: str, downtime: float, migrations: int) -> None:
+        worst, count = self.pairs.get(pair, (0.0, 0))
+        self.pairs[pair] = (max(worst, downtime), count + migrations)
 
     def _judge(self) -> bool:
         if self.problems:
@@ -96,6 +105,8 @@ class MetadataDowntime(sla.SLA):
         offset = self.iterations
         self.started += other.started
         self.problems += [(n + offset, text) for n, text in other.problems]
+        for pair, (downtime, migrations) in other.pairs.items():
+            self._add_pair(pair, downtime, migrations)
         for name in ("worst", "worst_network"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if theirs is not None:
@@ -126,6 +137,11 @@ class MetadataDowntime(sla.SLA):
             parts.append(f"worst network downtime {self.worst_network[0]:.2f} s "
                          f"(iteration {number[self.worst_network[1]]}), allowed "
                          f"{self.allowed_network:g} s")
+        if self.pairs:
+            pair, (downtime, migrations) = max(self.pairs.items(),
+                                               key=lambda item: item[1][0])
+            parts.append(f"worst host pair {pair} ({downtime:.2f} s, "
+                         f"{migrations} migration{'s' if migrations > 1 else ''})")
         problems = sorted((number[n], text) for n, text in self.problems)
         parts += [f"iteration {n}: {text}" for n, text in problems[:3]]
         if len(self.problems) > 3:

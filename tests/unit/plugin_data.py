@@ -37,9 +37,11 @@ def measured(before=5, failed=10, after=10, lost=0, recovered_after=101.0,
              migration=(100.9, 101.8)):
     """A complete Measurement of an outage log; migration on guest uptime."""
     log = outage_log(before, failed, after)
+    ping = network(lost)
     return Measurement(log=log, report=analyse(log, recovered_after=recovered_after),
-                       networks=[network(lost)],
-                       migrations=[Migration(*migration, "compute-1", "compute-2")])
+                       networks=[ping],
+                       migrations=[Migration(*migration, "compute-1", "compute-2",
+                                             network_downtime=ping.total_downtime)])
 
 
 def iteration(measurement: Measurement, error=None) -> dict:

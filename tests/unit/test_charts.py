@@ -51,17 +51,38 @@ def test_additive_charts_same_titles_and_order_with_or_without_data():
     empty = [c["title"] for c in additive(Measurement())]
     assert full == empty == list(charts.ADDITIVE_TITLES) == [
         "Metadata downtime", "Longest metadata outage", "Network downtime",
-        "Failed metadata probes"]
-    for chart in additive(Measurement()):
+        "Failed metadata probes", "Downtime by host pair"]
+    *trends, pairs = additive(Measurement())
+    for chart in trends:
         assert chart["chart_plugin"] == "StackedArea"
         assert chart["data"][0][1] == 0
+    assert (pairs["chart_plugin"], pairs["data"]) == ("StatsTable", [])
 
 
 def test_additive_values():
     # 10 failures at 0.2 s: outage estimate = 10 x 0.2 = 2.0 s; 5 pings lost x 0.2.
     result = measured(failed=10, lost=5)
-    values = [c["data"][0][1] for c in additive(result)]
+    values = [c["data"][0][1] for c in additive(result)[:4]]
     assert values == pytest.approx([2.0, 2.0, 1.0, 10])
+    assert additive(result)[4]["data"] == [["compute-1 -> compute-2: metadata", 2.0],
+                                           ["compute-1 -> compute-2: network", 1.0]]
+
+
+def test_each_outage_belongs_to_the_last_migration_started_before_it():
+    m = measured(failed=10)          # one outage, from about 100.9 to 103.0
+    m.migrations = [Migration(99.0, 99.5, "a", "b", 0.2),
+                    Migration(100.5, 101.0, "b", "a", 0.4),
+                    Migration(104.0, 104.5, "a", "b", None)]
+    record = m.record()
+    assert [mig.metadata_downtime for mig in record.migrations] == pytest.approx(
+        [0.0, 2.0, 0.0])
+    rows = charts.host_pair_table(record)["data"]
+    assert rows == [["a -> b: metadata", 0.0], ["a -> b: network", 0.2],
+                    ["b -> a: metadata", 2.0], ["b -> a: network", 0.4],
+                    ["a -> b: metadata", 0.0]]
+    # before every migration: the first one's
+    m.migrations = [Migration(105.0, 106.0, "a", "b")]
+    assert m.record().migrations[0].metadata_downtime == pytest.approx(2.0)
 
 
 def test_network_downtime_sums_every_migration():

@@ -120,7 +120,8 @@ def test_one_iteration_in_order(rig):
     rig.run()
     assert rig.actions == ["nova.boot_server", "vm.wait_for_ssh", "metadata_meter.start",
                            "metadata_meter.wait_answering", "nova.live_migrate",
-                           "metadata_meter.wait_recovery", "metadata_meter.collect"]
+                           "metadata_meter.wait_recovery", "metadata_meter.collect",
+                           "metadata.downtime", "network.downtime"]
     assert rig.calls == ["boot", "vm.wait_for_ssh", "meter.start", "nova.live_migrate",
                          "meter.cleanup", "delete"]
     rig.scenario._live_migrate_server.assert_called_once_with(rig.nova, rig.server, None,

@@ -34,7 +34,8 @@ def test_passes_within_limit():
     assert checker.success
     assert checker.result()["success"] is True
     assert checker.details() == ("worst metadata downtime 2.00 s (iteration 1), "
-                                 "allowed 6 s - Passed")
+                                 "allowed 6 s; worst host pair compute-1 -> compute-2 "
+                                 "(2.00 s, 2 migrations) - Passed")
 
 
 def test_fails_over_limit_and_names_worst_iteration():
@@ -42,7 +43,8 @@ def test_fails_over_limit_and_names_worst_iteration():
                       measured(failed=20), measured(failed=5))
     assert not checker.success
     assert checker.details() == ("worst metadata downtime 4.00 s (iteration 2), "
-                                 "allowed 3 s - Failed")
+                                 "allowed 3 s; worst host pair compute-1 -> compute-2 "
+                                 "(4.00 s, 3 migrations) - Failed")
 
 
 def started_at(timestamp, result):
@@ -59,6 +61,7 @@ def test_names_iterations_in_the_reports_order_not_the_order_they_finished():
                       started_at(1012.0, measured(failed=5)))
     assert checker.details() == (
         "worst metadata downtime 4.00 s (iteration 2), allowed 3 s; "
+        "worst host pair compute-1 -> compute-2 (4.00 s, 3 migrations); "
         "iteration 4: metadata did not recover after the migration - Failed")
 
 
@@ -193,3 +196,15 @@ def test_the_human_table_is_not_what_the_sla_reads():
         row[0] = "renamed " + row[0]
     checker = run_sla({"allowed_metadata_downtime": 6}, result)
     assert not checker.success and "worst metadata downtime 8.00 s" in checker.details()
+
+
+def test_the_worst_host_pair_is_named_across_merges():
+    into_b = measured(failed=20)                 # 4 s into host b
+    into_b.migrations = [Migration(100.9, 101.8, "a", "b")]
+    into_a = measured(failed=5)
+    into_a.migrations = [Migration(100.9, 101.8, "b", "a")]
+    first = run_sla({"allowed_metadata_downtime": 6}, into_a, into_b)
+    second = run_sla({"allowed_metadata_downtime": 6}, into_a, into_a)
+    second.merge(first)
+    assert "worst host pair a -> b (4.00 s, 1 migration)" in second.details()
+    assert second.pairs["b -> a"] == (pytest.approx(1.0), 3)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from aiohttp import web
 
+from tests.lab.faults import FaultProfile
 from tests.lab.openstack import glance, keystone, neutron, nova
 from tests.lab.openstack.common import CONFIG_KEY, DRIVER_KEY, STORE_KEY, middleware
 from tests.lab.openstack.config import LabConfig
@@ -37,6 +39,18 @@ async def _lab_migrations(request):
     return web.json_response({"migrations": request.app["migration_requests"]})
 
 
+async def _lab_fault_profile(request):
+    """Replace the lab's default fault profile (JSON of lab_* server metadata keys)
+    for servers booted from now on: a change to the cloud between two runs of the
+    same task, as an operator compares before and after."""
+    try:
+        profile = FaultProfile.from_metadata(FaultProfile(), await request.json())
+    except (ValueError, TypeError, AttributeError) as e:
+        return web.json_response({"error": str(e)}, status=400)
+    request.app[CONFIG_KEY].fault_profile = profile
+    return web.json_response(dataclasses.asdict(profile))
+
+
 async def _delete_all_servers(app: web.Application) -> None:
     for server in list(app[STORE_KEY].servers.values()):
         await nova.delete_server_everywhere(app, server)
@@ -62,6 +76,7 @@ def make_app(driver, config: LabConfig | None = None,
     app.router.add_get("/lab/state", _lab_state)
     app.router.add_get("/lab/injected", _lab_injected)
     app.router.add_get("/lab/migrations", _lab_migrations)
+    app.router.add_put("/lab/fault-profile", _lab_fault_profile)
     for module in (keystone, nova, glance, neutron):
         app.router.add_routes(module.routes)
     app.on_shutdown.append(_delete_all_servers)

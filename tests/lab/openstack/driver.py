@@ -22,8 +22,10 @@ class Driver(Protocol):
 
     async def remove_floating_ip(self, server_id: str, address: str) -> None: ...
 
-    async def migrate(self, server_id: str, on_switchover: Callable[[], None]) -> None:
-        """Return when done; raise on a failed migration; never return on a hang."""
+    async def migrate(self, server_id: str, on_switchover: Callable[[], None],
+                      profile: FaultProfile | None = None) -> None:
+        """Return when done; raise on a failed migration; never return on a hang.
+        `profile` replaces the server's own for this migration."""
 
     def injected_windows(self) -> list[dict]: ...
 
@@ -47,8 +49,8 @@ class FakeDriver:
     async def remove_floating_ip(self, server_id, address) -> None:
         pass
 
-    async def migrate(self, server_id, on_switchover) -> None:
-        profile = self.profiles[server_id]
+    async def migrate(self, server_id, on_switchover, profile=None) -> None:
+        profile = profile or self.profiles[server_id]
         await asyncio.sleep(profile.duration)
         if profile.result == "error":
             raise RuntimeError("injected migration error")
@@ -87,8 +89,8 @@ class FabricDriver:
     async def remove_floating_ip(self, server_id, address) -> None:
         await self._call(self.fabric.remove_floating_ip, server_id, address)
 
-    async def migrate(self, server_id, on_switchover) -> None:
-        await self.fabric.migrate(server_id, on_switchover=on_switchover)
+    async def migrate(self, server_id, on_switchover, profile=None) -> None:
+        await self.fabric.migrate(server_id, profile, on_switchover=on_switchover)
 
     def injected_windows(self) -> list[dict]:
         return [dataclasses.asdict(w) for w in self.fabric.injected_windows()]

@@ -203,8 +203,11 @@ def _pick_network(request, server_body: dict) -> dict:
 # lab_no_curl shapes the guest image; lab_faulty_servers: N gives the fault profile to
 # the first N servers booted with the same metadata only, the later ones get the lab
 # default, so one workload holds faulty and healthy iterations side by side;
-# lab_boot_host places the server (as an admin's forced host would, for any user).
-_NON_PROFILE_KEYS = ("lab_no_curl", "lab_faulty_servers", "lab_boot_host")
+# lab_boot_host places the server (as an admin's forced host would, for any user);
+# lab_faults_into: HOST applies the fault profile only to migrations into HOST (the
+# others get the lab default), so one host can be the broken one.
+_NON_PROFILE_KEYS = ("lab_no_curl", "lab_faulty_servers", "lab_boot_host",
+                     "lab_faults_into")
 
 
 def _is_beyond_faulty_servers(app, metadata: dict) -> bool:
@@ -258,9 +261,10 @@ async def create_server(request):
         raise LabFault(409, "No fixed IP address available") from e
 
     host = metadata.get("lab_boot_host") or random.choice(config.hypervisors)
-    if host not in config.hypervisors:
-        raise LabFault(400, f"Invalid server metadata: lab_boot_host: {host!r} is not "
-                            f"one of {', '.join(config.hypervisors)}")
+    for key in ("lab_boot_host", "lab_faults_into"):
+        if metadata.get(key, host) not in config.hypervisors:
+            raise LabFault(400, f"Invalid server metadata: {key}: {metadata[key]!r} is "
+                                f"not one of {', '.join(config.hypervisors)}")
     server_id = new_id()
     neutron.create_row(store, "port", "ports", {
         "name": "", "network_id": network["id"], "device_id": server_id,
@@ -428,7 +432,11 @@ async def _live_migrate(request, server, args: dict):
         "microversion": microversion.as_string(version_of(request)), "body": args,
         "accepted_at": time.time()})
     server.update(status="MIGRATING", **{"OS-EXT-STS:task_state": "migrating"})
-    _start_task(server, _run_migration(request.app, server, migration, destination))
+    faults_into = server["metadata"].get("lab_faults_into")
+    profile = (config.fault_profile if faults_into not in (None, destination)
+               else None)
+    _start_task(server, _run_migration(request.app, server, migration, destination,
+                                       profile))
     return web.Response(status=202)
 
 
@@ -441,7 +449,7 @@ def _start_task(server: dict, coroutine) -> None:
     task.add_done_callback(server["_tasks"].discard)
 
 
-async def _run_migration(app, server, migration, destination) -> None:
+async def _run_migration(app, server, migration, destination, profile=None) -> None:
     def switchover():
         # Nova is done at the switchover; a broken metadata path outlives it.
         migration.update(status="completed", updated_at=now_iso())
@@ -452,7 +460,7 @@ async def _run_migration(app, server, migration, destination) -> None:
 
     migration.update(status="running", updated_at=now_iso())
     try:
-        await app[DRIVER_KEY].migrate(server["id"], switchover)
+        await app[DRIVER_KEY].migrate(server["id"], switchover, profile)
     except asyncio.CancelledError:
         if migration["status"] != "completed":
             migration.update(status="cancelled", updated_at=now_iso())

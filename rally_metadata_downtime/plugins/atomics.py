@@ -1,0 +1,64 @@
+"""An iteration's downtime as Rally atomic actions. Pure: no Rally calls, no I/O.
+
+`rally task trends`, the exporters (elastic) and the per-atomic SLAs
+(`max_avg_duration_per_atomic`) read durations and atomic actions only, so the two
+downtimes also travel as atomic actions, on the Rally host's clock:
+
+- `metadata.downtime`: one per measured iteration, lasting the total metadata
+  downtime, from the first outage's start (from the end of the last migration when
+  there was none); failed when metadata did not recover. Trends read root actions
+  only, and Rally merges same-named ones per iteration, so this root is the one
+  figure per iteration that trends and SLAs need. Its children, one
+  `metadata.outage` per outage, keep each outage's own window.
+- `network.downtime` with `network.outage` children, likewise, from ping.
+
+The roots overlap the steps they happened during (the migration, the recovery
+wait): Rally's atomic-duration charts stack them on top, which the report's
+descriptions of those charts cannot say; docs/design.md explains the choice.
+"""
+
+from __future__ import annotations
+
+from rally_metadata_downtime.records import IterationRecord
+
+METADATA_DOWNTIME = "metadata.downtime"
+METADATA_OUTAGE = "metadata.outage"
+NETWORK_DOWNTIME = "network.downtime"
+NETWORK_OUTAGE = "network.outage"
+
+
+def _action(name: str, start: float, end: float, children=(), failed=False) -> dict:
+    action = {"name": name, "started_at": start, "finished_at": end,
+              "children": list(children)}
+    if failed:
+        action["failed"] = True
+    return action
+
+
+def downtime_actions(record: IterationRecord) -> list[dict]:
+    """The atomic actions (Rally's AtomicAction dicts) of an iteration's downtime."""
+    actions = []
+    offset = record.clock_offset
+    if record.metadata is not None and offset is not None:
+        outages = [_action(METADATA_OUTAGE, o.start + offset, o.end + offset,
+                           failed=o.unrecovered) for o in record.metadata.outages]
+        if outages:
+            start = outages[0]["started_at"]
+        elif record.migrations:
+            start = record.migrations[-1].end + offset
+        else:
+            start = None
+        if start is not None:
+            actions.append(_action(METADATA_DOWNTIME, start,
+                                   start + record.metadata.downtime, outages,
+                                   failed=not record.metadata.recovered))
+    if record.network is not None:
+        outages = [_action(NETWORK_OUTAGE, start, end)
+                   for start, end in record.network.outages]
+        start = (outages[0]["started_at"] if outages else
+                 record.migrations[-1].end + offset
+                 if record.migrations and offset is not None else None)
+        if start is not None:
+            actions.append(_action(NETWORK_DOWNTIME, start,
+                                   start + record.network.downtime, outages))
+    return actions
