@@ -129,9 +129,10 @@ class Cloud:
         ovs_names = {"ovn-nb", "ovn-sb", "ovn-northd"} | {
             f"{kind}-{h.host}" for h in chassis
             for kind in ("ovsdb", "vswitchd", "ovn-controller")}
-        for name in reversed(list(sup.daemons)):
-            if name not in ovs_names and name not in INFRA:
-                sup.stop(name)
+        # The OpenStack services together: a throwaway lab needs no graceful stop
+        # (one by one with oslo.service's graceful shutdown took 40 s).
+        sup.stop_many([name for name in sup.daemons
+                       if name not in ovs_names and name not in INFRA], timeout=3)
         for host in chassis:
             host.stop(sup)
         central.stop(sup)

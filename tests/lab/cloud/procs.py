@@ -126,25 +126,35 @@ class Supervisor:
 
     def stop(self, name: str, timeout: float = 10.0) -> None:
         """SIGTERM to the daemon's process group and PIDs, SIGKILL after `timeout`."""
-        daemon = self.daemons.get(name)
-        if daemon is None:
+        self.stop_many([name], timeout)
+
+    def stop_many(self, names: list[str], timeout: float = 10.0) -> None:
+        """Stop these daemons together: SIGTERM to each one's process group and
+        PIDs, SIGKILL to what is left after `timeout` s."""
+        daemons = [self.daemons[n] for n in names if n in self.daemons]
+        if not daemons:
             return
-        pids = daemon.pids()
+        pids = {d.name: d.pids() for d in daemons}
+
+        def running() -> list[Daemon]:
+            return [d for d in daemons
+                    if any(alive(p) for p in pids[d.name]) or _group_alive(d.pid)]
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in pids:
-                for kill in (os.killpg, os.kill):
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        kill(pid, sig)
+            for daemon in running():
+                for pid in pids[daemon.name]:
+                    for kill in (os.killpg, os.kill):
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            kill(pid, sig)
             deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 5)
-            while time.monotonic() < deadline and (
-                    any(alive(p) for p in pids) or _group_alive(daemon.pid)):
+            while time.monotonic() < deadline and running():
                 time.sleep(0.05)
-            if not any(alive(p) for p in pids) and not _group_alive(daemon.pid):
+            if not running():
                 break
-        # Reap it when it is our child, so it leaves no zombie.
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(daemon.pid, os.WNOHANG)
-        del self.daemons[name]
+        for daemon in daemons:
+            # Reap it when it is our child, so it leaves no zombie.
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(daemon.pid, os.WNOHANG)
+            del self.daemons[daemon.name]
         self._save()
 
     def stop_all(self) -> None:
