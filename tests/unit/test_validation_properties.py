@@ -89,9 +89,11 @@ def test_strings_that_reach_the_guest_shell_are_refused_or_stay_one_word(tail, w
         return
     assert not SHELL_SPECIAL & set(tail + workdir)
     meter = MetadataMeter(lambda: None, config)
-    words = shlex.split(meter._probe_command("/d"))
-    assert words[words.index("-u") + 1] == url
-    assert shlex.split(meter._start_command())  # balanced quoting
+    # sh -c SCRIPT sh WORKDIR PREFIX PROBE OPTION...: each value one word
+    words = shlex.split(meter._start_command())
+    assert words[:2] == ["sh", "-c"] and words[3:5] == ["sh", config.workdir]
+    options = words[7:]
+    assert options[options.index("-u") + 1] == url
 
 
 @SETTINGS
