@@ -8,6 +8,7 @@ speaks, and waits with its own loop on the server's public fields.
 
 from __future__ import annotations
 
+import datetime
 import time
 import typing
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from novaclient import api_versions
 
 from rally_metadata_downtime.arguments import ArgumentError
+from rally_metadata_downtime.records import NovaEvent
 
 # Nova takes block_migration "auto" (it decides from the storage) from 2.25 on; before
 # it the request must say true or false, and also carry disk_over_commit.
@@ -48,14 +50,46 @@ def resolve_microversion(client, requested: str) -> api_versions.APIVersion:
 
 
 def start_live_migration(server, host: str | None,
-                         block_migration: BlockMigration) -> None:
-    """Ask Nova to live-migrate `server` (a novaclient Server of an admin client).
+                         block_migration: BlockMigration) -> str | None:
+    """Ask Nova to live-migrate `server` (a novaclient Server of an admin client);
+    return the request id Nova gave the request (its instance action's), if any.
 
     novaclient shapes the body for its microversion: disk_over_commit false before
     2.25, no `force` (the scheduler checks a named host) from 2.30 to 2.67.
     """
     check_block_migration(block_migration, server.manager.api_version)
-    server.live_migrate(host=host, block_migration=block_migration)
+    answer = server.live_migrate(host=host, block_migration=block_migration)
+    request_ids = getattr(answer, "request_ids", None) or [None]
+    return request_ids[0]
+
+
+def _epoch(timestamp: str | None) -> float | None:
+    """Nova's timestamps are UTC, written without a zone."""
+    if not timestamp:
+        return None
+    moment = datetime.datetime.fromisoformat(timestamp)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
+def nova_events(nova, server_id: str, request_id: str | None
+                ) -> tuple[tuple[NovaEvent, ...], str | None]:
+    """Nova's events of the live migration `request_id` and, when there are none
+    to show, why. Never raises for a cloud that hides them: it is only context."""
+    if request_id is None:
+        return (), "Nova gave the request no id"
+    try:
+        action = nova.instance_action.get(server_id, request_id)
+    except Exception as e:  # noqa: BLE001 - a policy (403), an old cloud (404)...
+        return (), f"Nova's instance action not readable: {type(e).__name__}: {e}"
+    events = tuple(NovaEvent(name=e.get("event", "?"), start=_epoch(e.get("start_time")),
+                             finish=_epoch(e.get("finish_time")),
+                             result=e.get("result"))
+                   for e in getattr(action, "events", None) or ())
+    if not events:
+        return (), "Nova shows no events for this action (policy hides them)"
+    return events, None
 
 
 def host_of(server) -> str | None:

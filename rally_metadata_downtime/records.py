@@ -26,6 +26,17 @@ class RecordError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class NovaEvent:
+    """One event of Nova's instance action for a migration (host clock, epoch s;
+    Nova's controller clock, taken to agree with the Rally host's)."""
+
+    name: str
+    start: float | None
+    finish: float | None
+    result: str | None
+
+
+@dataclasses.dataclass(frozen=True)
 class Migration:
     """One live migration: its window on the guest's uptime clock, its hosts, and
     the downtime that belongs to it: the ping run during it, and the metadata
@@ -37,10 +48,20 @@ class Migration:
     destination_host: str | None = None
     network_downtime: float | None = None
     metadata_downtime: float | None = None
+    # Nova's own account of the migration (its instance action's events); when it
+    # has none, `nova_events_note` says why (a policy hides them, an old cloud...).
+    nova_events: tuple[NovaEvent, ...] = ()
+    nova_events_note: str | None = None
 
     @property
     def host_pair(self) -> str:
         return f"{self.source_host or '?'} -> {self.destination_host or '?'}"
+
+    @property
+    def nova_finished(self) -> float | None:
+        """When Nova's last event of this migration finished (host clock)."""
+        finishes = [e.finish for e in self.nova_events if e.finish is not None]
+        return max(finishes) if finishes else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +186,9 @@ class IterationRecord:
                 network = NetworkFigures(**{**network, "outages": tuple(
                     tuple(window) for window in network["outages"])})
             return cls(metadata=metadata, network=network,
-                       migrations=tuple(Migration(**m) for m in data["migrations"]),
+                       migrations=tuple(Migration(**{**m, "nova_events": tuple(
+                           NovaEvent(**e) for e in m["nova_events"])})
+                           for m in data["migrations"]),
                        error=data["error"], clock_offset=data["clock_offset"])
         except (ValueError, KeyError, TypeError) as e:
             raise RecordError(f"unreadable {RECORD_TITLE}: {e}") from e
@@ -209,15 +232,27 @@ class Measurement:
             clock_offset=self.clock_offset)
 
 
+def owning_migration_index(migrations: tuple[Migration, ...], start: float) -> int | None:
+    """The migration an outage beginning at `start` belongs to: the last one that
+    started before it (the first one when it began before all of them)."""
+    if not migrations:
+        return None
+    started_before = [i for i, m in enumerate(migrations) if m.start <= start]
+    return started_before[-1] if started_before else 0
+
+
+def owning_migration(migrations: tuple[Migration, ...], start: float) -> Migration | None:
+    index = owning_migration_index(migrations, start)
+    return None if index is None else migrations[index]
+
+
 def _attribute(migrations: tuple[Migration, ...],
                metadata: MetadataFigures | None) -> tuple[Migration, ...]:
-    """Each metadata outage belongs to the last migration that started before the
-    outage did (to the first migration when it started before all of them)."""
+    """Each migration's metadata downtime: the outages that belong to it."""
     if metadata is None or not migrations:
         return migrations
     downtime = [0.0] * len(migrations)
     for outage in metadata.outages:
-        started_before = [i for i, m in enumerate(migrations) if m.start <= outage.start]
-        downtime[started_before[-1] if started_before else 0] += outage.duration
+        downtime[owning_migration_index(migrations, outage.start)] += outage.duration
     return tuple(dataclasses.replace(m, metadata_downtime=d)
                  for m, d in zip(migrations, downtime))

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 
+from rally_metadata_downtime import records
 from rally_metadata_downtime.probe_log import ProbeLog
-from rally_metadata_downtime.records import IterationRecord, Migration
+from rally_metadata_downtime.records import IterationRecord
 
 SUMMARY_TITLE = "Metadata measurement summary"
 TIMELINE_TITLE = "Metadata probe timeline"
@@ -20,8 +21,10 @@ OUTAGES_TITLE = "Metadata outages"
 ADDITIVE_TITLES = ("Metadata downtime", "Longest metadata outage", "Network downtime",
                    "Failed metadata probes", "Downtime by host pair")
 MAX_TIMELINE_POINTS = 400
-# The timeline's migration box: just outside the probe lines' 0 and 1.
+# The timeline's migration box: just outside the probe lines' 0 and 1; Nova's own
+# account of it just outside that.
 MIGRATION_LOW, MIGRATION_HIGH = -0.1, 1.1
+NOVA_LOW, NOVA_HIGH = -0.2, 1.2
 
 # Row labels of the summary table that tests of the drawn report look up.
 ROW_MEASURED = "metadata measured"
@@ -133,44 +136,68 @@ def _thin(points: list[tuple[float, int]], limit: int = MAX_TIMELINE_POINTS
     return [points[i] for i in sorted(keep)]
 
 
-def _migration_series(migrations: tuple[Migration, ...], origin: float,
-                      first_x: float, last_x: float) -> list[list[float]]:
-    """A box around the probe lines while Nova live-migrated the VM, exact edges.
-
-    High (MIGRATION_HIGH) while migrating, else low (MIGRATION_LOW): both outside
-    the probes' 0 and 1, so the box never hides a probe line and its edges cross
-    the whole chart.
-    """
-    low, high = MIGRATION_LOW, MIGRATION_HIGH
+def _box_series(spans: list[tuple[float, float]], origin: float, first_x: float,
+                last_x: float, low: float, high: float) -> list[list[float]]:
+    """A box per span, at `high` within it and `low` elsewhere: both outside the
+    probes' 0 and 1, so a box never hides a probe line and its edges cross the
+    whole chart."""
     points = [[min(first_x, 0.0), low]]
-    for m in migrations:
-        start, end = round(m.start - origin, 2), round(m.end - origin, 2)
+    for span_start, span_end in spans:
+        start, end = round(span_start - origin, 2), round(span_end - origin, 2)
         points += [[start, low], [start, high], [end, high], [end, low]]
     points.append([max(last_x, points[-1][0]), low])
     return points
 
 
-def timeline_chart(log: ProbeLog | None, migrations: tuple[Migration, ...]) -> dict | None:
+def _nova_spans(record: IterationRecord) -> list[tuple[float, float]]:
+    """Each migration as Nova's events span it, on the guest's clock."""
+    if record.clock_offset is None:
+        return []
+    spans = []
+    for migration in record.migrations:
+        starts = [e.start for e in migration.nova_events if e.start is not None]
+        if starts and migration.nova_finished is not None:
+            spans.append((min(starts) - record.clock_offset,
+                          migration.nova_finished - record.clock_offset))
+    return spans
+
+
+def timeline_chart(log: ProbeLog | None, record: IterationRecord) -> dict | None:
     """Probe verdicts over time, x = seconds since the first migration started."""
+    migrations = record.migrations
     if log is None or not log.probes or not migrations:
         return None
     origin = migrations[0].start
     verdicts = _thin([(round(p.start - origin, 2), int(p.ok)) for p in log.probes])
+    first_x, last_x = verdicts[0][0], verdicts[-1][0]
+    series = [["probe ok", [[x, ok] for x, ok in verdicts]],
+              ["live migration", _box_series([(m.start, m.end) for m in migrations],
+                                             origin, first_x, last_x,
+                                             MIGRATION_LOW, MIGRATION_HIGH)],
+              ["probe failed", [[x, 1 - ok] for x, ok in verdicts]]]
+    nova = _nova_spans(record)
+    if nova:
+        series.append(["live migration (Nova's events)", _box_series(
+            nova, origin, first_x, last_x, NOVA_LOW, NOVA_HIGH)])
+        nova_text = (" The 'live migration (Nova's events)' box spans Nova's own "
+                     "instance-action events of each migration (the cloud's clock).")
+    else:
+        notes = {m.nova_events_note for m in migrations if m.nova_events_note}
+        nova_text = (" Nova's events are not shown: " + "; ".join(sorted(notes)) + "."
+                     if notes else "")
     return {"title": TIMELINE_TITLE,
             "description": "Each in-guest probe at its launch time: 'probe ok' is 1 "
                            "when metadata answered this VM correctly, 'probe failed' "
                            "is 1 when it did not. The 'live migration' box spans the "
-                           "time Nova live-migrated the VM. x: seconds since the "
-                           "first live migration started.",
+                           "time Nova live-migrated the VM as Rally saw it (from the "
+                           "request to ACTIVE on the new host)." + nova_text +
+                           " x: seconds since the first live migration started.",
             "chart_plugin": "Lines",
             "axis_label": "seconds since the live migration started",
             "label": "1 = yes",
             # Rally colours series by position (dark blue, light blue, orange):
             # this order draws failures in orange, the box in a pale line.
-            "data": [["probe ok", [[x, ok] for x, ok in verdicts]],
-                     ["live migration", _migration_series(
-                         migrations, origin, verdicts[0][0], verdicts[-1][0])],
-                     ["probe failed", [[x, 1 - ok] for x, ok in verdicts]]]}
+            "data": series}
 
 
 def outage_table(record: IterationRecord) -> dict | None:
@@ -178,6 +205,7 @@ def outage_table(record: IterationRecord) -> dict | None:
     if record.metadata is None:
         return None
     origin = record.migrations[0].start if record.migrations else 0.0
+    nova_finish = _nova_finish_by_outage(record)
     rows = []
     for number, outage in enumerate(record.metadata.outages, start=1):
         end = "not recovered" if outage.unrecovered else round(outage.end - origin, 2)
@@ -187,22 +215,43 @@ def outage_table(record: IterationRecord) -> dict | None:
         rows.append([number, start, end, round(outage.duration, 2),
                      f"{_seconds(outage.min_duration)} - {_seconds(outage.max_duration)}",
                      outage.failed_probes,
-                     ", ".join(f"{r} x{n}" for r, n in sorted(outage.reasons.items()))])
+                     ", ".join(f"{r} x{n}" for r, n in sorted(outage.reasons.items())),
+                     _relative(outage.start, outage.end, nova_finish[number - 1])])
     where = "the first migration started" if record.migrations else "the guest booted"
     return {"title": OUTAGES_TITLE,
             "description": f"Start and end in seconds since {where} (negative: "
                            f"before it); the estimate takes the middle of each edge's "
                            f"interval, the bounds are the shortest and longest "
-                           f"durations the probes allow.",
+                           f"durations the probes allow. The last column places the "
+                           f"outage against the end of Nova's events for its "
+                           f"migration (negative: before Nova was done).",
             "chart_plugin": "Table",
             "data": {"cols": ["#", "start (s)", "end (s)", "duration (s)",
-                              "bounds (s)", "failed probes", "reasons"],
+                              "bounds (s)", "failed probes", "reasons",
+                              "start / end after Nova finished (s)"],
                      "rows": rows}}
+
+
+def _nova_finish_by_outage(record: IterationRecord) -> list[float | None]:
+    """For each outage, when Nova finished its migration (guest clock), if known."""
+    finishes = []
+    for outage in record.metadata.outages:
+        owner = records.owning_migration(record.migrations, outage.start)
+        finish = owner.nova_finished if owner else None
+        finishes.append(None if finish is None or record.clock_offset is None
+                        else finish - record.clock_offset)
+    return finishes
+
+
+def _relative(start: float, end: float, finish: float | None) -> str:
+    if finish is None:
+        return "unknown"
+    return f"{start - finish:+.2f} / {end - finish:+.2f}"
 
 
 def complete_charts(record: IterationRecord, log: ProbeLog | None) -> list[dict]:
     """Per-iteration charts: summary (always), timeline and outages if known, and
     last the record itself."""
-    charts = [summary_table(record), timeline_chart(log, record.migrations),
+    charts = [summary_table(record), timeline_chart(log, record),
               outage_table(record), record.to_output()]
     return [c for c in charts if c is not None]

@@ -228,7 +228,7 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
             if pinger:
                 pinger.start()
             started = time.time()
-            source, destination = self._live_migrate_server(
+            source, destination, request_id = self._live_migrate_server(
                 nova, server, destination_host, block_migration)
             ended = time.time()
             network = pinger.stop() if pinger else None
@@ -237,11 +237,14 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
                 pinger.kill()
         if network is not None:
             measured.networks.append(network)
+        with atomic.ActionTimer(self, "nova.get_instance_action"):
+            events, note = live_migration.nova_events(nova, server.id, request_id)
         measured.clock_offset = meter.clock.offset
         measured.migrations.append(Migration(
             meter.clock.to_guest_uptime(started), meter.clock.to_guest_uptime(ended),
             source, destination,
-            network_downtime=network.total_downtime if network else None))
+            network_downtime=network.total_downtime if network else None,
+            nova_events=events, nova_events_note=note))
 
     def _migration_client(self, nova_microversion):
         """The admin novaclient that makes the live-migration call."""
@@ -254,15 +257,15 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
     @atomic.action_timer("nova.live_migrate")
     def _live_migrate_server(self, nova, server, destination_host, block_migration):
         """Live-migrate and wait until the server is ACTIVE on its new host;
-        return (source host, destination host)."""
+        return (source host, destination host, Nova's request id)."""
         admin_server = nova.servers.get(server.id)
         source = live_migration.host_of(admin_server)
-        live_migration.start_live_migration(admin_server, destination_host,
-                                            block_migration)
+        request_id = live_migration.start_live_migration(admin_server, destination_host,
+                                                         block_migration)
         return source, live_migration.wait_for_live_migration(
             lambda: nova.servers.get(server.id), source, destination_host,
             timeout=CONF.openstack.nova_server_live_migrate_timeout,
-            interval=CONF.openstack.nova_server_live_migrate_poll_interval)
+            interval=CONF.openstack.nova_server_live_migrate_poll_interval), request_id
 
     def _wait_for_ssh_or_show_console(self, server, ssh, timeout):
         """Wait for SSH; when it never comes up, the server's console log tail goes

@@ -1,5 +1,6 @@
 """charts: what the report shows, checked against Rally's own output validation."""
 
+import dataclasses
 import math
 
 import pytest
@@ -8,7 +9,12 @@ from rally.task.processing import charts as rally_charts
 from rally_metadata_downtime.analysis import analyse
 from rally_metadata_downtime.plugins import charts
 from rally_metadata_downtime.probe_log import parse_probe_log
-from rally_metadata_downtime.records import IterationRecord, Measurement, Migration
+from rally_metadata_downtime.records import (
+    IterationRecord,
+    Measurement,
+    Migration,
+    NovaEvent,
+)
 from tests.unit.plugin_data import measured, network, outage_log, probe_text
 
 ALLOWED_KEYS = {"title", "description", "chart_plugin", "data", "label", "axis_label"}
@@ -27,7 +33,7 @@ def summary_rows(m: Measurement) -> dict:
 
 
 def timeline(m: Measurement) -> dict | None:
-    return charts.timeline_chart(m.log, tuple(m.migrations))
+    return charts.timeline_chart(m.log, m.record())
 
 
 def all_charts(result):
@@ -132,7 +138,7 @@ def test_outage_table_relative_to_migration_start():
         [1, round(outage.start - 100.5, 2), round(outage.end - 100.5, 2),
          round(outage.duration, 2),
          f"{round(outage.min_duration, 3)} - {round(outage.max_duration, 3)}", 10,
-         "curl=28 x10"]]
+         "curl=28 x10", "unknown"]]
 
 
 def test_timeline_series_and_origin():
@@ -186,3 +192,32 @@ def test_the_record_is_the_last_complete_chart_and_reads_back_whole():
     assert record.network.downtime == pytest.approx(1.0)
     assert record.migrations[0].destination_host == "compute-2"
     assert record.metadata.outages[0].reasons == {"curl=28": 10}
+
+
+def test_novas_events_are_drawn_beside_ours_and_place_each_outage():
+    m = measured(migration=(100.5, 101.5))      # outage about 100.9 - 102.9
+    m.clock_offset = 1000.0
+    events = (NovaEvent("compute_live_migration", 1100.6, 1101.4, "Success"),
+              NovaEvent("compute_post_live_migration_at_destination", 1101.4, 1101.9,
+                        "Success"))
+    m.migrations = [dataclasses.replace(m.migrations[0], nova_events=events)]
+    record = m.record()
+    series = dict(charts.timeline_chart(m.log, record)["data"])
+    low, high = charts.NOVA_LOW, charts.NOVA_HIGH
+    assert series["live migration (Nova's events)"][1:5] == [
+        [0.1, low], [0.1, high], [1.4, high], [1.4, low]]
+    [row] = charts.outage_table(record)["data"]["rows"]
+    [outage] = record.metadata.outages
+    assert row[-1] == f"{outage.start - 101.9:+.2f} / {outage.end - 101.9:+.2f}"
+
+
+def test_hidden_nova_events_are_said_so_not_drawn():
+    m = measured()
+    m.clock_offset = 1000.0
+    m.migrations = [dataclasses.replace(
+        m.migrations[0], nova_events_note="Nova shows no events for this action "
+                                          "(policy hides them)")]
+    chart = charts.timeline_chart(m.log, m.record())
+    assert [name for name, _ in chart["data"]] == ["probe ok", "live migration",
+                                                   "probe failed"]
+    assert "Nova's events are not shown: Nova shows no events" in chart["description"]

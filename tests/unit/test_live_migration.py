@@ -9,6 +9,7 @@ from novaclient import api_versions
 from rally_metadata_downtime.live_migration import (
     LiveMigrationError,
     check_block_migration,
+    nova_events,
     resolve_microversion,
     wait_for_live_migration,
 )
@@ -96,3 +97,31 @@ def test_an_explicit_version_is_taken_as_given():
     cloud = mock.Mock()
     assert resolve_microversion(cloud, "2.30") == api_versions.APIVersion("2.30")
     cloud.versions.get_current.assert_not_called()
+
+
+def test_novas_events_on_the_host_clock():
+    nova = mock.Mock()
+    nova.instance_action.get.return_value = SimpleNamespace(events=[
+        {"event": "compute_live_migration", "start_time": "2026-12-02T01:00:00.250000",
+         "finish_time": None, "result": None}])
+    [event], note = nova_events(nova, "s1", "req-1")
+    assert note is None
+    assert event.start == 1796173200.25 and event.finish is None
+    nova.instance_action.get.assert_called_once_with("s1", "req-1")
+
+
+@pytest.mark.parametrize("answer, note", [
+    (SimpleNamespace(events=[]), "Nova shows no events for this action (policy hides "
+                                 "them)"),
+    (RuntimeError("Policy doesn't allow os_compute_api:os-instance-actions:show"),
+     "Nova's instance action not readable: RuntimeError: Policy doesn't allow"),
+])
+def test_hidden_events_are_a_note_not_an_error(answer, note):
+    nova = mock.Mock()
+    if isinstance(answer, Exception):
+        nova.instance_action.get.side_effect = answer
+    else:
+        nova.instance_action.get.return_value = answer
+    events, said = nova_events(nova, "s1", "req-1")
+    assert events == () and said.startswith(note)
+    assert nova_events(nova, "s1", None) == ((), "Nova gave the request no id")

@@ -4,6 +4,7 @@ import time
 from unittest import mock
 
 import pytest
+import requests
 from novaclient import api_versions
 from novaclient import client as nova_client
 from novaclient.v2 import servers as nova_servers
@@ -64,7 +65,10 @@ class Rig:
         self.nova = mock.Mock(name="admin nova", api_version=api_versions.APIVersion("2.96"))
         s._migration_client = mock.Mock(return_value=self.nova)
         s._live_migrate_server = mock.Mock(side_effect=self._timed(
-            "nova.live_migrate", result=("compute-1", "compute-2")))
+            "nova.live_migrate", result=("compute-1", "compute-2", "req-1")))
+        self.nova.instance_action.get.return_value = mock.Mock(events=[
+            {"event": "compute_live_migration", "start_time": "2026-12-02T01:00:00.000000",
+             "finish_time": "2026-12-02T01:00:02.500000", "result": "Success"}])
         s._delete_server_with_fip = mock.Mock(side_effect=self._delete)
 
     def _pinger(self, address, interval):
@@ -120,6 +124,7 @@ def test_one_iteration_in_order(rig):
     rig.run()
     assert rig.actions == ["nova.boot_server", "vm.wait_for_ssh", "metadata_meter.start",
                            "metadata_meter.wait_answering", "nova.live_migrate",
+                           "nova.get_instance_action",
                            "metadata_meter.wait_recovery", "metadata_meter.collect",
                            "metadata.downtime", "network.downtime"]
     assert rig.calls == ["boot", "vm.wait_for_ssh", "meter.start", "nova.live_migrate",
@@ -138,6 +143,9 @@ def test_one_iteration_in_order(rig):
     [migration] = record.migrations
     assert (migration.source_host, migration.destination_host) == ("compute-1",
                                                                    "compute-2")
+    rig.nova.instance_action.get.assert_called_once_with(rig.server.id, "req-1")
+    [event] = migration.nova_events
+    assert (event.name, event.finish - event.start) == ("compute_live_migration", 2.5)
 
 
 def test_boot_ssh_and_meter_arguments(rig):
@@ -203,7 +211,10 @@ def _migrating_scenario(version: str, host_after: str = "compute-2", **server_fi
     answers = iter([dict(fields, **{"OS-EXT-SRV-ATTR:host": "compute-1"}),
                     dict(fields, **server_fields, **{"OS-EXT-SRV-ATTR:host": host_after})])
     nova.servers.get = lambda server_id: nova_servers.Server(nova.servers, next(answers))
-    nova.client.post = mock.Mock(return_value=(mock.Mock(status_code=202), None))
+    answer = requests.Response()
+    answer.status_code = 202
+    answer.headers["x-openstack-request-id"] = "req-9"
+    nova.client.post = mock.Mock(return_value=(answer, None))
     return scenario, nova
 
 
@@ -220,7 +231,8 @@ def _migrating_scenario(version: str, host_after: str = "compute-2", **server_fi
 def test_live_migration_body_at_each_microversion(version, host, block_migration, body):
     scenario, nova = _migrating_scenario(version)
     assert scenario._live_migrate_server(nova, mock.Mock(id="s1"), host,
-                                         block_migration) == ("compute-1", "compute-2")
+                                         block_migration) == ("compute-1", "compute-2",
+                                                              "req-9")
     nova.client.post.assert_called_once_with(
         "/servers/s1/action", body={"os-migrateLive": body})
     assert [a["name"] for a in scenario.atomic_actions()] == ["nova.live_migrate"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from pathlib import Path
 
 from aiohttp import web
@@ -83,6 +84,7 @@ def middleware(state_dir: Path | None):
                                                 "authentication.")
             request["token"] = token
         versioned = request.path.startswith("/compute/v2.1/")
+        request["request_id"] = f"req-{uuid.uuid4()}"
         try:
             if versioned:
                 request["microversion"] = microversion.requested(request.headers)
@@ -93,6 +95,7 @@ def middleware(state_dir: Path | None):
             if versioned:  # on errors too, as Nova does
                 response.headers.update(
                     microversion.response_headers(request["microversion"]))
+                response.headers["x-openstack-request-id"] = request["request_id"]
             return response
         except microversion.VersionError as e:
             return fault(request.path, e.status, str(e))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import io
 import json
 import logging
@@ -291,7 +292,7 @@ async def create_server(request):
         "security_groups": [{"name": s.get("name")} for s in body.get("security_groups", [])],
         "os-extended-volumes:volumes_attached": [],
         "links": [{"rel": "self", "href": f"{base}/servers/{server_id}"}],
-        "_fixed_ip": fixed_ip, "_flavor": flavor, "_tasks": set()}
+        "_fixed_ip": fixed_ip, "_flavor": flavor, "_tasks": set(), "_actions": []}
     store.servers[server_id] = server
     _start_task(server, _boot(request.app, server, hostname_for(name), fixed_ip,
                               public_key, profile, no_curl))
@@ -432,6 +433,17 @@ async def _live_migrate(request, server, args: dict):
         "microversion": microversion.as_string(version_of(request)), "body": args,
         "accepted_at": time.time()})
     server.update(status="MIGRATING", **{"OS-EXT-STS:task_state": "migrating"})
+    # Nova's instance action for this request, with the events its conductor and
+    # computes record as they go (start and finish times, UTC, no zone).
+    action = {"action": "live-migration", "request_id": request["request_id"],
+              "instance_uuid": server["id"], "user_id": token_of(request).user["id"],
+              "project_id": token_of(request).project["id"],
+              "start_time": _action_time(), "message": None, "events": [
+                  {"event": "conductor_live_migrate_instance",
+                   "start_time": _action_time(), "finish_time": _action_time(),
+                   "result": "Success", "host": "lab-controller"}]}
+    server["_actions"].append(action)
+    migration["_action"] = action
     faults_into = server["metadata"].get("lab_faults_into")
     profile = (config.fault_profile if faults_into not in (None, destination)
                else None)
@@ -450,8 +462,18 @@ def _start_task(server: dict, coroutine) -> None:
 
 
 async def _run_migration(app, server, migration, destination, profile=None) -> None:
+    action = migration["_action"]
+    action["events"].append({"event": "compute_live_migration",
+                             "start_time": _action_time(), "finish_time": None,
+                             "result": None, "host": server["OS-EXT-SRV-ATTR:host"]})
+
     def switchover():
         # Nova is done at the switchover; a broken metadata path outlives it.
+        action["events"][-1].update(finish_time=_action_time(), result="Success")
+        action["events"].append({
+            "event": "compute_post_live_migration_at_destination",
+            "start_time": _action_time(), "finish_time": _action_time(),
+            "result": "Success", "host": destination})
         migration.update(status="completed", updated_at=now_iso())
         server.update(status="ACTIVE", updated=now_iso(), **{
             "OS-EXT-SRV-ATTR:host": destination,
@@ -466,6 +488,7 @@ async def _run_migration(app, server, migration, destination, profile=None) -> N
             migration.update(status="cancelled", updated_at=now_iso())
         raise
     except Exception as e:
+        action["events"][-1].update(finish_time=_action_time(), result="Error")
         migration.update(status="error", updated_at=now_iso())
         server.update(status="ERROR", **{"OS-EXT-STS:task_state": None,
                                          "OS-EXT-STS:vm_state": "error"},
@@ -475,6 +498,43 @@ async def _run_migration(app, server, migration, destination, profile=None) -> N
 
 
 # -- hypervisors, services, zones, migrations ----------------------------------------------
+def _action_time() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+# As Nova's policy has it: events (with their host from 2.62) for admins; others
+# see none before 2.51, and no host after.
+def _action_view(request, action: dict, with_events: bool) -> dict:
+    view = {k: v for k, v in action.items() if k != "events"}
+    version = version_of(request)
+    if with_events and (token_of(request).is_admin or version >= (2, 51)):
+        shown = []
+        for event in action["events"]:
+            event = dict(event)
+            if version < (2, 62) or not token_of(request).is_admin:
+                event.pop("host")
+            shown.append(event)
+        view["events"] = shown
+    return view
+
+
+@routes.get(PREFIX + "/servers/{id}/os-instance-actions")
+async def list_instance_actions(request):
+    server = _get_server(request)
+    return web.json_response({"instanceActions": [
+        _action_view(request, a, with_events=False) for a in reversed(server["_actions"])]})
+
+
+@routes.get(PREFIX + "/servers/{id}/os-instance-actions/{request_id}")
+async def get_instance_action(request):
+    server = _get_server(request)
+    for action in server["_actions"]:
+        if action["request_id"] == request.match_info["request_id"]:
+            return web.json_response({"instanceAction": _action_view(
+                request, action, with_events=True)})
+    raise LabFault(404, f"Action {request.match_info['request_id']} could not be found.")
+
+
 def version_of(request) -> tuple[int, int]:
     """The microversion the request was negotiated at (by the API middleware)."""
     return request.get("microversion", microversion.MIN_VERSION)
@@ -540,4 +600,5 @@ async def migrations(request):
     rows = list(request.app[STORE_KEY].migrations.values())
     if "instance_uuid" in request.query:
         rows = [m for m in rows if m["instance_uuid"] == request.query["instance_uuid"]]
-    return web.json_response({"migrations": rows})
+    return web.json_response({"migrations": [
+        {k: v for k, v in m.items() if not k.startswith("_")} for m in rows]})
