@@ -184,8 +184,9 @@ class OpenStack:
                         # once, not after a random delay of up to 60 s
                         "periodic_fuzzy_delay": 0,
                         "compute_driver": "rmdc_lab.LabDriver",
-                        # the lab's driver plugs no VIF yet: no vif-plugged events
-                        "vif_plugging_is_fatal": False, "vif_plugging_timeout": 0},
+                        # spawn waits for Neutron's network-vif-plugged (OVN's
+                        # claim of the port), as with the libvirt driver
+                        "vif_plugging_is_fatal": True, "vif_plugging_timeout": 60},
             "api": {"auth_strategy": "keystone"},
             "wsgi": {"api_paste_config": nova_etc / "api-paste.ini"},
             "api_database": {"connection": self.db.url("nova_api")},
@@ -199,7 +200,7 @@ class OpenStack:
             "glance": {"valid_interfaces": "public", "region_name": config.REGION},
             "scheduler": {"workers": 1, "discover_hosts_in_cells_interval": 1},
             "conductor": {"workers": 1},
-            "compute": {"live_migration_wait_for_vif_plug": False},
+            "compute": {"live_migration_wait_for_vif_plug": True},
             "oslo_concurrency": {"lock_path": self.state / "nova" / "lock"},
             "os_vif_ovs": {"ovsdb_connection": ""},
             "vnc": {"enabled": False},
@@ -218,6 +219,7 @@ class OpenStack:
                 "DEFAULT": {"host": host, "state_path": state, "debug": True,
                             "instances_path": state / "instances"},
                 "oslo_concurrency": {"lock_path": state / "lock"},
+                "rmdc_lab": {"ovsdb": f"unix:{self.state / 'chassis' / host / 'db.sock'}"},
             })
         # Neutron: ML2 with the OVN mechanism driver, no agents
         nt = self.state / "neutron"

@@ -2,10 +2,13 @@
 see compute_main.py). Runs inside nova-compute, in the services' venv: it imports
 Nova and nothing of this repo.
 
-Today an instance is bookkeeping only (a record in <state_path>/instances.json, kept
-across a compute restart), like nova.virt.fake but with a stable node identity: the
-node is named after the host and its UUID is the one the lab writes to
-<state_path>/compute_id, so a restarted compute finds its own compute node again.
+Today an instance is a record in <state_path>/instances.json (kept across a compute
+restart) and, for each of its ports, an OVS internal port on this host's br-int with
+external_ids:iface-id = the Neutron port (what os-vif does for a real guest): OVN
+claims it for this host's chassis, Neutron marks the port ACTIVE and tells Nova
+(network-vif-plugged), which spawn waits for as the libvirt driver does. The node
+has a stable identity: it is named after the host and its UUID is the one the lab
+writes to <state_path>/compute_id, so a restarted compute finds its node again.
 
 Where the lab's namespace guests (tests/lab/fabric.py) will hook in, each call is
 made with the host it runs on:
@@ -22,6 +25,7 @@ made with the host it runs on:
 
 import json
 import os
+import subprocess
 import threading
 
 import nova.conf
@@ -31,12 +35,30 @@ from nova.compute import power_state
 from nova.objects import fields as obj_fields
 from nova.objects import migrate_data
 from nova.virt import driver, hardware
+from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_serialization import jsonutils
 from oslo_utils import versionutils
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
+CONF.register_opts([
+    cfg.StrOpt("ovsdb", help="this host's ovsdb-server, unix:PATH; empty: no VIFs"),
+    cfg.StrOpt("bridge", default="br-int", help="the integration bridge"),
+], group="rmdc_lab")
+
+
+def _vif_name(vif):
+    return ("tap" + vif["id"])[:14]  # the name Nova's libvirt driver would give
+
+
+def _vsctl(*args):
+    result = subprocess.run(
+        ["ovs-vsctl", f"--db={CONF.rmdc_lab.ovsdb}", "--timeout=20", *args],
+        capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise exception.NovaException(
+            f"ovs-vsctl {' '.join(args)}: {result.stderr.strip()}")
 
 
 class LabDriver(driver.ComputeDriver):
@@ -151,18 +173,61 @@ class LabDriver(driver.ComputeDriver):
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         return hardware.InstanceInfo(state=item["state"])
 
+    # --- VIFs -----------------------------------------------------------------
+    def _plug(self, instance, network_info):
+        if not CONF.rmdc_lab.ovsdb:
+            return
+        for vif in network_info or []:
+            name = _vif_name(vif)
+            _vsctl("--may-exist", "add-port", CONF.rmdc_lab.bridge, name, "--",
+                   "set", "Interface", name, "type=internal",
+                   f"external_ids:iface-id={vif['id']}",
+                   f"external_ids:attached-mac={vif['address']}",
+                   f"external_ids:vm-uuid={instance.uuid}",
+                   "external_ids:iface-status=active")
+
+    def _unplug(self, network_info):
+        if not CONF.rmdc_lab.ovsdb:
+            return
+        for vif in network_info or []:
+            _vsctl("--if-exists", "del-port", CONF.rmdc_lab.bridge, _vif_name(vif))
+
+    def _neutron_failed(self, event_name, instance):
+        LOG.error("Neutron reported failure on event %s", event_name,
+                  instance=instance)
+        if CONF.vif_plugging_is_fatal:
+            raise exception.VirtualInterfaceCreateException()
+
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, allocations, network_info=None,
               block_device_info=None, power_on=True, accel_info=None):
+        # As the libvirt driver: wait for Neutron's network-vif-plugged for every
+        # port not yet active, which OVN's claim of the port triggers.
+        events = [("network-vif-plugged", vif["id"]) for vif in network_info or []
+                  if vif.get("active", True) is False] if CONF.rmdc_lab.ovsdb else []
+        timeout = CONF.vif_plugging_timeout if events else 0
+        try:
+            with self.virtapi.wait_for_instance_event(
+                    instance, events, timeout=timeout,
+                    error_callback=self._neutron_failed):
+                self._plug(instance, network_info)
+        except exception.InstanceEventTimeout:
+            LOG.warning("Timeout waiting for %s", events, instance=instance)
+            if CONF.vif_plugging_is_fatal:
+                self._unplug(network_info)
+                raise exception.VirtualInterfaceCreateException() from None
         self._add(instance, power_state.RUNNING if power_on else power_state.SHUTDOWN)
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
+        self._unplug(network_info)
         self._remove(instance)
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
                 destroy_secrets=True):
+        if destroy_vifs:
+            self._unplug(network_info)
         self._remove(instance)
 
     def reboot(self, context, instance, network_info, reboot_type,
@@ -178,10 +243,10 @@ class LabDriver(driver.ComputeDriver):
         self._set_state(instance, power_state.RUNNING)
 
     def plug_vifs(self, instance, network_info):
-        pass
+        self._plug(instance, network_info)
 
     def unplug_vifs(self, instance, network_info):
-        pass
+        self._unplug(network_info)
 
     def get_console_output(self, context, instance):
         return f"lab instance {instance.uuid} on {self._host}\n"
@@ -221,6 +286,9 @@ class LabDriver(driver.ComputeDriver):
 
     def pre_live_migration(self, context, instance, block_device_info,
                            network_info, disk_info, migrate_data):
+        # The destination's port, as libvirt's pre_live_migration plugs it: OVN
+        # claims it as the additional chassis of the port's binding.
+        self._plug(instance, network_info)
         return migrate_data
 
     def live_migration(self, context, instance, dest, post_method, recover_method,
@@ -235,6 +303,7 @@ class LabDriver(driver.ComputeDriver):
         pass
 
     def post_live_migration_at_source(self, context, instance, network_info):
+        self._unplug(network_info)
         self._remove(instance)
 
     def post_live_migration_at_destination(self, context, instance, network_info,
@@ -246,4 +315,5 @@ class LabDriver(driver.ComputeDriver):
                                                network_info, block_device_info,
                                                destroy_disks=True,
                                                migrate_data=None):
+        self._unplug(network_info)
         self._remove(instance)
