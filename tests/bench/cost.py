@@ -64,6 +64,7 @@ from tests.bench.tempest import PIDFILE as TEMPEST_PIDFILE
 from tests.bench.tempest import TEMPEST_PERIOD, TEMPEST_SCRIPT
 from tests.lab.fabric import Fabric
 from tests.lab.faults import FaultProfile
+from tests.lab.rally_cli import RallyHome
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEFAULT = ProbeConfig()                  # the plugin's defaults: 0.1 s interval, 1 s timeout
@@ -397,6 +398,38 @@ def wait_for_main_lab(limit_s: float = 900) -> None:
         time.sleep(2)
 
 
+def iteration_window(sampler: RallyTreeSampler, data: list[dict]) -> tuple[float, float]:
+    """(seconds, CPU seconds of the rally tree) from the first iteration's start to
+    the last one's end: the task's own set-up and clean-up left out."""
+    first = min(it["timestamp"] for it in data)
+    last = max(it["timestamp"] + it["duration"] + it.get("idle_duration", 0) for it in data)
+    return last - first, (sampler.ticks_at(last) - sampler.ticks_at(first)) / CLK_TCK
+
+
+def run_runner_only(concurrency: int, sleep_s: float, root: Path) -> dict:
+    """Rally's constant runner with nothing to do: Dummy.dummy sleeping as long as
+    our iterations lasted, same times and concurrency, no cloud. What the runner
+    itself costs per second of a task (its worker processes poll their threads
+    every millisecond), apart from any scenario."""
+    rally = RallyHome(root / "runner")
+    rally.create_env("empty", {})
+    task = root / "runner.json"
+    task.write_text(json.dumps({"version": 2, "title": "runner only", "subtasks": [{
+        "title": "runner only", "workloads": [{
+            "scenario": {"Dummy.dummy": {"sleep": round(sleep_s, 1)}},
+            "runner": {"constant": {"times": 2 * concurrency,
+                                    "concurrency": concurrency}}}]}]}))
+    sampler = RallyTreeSampler(limit_s=3600)
+    sampler.start()
+    try:
+        _, uuid = rally.start_task(task, "empty")
+    finally:
+        sampler.stop()
+    data = scale._workload(rally.json_report(uuid))["data"]
+    window_s, window_cpu = iteration_window(sampler, data)
+    return {"window_s": window_s, "iter_cpu_s": window_cpu / len(data)}
+
+
 def run_rally(concurrency: int, probe_interval: float) -> dict:
     wait_for_main_lab()
     root = Path(tempfile.mkdtemp(prefix="rmdcost"))
@@ -406,17 +439,21 @@ def run_rally(concurrency: int, probe_interval: float) -> dict:
         row = scale.measure(concurrency, probe_interval, False, root, name="cost")
     finally:
         sampler.stop()
+    try:
+        workload = json.loads((scale.REPORTS_DIR / f"cost-c{concurrency}.json").read_text())
+        data = workload["data"]
+        window_s, window_cpu = iteration_window(sampler, data)
+        runner = run_runner_only(concurrency, statistics.mean(it["duration"] for it in data),
+                                 root)
+    finally:
         shutil.rmtree(root, ignore_errors=True)
-    workload = json.loads((scale.REPORTS_DIR / f"cost-c{concurrency}.json").read_text())
-    data = workload["data"]
-    first = min(it["timestamp"] for it in data)
-    last = max(it["timestamp"] + it["duration"] + it.get("idle_duration", 0) for it in data)
-    window_ticks = sampler.ticks_at(last) - sampler.ticks_at(first)
     return {"concurrency": concurrency, "times": row["times"],
-            "succeeded": row["succeeded"],
-            "iter_cpu_s": window_ticks / CLK_TCK / len(data),
+            "succeeded": row["succeeded"], "window_s": window_s,
+            "window_cpu_s": window_cpu, "iterations": len(data),
+            "iter_cpu_s": window_cpu / len(data),
+            "runner_cpu_s": runner["iter_cpu_s"], "runner_window_s": runner["window_s"],
             "task_cpu_s": row["rally_cpu_s"],
-            "fixed_cpu_s": row["rally_cpu_s"] - window_ticks / CLK_TCK,
+            "fixed_cpu_s": row["rally_cpu_s"] - window_cpu,
             "peak_process_mib": sampler.peak_process_kib / 1024,
             "peak_tree_pss_mib": sampler.peak_pss_kib / 1024,
             "lab_cpu_s": row["lab_cpu_s"], "machine_busy": row["machine_busy"]}
@@ -469,24 +506,31 @@ def print_blackhole(rows: list[dict]) -> None:
 
 
 def print_rally(rows: list[dict]) -> None:
-    print("\n== Rally host per iteration (scale bench's sample task, times = 2 x C) ==")
-    print(f"{'C':>4}{'ok':>9}{'CPU s/iteration':>16}{'task CPU s':>11}{'fixed s':>9}"
-          f"{'peak process MiB':>17}{'peak tree PSS MiB':>18}{'MiB/iteration':>14}")
+    print("\n== Rally host per iteration (the sample task as the scale bench runs it, "
+          "times = 2 x C; CPU while the iterations ran) ==")
+    print(f"{'C':>4}{'ok':>9}{'CPU s/iteration':>16}{'runner alone':>13}{'ours':>7}"
+          f"{'task CPU s':>11}{'set-up s':>9}{'peak process MiB':>17}"
+          f"{'peak tree PSS MiB':>18}")
     for r in rows:
         print(f"{r['concurrency']:>4}{r['succeeded']:>5}/{r['times']:<3}"
-              f"{r['iter_cpu_s']:>16.3f}{r['task_cpu_s']:>11.1f}{r['fixed_cpu_s']:>9.1f}"
-              f"{r['peak_process_mib']:>17.0f}{r['peak_tree_pss_mib']:>18.0f}"
-              f"{r['peak_tree_pss_mib'] / r['concurrency']:>14.1f}")
-    if len(rows) > 1:
-        cs = [r["concurrency"] for r in rows]
-        cpu = [r["iter_cpu_s"] for r in rows]
-        change = cpu[-1] / cpu[0] - 1
-        print(f"CPU per iteration from c={cs[0]} to c={cs[-1]}: {100 * change:+.0f}%, "
-              f"slope {1000 * slope(cs, cpu):+.2f} ms per unit of concurrency, max/min "
-              f"{100 * flatness(cpu):.0f}% above the lowest; target flat within 20%: "
-              f"{'met' if flatness(cpu) <= 0.2 else 'MISSED'}")
-        mem = [r["peak_tree_pss_mib"] for r in rows]
-        print(f"peak tree PSS: {slope(cs, mem):.1f} MiB per concurrent iteration (slope)")
+              f"{r['iter_cpu_s']:>16.3f}{r['runner_cpu_s']:>13.3f}"
+              f"{r['iter_cpu_s'] - r['runner_cpu_s']:>7.3f}"
+              f"{r['task_cpu_s']:>11.1f}{r['fixed_cpu_s']:>9.1f}"
+              f"{r['peak_process_mib']:>17.0f}{r['peak_tree_pss_mib']:>18.0f}")
+    print("(runner alone: Rally's constant runner with Dummy.dummy sleeping as long as our "
+          "iterations lasted, same times and concurrency; ours = the difference)")
+    if len(rows) < 2:
+        return
+    cs = [r["concurrency"] for r in rows]
+    for label, values in (("all of it", [r["iter_cpu_s"] for r in rows]),
+                          ("ours", [r["iter_cpu_s"] - r["runner_cpu_s"] for r in rows])):
+        print(f"CPU per iteration, {label}: c={cs[0]} {values[0]:.3f} s, c={cs[-1]} "
+              f"{values[-1]:.3f} s ({100 * (values[-1] / values[0] - 1):+.0f}%); the "
+              f"highest {100 * flatness(values):.0f}% above the lowest; flat within 20%: "
+              f"{'met' if flatness(values) <= 0.2 else 'MISSED'}")
+    mem = [r["peak_tree_pss_mib"] for r in rows]
+    print(f"peak memory of the rally tree: {slope(cs, mem):.1f} MiB per concurrent "
+          "iteration (slope of the PSS)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,3 +121,4 @@ def spread(values: Sequence[float]) -> str:
         return "-"
     return (f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
             if len(values) > 1 else f"{values[0]:.2f}")
+

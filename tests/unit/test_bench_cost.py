@@ -99,3 +99,4 @@ def test_flatness_and_slope():
     assert flatness([1.0, 1.0]) == 0
     assert slope([1, 10, 50, 100], [2, 2, 2, 2]) == 0
     assert slope([1, 2, 3], [1, 3, 5]) == pytest.approx(2)
+
