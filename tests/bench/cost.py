@@ -64,6 +64,7 @@ from tests.bench.tempest import PIDFILE as TEMPEST_PIDFILE
 from tests.bench.tempest import TEMPEST_PERIOD, TEMPEST_SCRIPT
 from tests.lab.fabric import Fabric
 from tests.lab.faults import FaultProfile
+from tests.lab.harness import LabError
 from tests.lab.rally_cli import RallyHome
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -77,6 +78,7 @@ RALLY_SAMPLE_EVERY = 0.25
 FIXED_GATEWAY, FLOATING_GATEWAY = "198.51.100.113/28", "203.0.113.113/28"
 FIRST_GUEST = 114                        # guests 198.51.100.114-.126
 MAIN_LAB_BRIDGE = Path("/sys/class/net/rmdlabbr0")   # the Rally part needs its addresses
+LAB_ATTEMPTS = 3                         # a main lab started by someone else in between
 
 
 # --- a guest seen from the host ---------------------------------------------------
@@ -431,14 +433,23 @@ def run_runner_only(concurrency: int, sleep_s: float, root: Path) -> dict:
 
 
 def run_rally(concurrency: int, probe_interval: float) -> dict:
-    wait_for_main_lab()
     root = Path(tempfile.mkdtemp(prefix="rmdcost"))
-    sampler = RallyTreeSampler(limit_s=3600)
-    sampler.start()
-    try:
-        row = scale.measure(concurrency, probe_interval, False, root, name="cost")
-    finally:
-        sampler.stop()
+    for attempt in range(1, LAB_ATTEMPTS + 1):
+        wait_for_main_lab()
+        sampler = RallyTreeSampler(limit_s=3600)
+        sampler.start()
+        try:
+            row = scale.measure(concurrency, probe_interval, False, root, name="cost")
+            break
+        except LabError as exc:   # its addresses were taken as it started
+            if attempt == LAB_ATTEMPTS:
+                raise
+            print(f"(c={concurrency}: the lab did not start ({exc}); again)", file=sys.stderr)
+            for part in ("lab", "rally"):
+                shutil.rmtree(root / part, ignore_errors=True)
+            time.sleep(10)
+        finally:
+            sampler.stop()
     try:
         workload = json.loads((scale.REPORTS_DIR / f"cost-c{concurrency}.json").read_text())
         data = workload["data"]
