@@ -17,11 +17,15 @@ starting a lab.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import json
 import os
 import re
 import shutil
 import tempfile
+import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,13 +65,105 @@ CDN_COPIES = {
 }
 VARIANTS = ("html", "html-static")
 
-# Rally 5.1's directive_widget.js sets window.onresize to changeFrameHeight(), which
-# sizes an EmbedChart's iframe and throws when the page has none, as in any report
-# without an EmbedChart, ours or not: once per resize, and full-page screenshots
-# resize. NVD3 chains its charts' redraws after that handler, so they are skipped,
-# but Rally's CSS fixes charts at 890 px wide: nothing drawn depends on the window.
-RALLY_RESIZE_ERROR = "Cannot set properties of null (setting 'height')"
-RALLY_RESIZE_HANDLER = "at changeFrameHeight "
+
+
+@dataclasses.dataclass(frozen=True)
+class RallyDefect:
+    """A fault of the code Rally's report ships, told apart from ours by its cause:
+    the code that threw, found through the error's stack in the very file the
+    browser ran (Rally's library copies, or the report with them inlined)."""
+
+    why: str
+    message: str     # in the error's message
+    code: str        # the source text at one of the stack's frames
+
+
+RALLY_DEFECTS = (
+    RallyDefect(
+        why="Rally 5.1's directive_widget.js sets window.onresize to changeFrameHeight(), "
+            "which sizes an EmbedChart's iframe and throws when the page has none, as in "
+            "any report without an EmbedChart, ours or not: once per resize, and "
+            "full-page screenshots resize. NVD3 chains its charts' redraws after that "
+            "handler, so they are skipped, but Rally's CSS fixes charts at 890 px wide: "
+            "nothing drawn depends on the window.",
+        message="Cannot set properties of null (setting 'height')",
+        code="ifm.height=document.documentElement.clientHeight"),
+    RallyDefect(
+        why="NVD3 1.1.15's scatter, under every Lines and StackedArea chart, builds its "
+            "hover layer in a timer 300 ms after each draw: a Voronoi diagram of the "
+            "points. Two points at the same place (NVD3's random 1e-7 px nudge is below "
+            "d3.geom.voronoi's epsilon) get one cell; the other leaves a hole in the "
+            "array, NVD3 binds it to a path and reads its .data. The chart is drawn by "
+            "then; only hovering that point is lost. Whether a report shows it depends "
+            "on its data (a run whose timeline has two coinciding points), and a page "
+            "left within 300 ms of its last draw never shows it: on an idle machine the "
+            "checks used to move on that fast, on a loaded one they did not.",
+        message="Cannot read properties of undefined (reading 'data')",
+        code='attr("d",function(e){return e.data.length===0?"M 0 0"'),
+)
+# A stack frame: "    at fn (https://host/lib.js:10:12059)" or "    at file:///r.html:3:5".
+_FRAME = re.compile(r"^\s*at (?:.*? \()?(?P<url>(?:https?|file)://[^\s()]+)"
+                    r":(?P<line>\d+):(?P<column>\d+)\)?\s*$")
+
+
+@functools.cache
+def _source_lines(path: Path) -> list[str]:
+    return path.read_text(errors="replace").splitlines()
+
+
+def source_at(url: str, line: int, column: int, width: int = 80) -> str:
+    """The text around line:column of the script the browser ran from `url`: a CDN
+    link is served Rally's copy (CDN_COPIES), a file:// URL is the file itself."""
+    if url in CDN_COPIES:
+        path = RALLY_LIBS / CDN_COPIES[url]
+    elif url.startswith("file://"):
+        path = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))
+    else:
+        return ""
+    try:
+        text = _source_lines(path)[line - 1]
+    except (OSError, IndexError):
+        return ""
+    return text[max(0, column - 1 - width):column - 1 + width]
+
+
+def rally_defect(message: str, stack: str) -> RallyDefect | None:
+    """The known Rally defect that raised this error, if its stack leads to one."""
+    frames = [source_at(m["url"], int(m["line"]), int(m["column"]))
+              for m in map(_FRAME.match, stack.splitlines()) if m]
+    return next((d for d in RALLY_DEFECTS
+                 if d.message in message and any(d.code in f for f in frames)), None)
+
+
+# Installed in every page before the report's own scripts: counts the work the page
+# has queued and not yet run. Timer callbacks: NVD3 draws its queued charts one per
+# tick and builds each chart's hover layer 300 ms after drawing it; animation frames:
+# D3's transitions. A page with none pending has finished drawing, however slowly
+# the machine got there: the checks wait for that instead of for a while.
+_DRAWING_TRACKER = """(() => {
+  const pending = new Set();
+  const track = (start, cancel) => {
+    const originalStart = window[start], originalCancel = window[cancel];
+    window[start] = function (callback, ...rest) {
+      if (typeof callback !== 'function') return originalStart.call(window, callback, ...rest);
+      const id = originalStart.call(window, function (...args) {
+        pending.delete(start + id);
+        return callback.apply(this, args);
+      }, ...rest);
+      pending.add(start + id);
+      return id;
+    };
+    window[cancel] = function (id) {
+      pending.delete(start + id);
+      return originalCancel.call(window, id);
+    };
+  };
+  track('setTimeout', 'clearTimeout');
+  track('requestAnimationFrame', 'cancelAnimationFrame');
+  window.__rmdStillDrawing = () => pending.size + (window.nv && nv.render.active ? 1 : 0);
+})();"""
+# Generous: on a machine with two CPU hogs a page of charts takes seconds.
+DRAW_TIMEOUT = 60.0
 
 HEALTHY = {"lab_metadata_outage": "3", "lab_metadata_shape": "timeout",
            "lab_network_blackout": "1"}
@@ -113,6 +209,7 @@ class ReportBrowser:
         self.served: list[str] = []       # CDN links answered with Rally's copies
         self.blocked: list[str] = []      # everything else that tried to leave
         self.errors: list[str] = []       # JavaScript errors, console errors
+        self.rally_defects: list[RallyDefect] = []   # errors of Rally's own code
 
     def __enter__(self) -> ReportBrowser:
         self._stack = contextlib.ExitStack()
@@ -124,15 +221,18 @@ class ReportBrowser:
         self._stack.callback(self.context.close)
         self.context.set_default_timeout(20_000)
         self.context.route("**/*", self._route)
+        self.context.add_init_script(_DRAWING_TRACKER)
         return self
 
     def __exit__(self, *exc) -> None:
         self._stack.close()
 
     def _page_error(self, exc: Error) -> None:
-        if exc.message == RALLY_RESIZE_ERROR and RALLY_RESIZE_HANDLER in (exc.stack or ""):
-            return
-        self.errors.append(f"page error: {exc.stack or exc.message}")
+        defect = rally_defect(exc.message, exc.stack or "")
+        if defect is not None:
+            self.rally_defects.append(defect)
+        else:
+            self.errors.append(f"page error: {exc.stack or exc.message}")
 
     def _route(self, route: Route) -> None:
         url = route.request.url
@@ -159,11 +259,36 @@ class ReportBrowser:
         try:
             page.goto(Path(html).resolve().as_uri())
             page.locator("#content-main table.linked tbody tr").first.wait_for()
+            drawn(page)
             yield page
+            drawn(page)     # errors are judged once the page has finished drawing
             assert self.errors == [], self.errors
             assert self.blocked == [], f"the report tried to reach {self.blocked}"
         finally:
             page.close()
+
+
+def drawn(page: Page) -> None:
+    """Wait until the page has nothing queued to draw (see _DRAWING_TRACKER)."""
+    deadline = time.monotonic() + DRAW_TIMEOUT
+    while (pending := page.evaluate("() => window.__rmdStillDrawing()")):
+        assert time.monotonic() < deadline, \
+            f"the page still had {pending} drawing steps queued after {DRAW_TIMEOUT} s"
+        time.sleep(0.02)
+
+
+def click(page: Page, locator) -> None:
+    """Click, then let the page draw what the click showed before the next step:
+    a view switched while NVD3 still draws the last one leaves it drawing into
+    elements Angular has discarded."""
+    locator.click()
+    drawn(page)
+
+
+def choose_iteration(page: Page, number: int) -> None:
+    """Per iteration: show iteration `number` (from 0), drawn."""
+    page.locator("#content-main select[ng-model=outputIteration]").select_option(str(number))
+    drawn(page)
 
 
 # --- the report's parts ------------------------------------------------------------
@@ -206,11 +331,11 @@ def overview_ref(result: dict, index: int) -> str:
 
 def open_workload(page: Page, result: dict, index: int, tab: str | None = None) -> None:
     name = nav_name(result, index)
-    page.locator("#content-nav .navmet").filter(
-        has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")).click()
+    click(page, page.locator("#content-nav .navmet").filter(
+        has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")))
     page.locator("#content-main h1", has_text=name).wait_for()
     if tab:
-        page.locator("#content-main ul.tabs li", has_text=tab).click()
+        click(page, page.locator("#content-main ul.tabs li", has_text=tab))
 
 
 def js_text(value) -> str:
@@ -326,7 +451,7 @@ def check_verdicts(result: dict, browser: ReportBrowser, variant: str,
     verdicts, failed_criteria = [], 0
     with browser.page(html) as page:
         for index, workload in enumerate(workloads(result)):
-            page.locator("#content-nav .navcls", has_text="Task overview").click()
+            click(page, page.locator("#content-nav .navcls", has_text="Task overview"))
             row = page.locator("#content-main table.linked tbody tr").filter(
                 has=page.locator("td:first-child", has_text=re.compile(
                     rf"^\s*{re.escape(overview_ref(result, index))}\s*$")))
@@ -371,7 +496,7 @@ def check_aggregated(result: dict, browser: ReportBrowser, variant: str,
     with browser.page(html) as page:
         for index, workload in enumerate(workloads(result)):
             open_workload(page, result, index, tab="Scenario Data")
-            page.locator("#content-main span.link", has_text="Aggregated").click()
+            click(page, page.locator("#content-main span.link", has_text="Aggregated"))
             additive = [it["output"]["additive"] for it in workload["data"]]
             titles = [c["title"] for c in additive[0]]
             assert titles == list(charts.ADDITIVE_TITLES)
@@ -406,13 +531,13 @@ def check_per_iteration(result: dict, browser: ReportBrowser, variant: str,
     with browser.page(html) as page:
         for index, workload in enumerate(workloads(result)):
             open_workload(page, result, index, tab="Scenario Data")
-            page.locator("#content-main span.link", has_text="Per iteration").click()
+            click(page, page.locator("#content-main span.link", has_text="Per iteration"))
             select = page.locator("#content-main select[ng-model=outputIteration]")
             assert [o.strip() for o in select.locator("option").all_text_contents()] == [
                 f"Iteration {i}" for i in range(len(workload["data"]))]
             counts = []
             for number, iteration in enumerate(workload["data"]):
-                select.select_option(str(number))
+                choose_iteration(page, number)
                 complete = {c["title"]: c for c in iteration["output"]["complete"]}
                 shown = page.locator("#content-main div[widget][title]")
                 assert shown.evaluate_all("els => els.map(e => e.getAttribute('title'))") \
@@ -463,12 +588,11 @@ def check_sla_names_the_worst_iteration(result: dict, browser: ReportBrowser,
             [criterion] = [s for s in shown_sla(page) if s["criterion"] == "metadata_downtime"]
             figure, number = re.search(r"worst metadata downtime (\d+\.\d+) s "
                                        r"\(iteration (\d+)\)", criterion["detail"]).groups()
-            page.locator("#content-main ul.tabs li", has_text="Scenario Data").click()
-            page.locator("#content-main span.link", has_text="Per iteration").click()
+            click(page, page.locator("#content-main ul.tabs li", has_text="Scenario Data"))
+            click(page, page.locator("#content-main span.link", has_text="Per iteration"))
             downtimes = []
             for shown in range(len(workload["data"])):
-                page.locator("#content-main select[ng-model=outputIteration]").select_option(
-                    str(shown))
+                choose_iteration(page, shown)
                 summary = chart_widget(page, {"title": charts.SUMMARY_TITLE})
                 downtimes.append(float(dict(table_rows(summary))[charts.ROW_DOWNTIME]))
             assert f"{downtimes[int(number) - 1]:.2f}" == figure == f"{max(downtimes):.2f}", (
