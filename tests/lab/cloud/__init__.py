@@ -5,7 +5,7 @@ started and stopped by PID with its own state directory, listening on 127.0.0.1 
     python -m tests.lab.cloud up|down|status|bench [--state-dir DIR]
 
 Installed by tools/install-lab-cloud.sh (the services live in their own virtualenv,
-pinned by constraints.txt beside this file). Names this lab gives namespaces and
-links start with "rmdc-" (a hyphen after the prefix, so tests.lab.sweep, which
-matches "rmd<letters>br0"-style names, never takes them for its own and the reverse).
+pinned by constraints.txt beside this file). The namespaces this lab makes are
+named rmdc-<4 hex of the state dir>-h<N> (hyphens where tests.lab.sweep's patterns
+allow none, so neither sweep takes the other's); it makes no link outside them.
 """

@@ -23,6 +23,13 @@ RABBIT_USER, RABBIT_PASSWORD = "rmdc", "rmdc"
 COMPUTE_HOSTS = ("lab-compute-1", "lab-compute-2")
 # Netns and link names: "rmdc-" + short suffix (see the package docstring).
 NETNS_PREFIX = "rmdc-"
+
+
+def netns_name(state_dir: Path, index: int) -> str:
+    """Compute host `index`'s namespace: rmdc-<4 hex of the state dir>-h<index>, so
+    two labs with different state directories can run side by side."""
+    tag = hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:4]
+    return f"{NETNS_PREFIX}{tag}-h{index}"
 # OVN encapsulation addresses (198.51.100.240/28 is this lab's; nothing else).
 ENCAP_IPS = {"lab-compute-1": "198.51.100.241", "lab-compute-2": "198.51.100.242"}
 

@@ -82,7 +82,7 @@ class Chassis:
         self.host = host
         self.index = index
         self.central = central
-        self.netns = f"{config.NETNS_PREFIX}h{index}"
+        self.netns = config.netns_name(state_dir, index)
         self.dir = state_dir / "chassis" / host
         self.db_sock = self.dir / "db.sock"
         self.system_id = config.node_uuid(host)

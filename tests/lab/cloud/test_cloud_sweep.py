@@ -26,8 +26,7 @@ def _start_chassis(state: Path) -> tuple[Supervisor, list[int], str]:
     sup = Supervisor(state)
     central = ovn.Central(state)
     central.start(sup)
-    # index 9: not a namespace a running lab of ours would use
-    host = ovn.Chassis(state, config.COMPUTE_HOSTS[0], 9, central)
+    host = ovn.Chassis(state, config.COMPUTE_HOSTS[0], 1, central)
     host.start(sup)
     return sup, [p for pids in sup.running().values() for p in pids], host.netns
 
@@ -36,6 +35,7 @@ def test_sweep_stops_a_lab_whose_state_directory_is_gone():
     state = Path(tempfile.mkdtemp(prefix="rmdc-test-", dir="/tmp"))
     live = Path(tempfile.mkdtemp(prefix="rmdc-test-", dir="/tmp"))
     sup_live = None
+    netns = config.netns_name(state, 1)
     try:
         _, pids, netns = _start_chassis(state)
         assert pids and all(alive(p) for p in pids)
@@ -55,5 +55,5 @@ def test_sweep_stops_a_lab_whose_state_directory_is_gone():
             sup_live.stop_all()
         for directory in (state, live):
             shutil.rmtree(directory, ignore_errors=True)
-        subprocess.run(["ip", "netns", "delete", f"{config.NETNS_PREFIX}h9"],
-                       capture_output=True, check=False)
+        subprocess.run(["ip", "netns", "delete", netns], capture_output=True,
+                       check=False)
