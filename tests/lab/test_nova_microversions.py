@@ -156,7 +156,7 @@ def test_latest_in_the_environment_is_refused_by_novaclient_not_the_cloud(lab):
 def test_auto_before_2_25_is_refused_before_anything_boots(runs):
     workload = runs[0]["auto at 2.1"]
     [error] = _errors(workload)
-    assert error[0] == "ValueError", error
+    assert error[0] == "ArgumentError", error
     assert "block_migration: 'auto' needs Nova microversion 2.25 or later, this client " \
            "speaks 2.1" in error[1]
     assert "nova.boot_server" not in [a["name"] for a in
