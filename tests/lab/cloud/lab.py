@@ -102,6 +102,7 @@ class Cloud:
         with timed("computes", timings):
             cloud.start_computes(sup)
             cloud.wait_computes(sup)
+        cloud.start_neutron_workers(sup)
         with timed("resources", timings):
             ids = cloud.ensure_resources(token, body["project"]["id"])
         timings["total"] = round(time.monotonic() - start, 2)

@@ -357,15 +357,20 @@ class OpenStack:
         sup.ready(name)
 
     def start_workers(self, sup: Supervisor) -> None:
-        """The RPC side (needs RabbitMQ), Neutron's periodic and OVN maintenance
-        workers."""
+        """Nova's RPC side (needs RabbitMQ)."""
         env = self.env()
         nova_conf = self._conf_args("nova")
         for name in ("nova-conductor", "nova-scheduler"):
             sup.start(name, [config.venv_bin(name), *nova_conf], env=env)
+
+    def start_neutron_workers(self, sup: Supervisor) -> None:
+        """Neutron's periodic and OVN maintenance workers. Nothing on the way to a
+        booted server needs them (neutron-api keeps its own OVN hash ring node
+        alive), so they start last, off the start-up's critical path: the two
+        cores are the limit there."""
         neutron_conf = self._conf_args("neutron")
         for name in ("neutron-periodic-workers", "neutron-ovn-maintenance-worker"):
-            sup.start(name, [config.venv_bin(name), *neutron_conf], env=env)
+            sup.start(name, [config.venv_bin(name), *neutron_conf], env=self.env())
 
     def start_computes(self, sup: Supervisor) -> None:
         """After the conductor: a compute that pings a conductor whose queue does
@@ -399,8 +404,7 @@ class OpenStack:
         wait_for("nova-compute host mappings", mapped, timeout, interval=0.3)
         for host in hosts:
             sup.ready(f"nova-compute-{host}")
-        for name in ("nova-conductor", "nova-scheduler", "neutron-periodic-workers",
-                     "neutron-ovn-maintenance-worker"):
+        for name in ("nova-conductor", "nova-scheduler"):
             _dead(sup.daemons[name].pid, name, Path(sup.daemons[name].log))
 
     # --- API objects --------------------------------------------------------------
