@@ -52,13 +52,29 @@ class Cloud:
         if not (config.VENV / "bin" / "nova-manage").exists():
             raise ProcError(f"no services venv at {config.VENV}: run "
                             "tools/install-lab-cloud.sh")
-        self.state.mkdir(parents=True, exist_ok=True)
+        self._fresh_state()
         sup = Supervisor(self.state)
         try:
             return self._up(sup)
         except BaseException:
             self.down(remove_state=False)
             raise
+
+    def _fresh_state(self) -> None:
+        """An empty state directory: what a failed earlier run left (its OVN and OVS
+        databases, Nova's instance records) would not match the restored MariaDB.
+        Its logs are kept as log.prev."""
+        if self.state.exists():
+            for entry in self.state.iterdir():
+                if entry.name == "log":
+                    shutil.rmtree(self.state / "log.prev", ignore_errors=True)
+                    entry.rename(self.state / "log.prev")
+                elif entry.name != "log.prev":
+                    if entry.is_dir():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
+        self.state.mkdir(parents=True, exist_ok=True)
 
     def _up(self, sup: Supervisor) -> dict:
         timings: dict[str, float] = {}
