@@ -129,6 +129,7 @@ class Cloud:
                       "project_domain_name": "Default"},
             "flavor": {"name": FLAVOR["name"], "id": ids["flavor"]},
             "image": ids["image"], "network": ids["network"],
+            "public_network": ids["public"],
             "hosts": list(config.COMPUTE_HOSTS), "timings": timings,
             "ready_after": {n: d.ready_after for n, d in sup.daemons.items()},
         }

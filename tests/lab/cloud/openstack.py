@@ -29,6 +29,13 @@ NETWORK_NAME = "rmdc-net"
 # The tenant network's addresses: this lab's range only (no address is configured
 # anywhere until guests are plugged in).
 SUBNET_CIDR = "203.0.113.112/28"
+# The external network (flat, physnet "public" = br-ex on each chassis): routers'
+# gateways and floating IPs. .241/.242 are the chassis' encap addresses (config
+# strings only so far), outside the allocation pool.
+PUBLIC_NAME = "rmdc-public"
+PUBLIC_CIDR = "198.51.100.240/28"
+PUBLIC_GATEWAY = "198.51.100.243"
+PUBLIC_POOL = ("198.51.100.244", "198.51.100.254")
 SERVICE_TYPES = {  # catalog type -> (name, port attribute, path)
     "compute": ("nova", "nova", "/v2.1"),
     "placement": ("placement", "placement", ""),
@@ -494,6 +501,25 @@ class OpenStack:
                 "cidr": SUBNET_CIDR, "enable_dhcp": False}}, token=token)
             if status != 201:
                 raise RuntimeError(f"subnet: HTTP {status} {body}")
+        _, _, nets = http("GET", neutron + f"/v2.0/networks?name={PUBLIC_NAME}",
+                          token=token)
+        if nets["networks"]:
+            ids["public"] = nets["networks"][0]["id"]
+        else:
+            status, _, body = http("POST", neutron + "/v2.0/networks", {"network": {
+                "name": PUBLIC_NAME, "router:external": True,
+                "provider:network_type": "flat",
+                "provider:physical_network": "public"}}, token=token)
+            if status != 201:
+                raise RuntimeError(f"external network: HTTP {status} {body}")
+            ids["public"] = body["network"]["id"]
+            status, _, body = http("POST", neutron + "/v2.0/subnets", {"subnet": {
+                "name": PUBLIC_NAME, "network_id": ids["public"], "ip_version": 4,
+                "cidr": PUBLIC_CIDR, "gateway_ip": PUBLIC_GATEWAY,
+                "allocation_pools": [{"start": PUBLIC_POOL[0], "end": PUBLIC_POOL[1]}],
+                "enable_dhcp": False}}, token=token)
+            if status != 201:
+                raise RuntimeError(f"external subnet: HTTP {status} {body}")
         return ids
 
 

@@ -117,9 +117,14 @@ class Chassis:
                "ovn-remote": self.central.sb, "ovn-encap-type": "geneve",
                "ovn-encap-ip": config.ENCAP_IPS[self.host], "ovn-bridge": "br-int",
                "ovn-bridge-datapath-type": "netdev",
-               "ovn-cms-options": "enable-chassis-as-gw"}
+               # Gateway chassis for routers: the external network's physnet
+               # "public" on br-ex (not yet wired to the Rally host).
+               "ovn-cms-options": "enable-chassis-as-gw",
+               "ovn-bridge-mappings": "public:br-ex"}
         self.vsctl("set", "Open_vSwitch", ".",
                    *(f"external_ids:{k}=\"{v}\"" for k, v in ids.items()))
+        self.vsctl("--may-exist", "add-br", "br-ex", "--", "set", "Bridge", "br-ex",
+                   "datapath_type=netdev")
         if not os.path.exists(f"/run/netns/{self.netns}"):
             run(["ip", "netns", "add", self.netns])
         run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
@@ -150,7 +155,8 @@ class Chassis:
         sup.stop(f"ovn-controller-{self.host}")
         if f"vswitchd-{self.host}" in sup.daemons:
             with contextlib.suppress(ProcError):
-                self.vsctl("--if-exists", "del-br", "br-int", wait=True)
+                self.vsctl("--if-exists", "del-br", "br-int", "--", "--if-exists",
+                           "del-br", "br-ex", wait=True)
         sup.stop(f"vswitchd-{self.host}")
         sup.stop(f"ovsdb-{self.host}")
         if os.path.exists(f"/run/netns/{self.netns}"):
