@@ -70,3 +70,21 @@ def test_the_migration_record_keeps_hosts():
     m = measured()
     assert m.record().migrations[0] == Migration(100.9, 101.8, "compute-1", "compute-2",
                                                  0.0, pytest.approx(2.0))
+
+
+def test_ping_outages_without_an_answer_before_end_at_the_next_answer():
+    from rally_metadata_downtime.ping_log import NetworkDowntime, NetworkOutage
+    from rally_metadata_downtime.records import NetworkFigures
+    runs = (NetworkDowntime(interval=0.2, sent=20, received=15, outages=(
+        NetworkOutage(1, 3, None, 1000.6),            # began before the first answer
+        NetworkOutage(10, 2, 1001.8, 1002.4),
+        NetworkOutage(19, 2, None, None))),)           # no answer at all: no window
+    figures = NetworkFigures.from_runs(runs)
+    assert [w for window in figures.outages for w in window] == pytest.approx(
+        [1000.0, 1000.6, 1002.0, 1002.4])
+
+
+def test_without_migrations_or_outages_there_is_no_metadata_point():
+    m = measured(failed=0)
+    m.migrations = []
+    assert "metadata.downtime" not in actions(m)

@@ -6,6 +6,7 @@ import math
 import pytest
 from rally.task.processing import charts as rally_charts
 
+from rally_metadata_downtime import records
 from rally_metadata_downtime.analysis import analyse
 from rally_metadata_downtime.plugins import charts
 from rally_metadata_downtime.probe_log import parse_probe_log
@@ -86,6 +87,7 @@ def test_each_outage_belongs_to_the_last_migration_started_before_it():
     assert rows == [["a -> b: metadata", 0.0], ["a -> b: network", 0.2],
                     ["b -> a: metadata", 2.0], ["b -> a: network", 0.4],
                     ["a -> b: metadata", 0.0]]
+    assert records.owning_migration((), 100.0) is None
     # before every migration: the first one's
     m.migrations = [Migration(105.0, 106.0, "a", "b")]
     assert m.record().migrations[0].metadata_downtime == pytest.approx(2.0)

@@ -448,3 +448,18 @@ def test_ssh_that_never_comes_up_brings_the_console_log_into_the_error(rig):
     rig.scenario._get_server_console_output.side_effect = RuntimeError("403")
     error = rig.fails(exceptions.SSHTimeout)
     assert "(console log not available: 403)" in str(error)
+
+
+def test_the_migration_client_is_the_environments_unless_a_version_is_asked():
+    admin = mock.Mock()
+    scenario = BootAndLiveMigrate(context={"user": {"credential": mock.Mock()},
+                                           "task": {"uuid": "t"}, "owner_id": "o"},
+                                  admin_clients=admin, clients=mock.Mock())
+    assert scenario._migration_client(None) is admin.nova.return_value
+    admin.nova.assert_called_once_with()
+    assert scenario._migration_client("2.30") is admin.nova.return_value
+    admin.nova.assert_called_with("2.30")
+    admin.nova.return_value.versions.get_current.return_value = mock.Mock(
+        min_version="2.1", version="2.60")
+    scenario._migration_client("2.latest")
+    admin.nova.assert_called_with("2.60")
