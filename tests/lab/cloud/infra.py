@@ -61,11 +61,17 @@ class MariaDB:
                 "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0",
                 "--performance-schema=0", "--max-connections=1000",
                 "--character-set-server=utf8mb3", "--collation-server=utf8mb3_general_ci",
-                f"--tmpdir={self.dir}", "--log-error=" + str(self.dir / "error.log")]
+                f"--tmpdir={self.dir}", f"--log-error={self.error_log(sup)}"]
         proc = sup.start(self.name, argv, pidfile=self.dir / "mysqld.pid")
         wait_for("mariadb", lambda: self.socket.exists() and _listening(self.port), 60,
-                 proc=proc, log=self.dir / "error.log")
+                 proc=proc, log=self.error_log(sup))
         sup.ready(self.name)
+
+    @staticmethod
+    def error_log(sup: Supervisor) -> Path:
+        """Beside the other logs (kept when the state directory goes)."""
+        sup.log_dir.mkdir(parents=True, exist_ok=True)
+        return sup.log_dir / "mariadb-error.log"
 
     def snapshot(self, tarball: Path) -> None:
         """Pack the datadir of a stopped server."""

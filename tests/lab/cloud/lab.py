@@ -13,7 +13,7 @@ from pathlib import Path
 from tests.lab.cloud import config
 from tests.lab.cloud.infra import MariaDB, RabbitMQ
 from tests.lab.cloud.openstack import DB_RECIPE, FLAVOR, OpenStack, timed
-from tests.lab.cloud.ovn import Central, Chassis
+from tests.lab.cloud.ovn import Central, Chassis, connect_underlay
 from tests.lab.cloud.procs import ProcError, Supervisor, alive, run
 
 INFRA = ("mariadb", "epmd", "rabbitmq")
@@ -28,7 +28,7 @@ class Cloud:
         # Where down() copies the services' logs before removing the state.
         self.keep_logs: Path | None = None
 
-    def _parts(self, sup: Supervisor):
+    def _parts(self, sup: Supervisor | None = None):
         db = MariaDB(self.state, self.ports)
         rabbit = RabbitMQ(self.state, self.ports)
         central = Central(self.state)
@@ -104,6 +104,7 @@ class Cloud:
             central.start(sup)
             for host in chassis:
                 host.start(sup)
+            connect_underlay(*chassis)
         with timed("apis", timings):
             cloud.start_apis(sup)
             # The RPC workers start as soon as the broker answers, beside the APIs.

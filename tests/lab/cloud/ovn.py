@@ -156,9 +156,32 @@ class Chassis:
         if f"vswitchd-{self.host}" in sup.daemons:
             with contextlib.suppress(ProcError):
                 self.vsctl("--if-exists", "del-br", "br-int", "--", "--if-exists",
-                           "del-br", "br-ex", wait=True)
+                           "del-br", "br-ex", "--", "--if-exists", "del-br", "br-ul",
+                           wait=True)
         sup.stop(f"vswitchd-{self.host}")
         sup.stop(f"ovsdb-{self.host}")
         if os.path.exists(f"/run/netns/{self.netns}"):
             run(["ip", "netns", "delete", self.netns], check=False)
         # The chassis record stays in the SB database, which is dropped with it.
+
+
+UNDERLAY_PREFIX = 30  # ovs/route refuses a /32 for the tunnel's next hop; a /30 works
+
+
+def connect_underlay(first: Chassis, second: Chassis) -> None:
+    """The Geneve underlay between two hosts: a veth pair "ul" from one host's
+    namespace to the other's, on a netdev bridge br-ul per host whose internal port
+    holds the host's encap address. The userspace datapath learns the connected
+    route from its namespace's kernel table. Transmit checksum offload is off on the
+    veth: with the userspace datapath it would leave TCP checksums unfilled."""
+    run(["ip", "-n", first.netns, "link", "add", "ul", "type", "veth", "peer", "name",
+         "ul", "netns", second.netns])
+    for host in (first, second):
+        run(["ip", "-n", host.netns, "link", "set", "ul", "up"])
+        run(["ip", "netns", "exec", host.netns, "ethtool", "-K", "ul", "tx", "off"])
+        host.vsctl("--may-exist", "add-br", "br-ul", "--", "set", "Bridge", "br-ul",
+                   "datapath_type=netdev", "--", "--may-exist", "add-port", "br-ul",
+                   "ul", wait=True)
+        run(["ip", "-n", host.netns, "addr", "add",
+             f"{config.ENCAP_IPS[host.host]}/{UNDERLAY_PREFIX}", "dev", "br-ul"])
+        run(["ip", "-n", host.netns, "link", "set", "br-ul", "up"])

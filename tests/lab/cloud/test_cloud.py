@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from tests.lab.cloud import config, rally_task
 from tests.lab.cloud.__main__ import bench_line
 from tests.lab.cloud.lab import Cloud
 from tests.lab.cloud.openstack import http
-from tests.lab.cloud.procs import alive
+from tests.lab.cloud.procs import alive, wait_for
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the cloud lab needs root"),
@@ -91,6 +92,52 @@ def test_rally_openstack_scenarios_pass(cloud, tmp_path):
         results["NovaServers.boot_and_live_migrate_server"]["atomic_mean_s"])
     # Rally's cleanup left no server behind.
     assert _admin_get(facts, "/servers/detail?all_tenants=1")["servers"] == []
+
+
+def test_ports_on_two_hosts_talk_through_ovn_and_geneve(cloud):
+    """Two Neutron ports, one bound to each host, as OVS internal ports on the hosts'
+    br-int (what the driver plugs): OVN binds them, Neutron marks them ACTIVE, and
+    they ping each other across the Geneve underlay (3 pings, 1 s timeout each)."""
+    lab, facts = cloud
+    _, _, _, chassis, openstack = lab._parts(None)
+    token, _ = openstack.token()
+    neutron = openstack.url("neutron") + "/v2.0"
+    ports = []
+    try:
+        for host in chassis:
+            status, _, body = http("POST", neutron + "/ports", {"port": {
+                "network_id": facts["network"], "binding:host_id": host.host,
+                "device_owner": "compute:rmdc-test", "device_id": f"rmdc-{host.host}",
+                "port_security_enabled": False}}, token=token)
+            assert status == 201, body
+            port = body["port"]
+            ports.append((host, port))
+            name = ("tap" + port["id"])[:14]
+            host.vsctl("add-port", "br-int", name, "--", "set", "Interface", name,
+                       "type=internal", f"external_ids:iface-id={port['id']}",
+                       f"external_ids:attached-mac={port['mac_address']}",
+                       "external_ids:iface-status=active", wait=True)
+            address = port["fixed_ips"][0]["ip_address"]
+            for argv in (["link", "set", name, "address", port["mac_address"]],
+                         ["addr", "add", f"{address}/28", "dev", name],
+                         ["link", "set", name, "up"]):
+                subprocess.run(["ip", "-n", host.netns, *argv], check=True)
+            subprocess.run(["ip", "netns", "exec", host.netns, "ethtool", "-K", name,
+                            "tx", "off"], check=True, capture_output=True)
+
+        def active() -> bool:
+            return all(http("GET", neutron + f"/ports/{p['id']}", token=token)[2]
+                       ["port"]["status"] == "ACTIVE" for _, p in ports)
+        wait_for("ports ACTIVE", active, 30, interval=0.5)
+        target = ports[1][1]["fixed_ips"][0]["ip_address"]
+        ping = subprocess.run(["ip", "netns", "exec", ports[0][0].netns, "ping", "-c",
+                               "3", "-W", "1", "-i", "0.3", target],
+                              capture_output=True, text=True, timeout=30)
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+    finally:
+        for host, port in ports:
+            host.vsctl("--if-exists", "del-port", "br-int", ("tap" + port["id"])[:14])
+            http("DELETE", neutron + f"/ports/{port['id']}", token=token)
 
 
 def test_down_leaves_nothing(cloud):
