@@ -63,8 +63,11 @@ class MariaDB:
                 "--character-set-server=utf8mb3", "--collation-server=utf8mb3_general_ci",
                 f"--tmpdir={self.dir}", f"--log-error={self.error_log(sup)}"]
         proc = sup.start(self.name, argv, pidfile=self.dir / "mysqld.pid")
-        wait_for("mariadb", lambda: self.socket.exists() and _listening(self.port), 60,
-                 proc=proc, log=self.error_log(sup))
+        # Ready when it answers a query on its socket and listens on its port; if it
+        # exits first, the error names its log's tail.
+        wait_for("mariadb", lambda: self.socket.exists() and _listening(self.port)
+                 and self.sql("SELECT 1").strip() == "1", 60, interval=0.2, proc=proc,
+                 log=self.error_log(sup))
         sup.ready(self.name)
 
     @staticmethod
