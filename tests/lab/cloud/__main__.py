@@ -6,6 +6,7 @@ import argparse
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from tests.lab.cloud import config
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "bench":
         facts = cloud.up()
         try:
+            # Neutron's workers start last: let them settle before measuring idle.
+            time.sleep(20)
             print(bench_line(cloud, facts, cloud.idle_cpu()))
         finally:
             cloud.down()
