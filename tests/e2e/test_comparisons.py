@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.browser import ReportBrowser, drawn
 from tests.lab.demo import LAB_ARGS, SAMPLE_TASK, iteration_records
 from tests.lab.harness import REPO_ROOT, LabProcess
 from tests.lab.openstack.config import LabConfig, env_spec
 from tests.lab.rally_cli import RallyHome
-from tests.lab.test_report_browser import ReportBrowser
 
 SHOTS_DIR = REPO_ROOT / "artifacts" / "trends"
 HEALTHY_RUN = {"times": 2, "concurrency": 2}
@@ -110,6 +110,7 @@ def test_trends_page_draws_metadata_downtime_offline(runs):
         page.locator("ul.tabs li", has_text="Atomic actions").click()
         title = page.locator(".chart-title", has_text="metadata.downtime").first
         title.wait_for()
+        drawn(page)
         chart = title.locator("xpath=following-sibling::div[1]")
         chart.locator("path.nv-line").first.wait_for()
         assert chart.locator("g.nv-series").count() >= 6   # min ... avg, drawn
