@@ -1,7 +1,7 @@
 """Cost benchmark: what one measurement costs the guest, the metadata service and the
 Rally host, side by side with Tempest's meter (root; prints tables, asserts nothing).
 
-    python -m tests.bench cost [--requests 200] [--guests 2] [--blackhole 5]
+    python -m tests.bench cost [--requests 200] [--guests 3] [--blackhole 5]
                                [--concurrency 1,10,50,100] [--probe-interval 1]
 
 1. In-guest CPU per request. Each of `guests` lab guests runs, one after another,
@@ -13,17 +13,26 @@ Rally host, side by side with Tempest's meter (root; prints tables, asserts noth
    the orphans its init reaps (busybox `timeout` leaves a watcher per request). The
    share of one CPU is that cost at each meter's default rate (ours 1/0.1 s; Tempest's
    sleep loop, 0.2 s plus its own run time: its measured period is printed).
-2. The metadata service's CPU per request: its thread's user + system over the same
-   windows, divided by the requests every guest logged in them.
+2. The metadata service's CPU per request: the user + system time of the thread
+   that serves it (aiohttp, in this process) over all of part 1, divided by every
+   request the guests logged in it. The kernel's TCP work on the veth pairs is
+   charged partly to the guests (their system time), partly to this thread.
 3. During a blackhole (the lab's `timeout` fault, bounded), the most requests in
    flight (from the probe's log, and client processes seen in the guest's /proc) and
    the most processes alive in the guest, against ceil(timeout/interval)+1.
 4. The Rally host, from tests/bench/scale.py's run of the sample task at each
-   concurrency (times = 2 x C): CPU seconds of the rally process tree while the
-   iterations ran (from the first iteration's start to the last one's end, sampled
-   from /proc) per iteration, the whole task's CPU, and peak memory (the largest
-   process, and the tree's proportional set size); the slope says whether the
-   cost per iteration stays flat as concurrency grows.
+   concurrency (times = 2 x C, --probe-interval 1 s by default, like scale's): CPU
+   seconds of the rally process tree while the iterations ran (from the first
+   iteration's start to the last one's end, sampled from /proc) per iteration, the
+   part of it spent by the main threads of the engine and runner processes, which
+   only poll (every 10 ms and every 1 ms while a task runs: a cost per second,
+   not per iteration), and the rest (the iterations' threads and children); with
+   --runner-alone also Rally's runner with Dummy.dummy as long as our iterations
+   lasted (nothing of ours: its iteration threads cost next to nothing); the
+   whole task's CPU; peak memory (the largest process, and the tree's
+   proportional set size). Flat within 20 % is the target for the cost per
+   iteration from c=1 to c=100. This part runs the main lab (its addresses): it
+   waits while another main lab runs.
 
 CPU time, not wall time, throughout: the machine is shared.
 """
@@ -333,8 +342,11 @@ def _memory_kib(pid: int, path: str, field: str) -> int:
 
 
 class RallyTreeSampler(threading.Thread):
-    """Samples the `rally` process tree (a child of this process) every
-    RALLY_SAMPLE_EVERY s: (epoch, CPU ticks of the tree incl. reaped, PSS KiB)."""
+    """Samples the `rally task start` process tree (a child of this process) every
+    RALLY_SAMPLE_EVERY s: (epoch, CPU ticks of the tree incl. what it reaped, CPU
+    ticks of its processes' main threads alone). In Rally's constant runner the
+    main threads only poll (the engine every 10 ms, each worker process its
+    threads every 1 ms, a cost per second); the iterations run in other threads."""
 
     def __init__(self, limit_s: float) -> None:
         super().__init__(daemon=True)
@@ -358,13 +370,15 @@ class RallyTreeSampler(threading.Thread):
     def run(self) -> None:
         end = time.monotonic() + self._limit
         while not self._stop_event.is_set() and time.monotonic() < end:
-            pending, stats, pss = self.rally_roots(), [], 0
+            pending, stats, main_ticks, pss = self.rally_roots(), [], 0, 0
             for _ in range(10000):   # bounded walk of the tree
                 if not pending:
                     break
                 pid = pending.pop()
                 try:
                     stats.append(parse_proc_stat(Path(f"/proc/{pid}/stat").read_text()))
+                    main_ticks += parse_proc_stat(
+                        Path(f"/proc/{pid}/task/{pid}/stat").read_text()).own_ticks
                 except (OSError, ValueError):
                     continue
                 pss += _memory_kib(pid, "smaps_rollup", "Pss:")
@@ -372,7 +386,7 @@ class RallyTreeSampler(threading.Thread):
                                             _memory_kib(pid, "status", "VmHWM:"))
                 pending += _children(pid)
             if stats:
-                self.samples.append((time.time(), tree_ticks(stats), pss))
+                self.samples.append((time.time(), tree_ticks(stats), main_ticks))
                 self.peak_pss_kib = max(self.peak_pss_kib, pss)
             self._stop_event.wait(RALLY_SAMPLE_EVERY)
 
@@ -380,14 +394,15 @@ class RallyTreeSampler(threading.Thread):
         self._stop_event.set()
         self.join(30)
 
-    def ticks_at(self, when: float) -> float:
-        """The tree's CPU ticks at `when`, interpolated between samples."""
+    def at(self, when: float) -> tuple[float, float]:
+        """(tree ticks, main-thread ticks) at `when`, interpolated between samples."""
         before = [s for s in self.samples if s[0] <= when]
         after = [s for s in self.samples if s[0] >= when]
         if not before or not after:
             raise ValueError("no samples around that time")
-        (t0, c0, _), (t1, c1, _) = before[-1], after[0]
-        return c0 if t1 == t0 else c0 + (c1 - c0) * (when - t0) / (t1 - t0)
+        (t0, *v0), (t1, *v1) = before[-1], after[0]
+        share = 0.0 if t1 == t0 else (when - t0) / (t1 - t0)
+        return tuple(a + (b - a) * share for a, b in zip(v0, v1))
 
 
 def wait_for_main_lab(limit_s: float = 900) -> None:
@@ -400,12 +415,15 @@ def wait_for_main_lab(limit_s: float = 900) -> None:
         time.sleep(2)
 
 
-def iteration_window(sampler: RallyTreeSampler, data: list[dict]) -> tuple[float, float]:
-    """(seconds, CPU seconds of the rally tree) from the first iteration's start to
-    the last one's end: the task's own set-up and clean-up left out."""
+def iteration_window(sampler: RallyTreeSampler,
+                     data: list[dict]) -> tuple[float, float, float]:
+    """(seconds, CPU seconds of the rally tree, of which its main threads' polling)
+    from the first iteration's start to the last one's end: the task's own set-up
+    and clean-up left out."""
     first = min(it["timestamp"] for it in data)
     last = max(it["timestamp"] + it["duration"] + it.get("idle_duration", 0) for it in data)
-    return last - first, (sampler.ticks_at(last) - sampler.ticks_at(first)) / CLK_TCK
+    (tree0, main0), (tree1, main1) = sampler.at(first), sampler.at(last)
+    return last - first, (tree1 - tree0) / CLK_TCK, (main1 - main0) / CLK_TCK
 
 
 def run_runner_only(concurrency: int, sleep_s: float, root: Path) -> dict:
@@ -428,11 +446,12 @@ def run_runner_only(concurrency: int, sleep_s: float, root: Path) -> dict:
     finally:
         sampler.stop()
     data = scale._workload(rally.json_report(uuid))["data"]
-    window_s, window_cpu = iteration_window(sampler, data)
-    return {"window_s": window_s, "iter_cpu_s": window_cpu / len(data)}
+    window_s, window_cpu, polling = iteration_window(sampler, data)
+    return {"window_s": window_s, "iter_cpu_s": window_cpu / len(data),
+            "threads_cpu_s": (window_cpu - polling) / len(data)}
 
 
-def run_rally(concurrency: int, probe_interval: float) -> dict:
+def run_rally(concurrency: int, probe_interval: float, runner_alone: bool) -> dict:
     root = Path(tempfile.mkdtemp(prefix="rmdcost"))
     for attempt in range(1, LAB_ATTEMPTS + 1):
         wait_for_main_lab()
@@ -453,16 +472,16 @@ def run_rally(concurrency: int, probe_interval: float) -> dict:
     try:
         workload = json.loads((scale.REPORTS_DIR / f"cost-c{concurrency}.json").read_text())
         data = workload["data"]
-        window_s, window_cpu = iteration_window(sampler, data)
-        runner = run_runner_only(concurrency, statistics.mean(it["duration"] for it in data),
-                                 root)
+        window_s, window_cpu, polling = iteration_window(sampler, data)
+        runner = (run_runner_only(concurrency, statistics.mean(it["duration"] for it in data),
+                                  root) if runner_alone else None)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    n = len(data)
     return {"concurrency": concurrency, "times": row["times"],
-            "succeeded": row["succeeded"], "window_s": window_s,
-            "window_cpu_s": window_cpu, "iterations": len(data),
-            "iter_cpu_s": window_cpu / len(data),
-            "runner_cpu_s": runner["iter_cpu_s"], "runner_window_s": runner["window_s"],
+            "succeeded": row["succeeded"], "window_s": window_s, "iterations": n,
+            "iter_cpu_s": window_cpu / n, "polling_cpu_s": polling / n,
+            "threads_cpu_s": (window_cpu - polling) / n, "runner_alone": runner,
             "task_cpu_s": row["rally_cpu_s"],
             "fixed_cpu_s": row["rally_cpu_s"] - window_cpu,
             "peak_process_mib": sampler.peak_process_kib / 1024,
@@ -519,22 +538,27 @@ def print_blackhole(rows: list[dict]) -> None:
 def print_rally(rows: list[dict]) -> None:
     print("\n== Rally host per iteration (the sample task as the scale bench runs it, "
           "times = 2 x C; CPU while the iterations ran) ==")
-    print(f"{'C':>4}{'ok':>9}{'CPU s/iteration':>16}{'runner alone':>13}{'ours':>7}"
+    print(f"{'C':>4}{'ok':>9}{'CPU s/iteration':>16}{'polling':>9}{'iterations':>11}"
           f"{'task CPU s':>11}{'set-up s':>9}{'peak process MiB':>17}"
-          f"{'peak tree PSS MiB':>18}")
+          f"{'peak tree PSS MiB':>18}{'runner alone':>14}")
     for r in rows:
+        alone = r["runner_alone"]
         print(f"{r['concurrency']:>4}{r['succeeded']:>5}/{r['times']:<3}"
-              f"{r['iter_cpu_s']:>16.3f}{r['runner_cpu_s']:>13.3f}"
-              f"{r['iter_cpu_s'] - r['runner_cpu_s']:>7.3f}"
+              f"{r['iter_cpu_s']:>16.3f}{r['polling_cpu_s']:>9.3f}{r['threads_cpu_s']:>11.3f}"
               f"{r['task_cpu_s']:>11.1f}{r['fixed_cpu_s']:>9.1f}"
-              f"{r['peak_process_mib']:>17.0f}{r['peak_tree_pss_mib']:>18.0f}")
-    print("(runner alone: Rally's constant runner with Dummy.dummy sleeping as long as our "
-          "iterations lasted, same times and concurrency; ours = the difference)")
+              f"{r['peak_process_mib']:>17.0f}{r['peak_tree_pss_mib']:>18.0f}"
+              + (f"{alone['iter_cpu_s']:>8.3f} /{alone['threads_cpu_s']:.3f}" if alone else ""))
+    print("(polling: the main threads of Rally's engine and runner processes, which poll "
+          "every 10 ms / 1 ms while a task runs; iterations: every other thread and "
+          "child process: the scenario, ours, and Rally's per-iteration bookkeeping)")
+    if any(r["runner_alone"] for r in rows):
+        print("(runner alone: Dummy.dummy sleeping as long as our iterations lasted, same "
+              "times and concurrency: all / iterations' threads)")
     if len(rows) < 2:
         return
     cs = [r["concurrency"] for r in rows]
     for label, values in (("all of it", [r["iter_cpu_s"] for r in rows]),
-                          ("ours", [r["iter_cpu_s"] - r["runner_cpu_s"] for r in rows])):
+                          ("iterations' threads", [r["threads_cpu_s"] for r in rows])):
         print(f"CPU per iteration, {label}: c={cs[0]} {values[0]:.3f} s, c={cs[-1]} "
               f"{values[-1]:.3f} s ({100 * (values[-1] / values[0] - 1):+.0f}%); the "
               f"highest {100 * flatness(values):.0f}% above the lowest; flat within 20%: "
@@ -556,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="Rally host part; empty to skip it")
     parser.add_argument("--probe-interval", type=float, default=1.0,
                         help="the Rally part's probe interval (scale's default, 1 s)")
+    parser.add_argument("--runner-alone", action="store_true",
+                        help="also run Rally's runner with Dummy.dummy at each concurrency")
     args = parser.parse_args(argv)
     if not 1 <= args.guests <= 12 or not 10 <= args.requests <= 5000:
         parser.error("--guests 1-12, --requests 10-5000")
@@ -585,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(guest parts took {time.monotonic() - started:.0f} s)", file=sys.stderr)
     rally_rows = []
     for concurrency in (int(c) for c in args.concurrency.split(",") if c.strip()):
-        rally_rows.append(run_rally(concurrency, args.probe_interval))
+        rally_rows.append(run_rally(concurrency, args.probe_interval, args.runner_alone))
         print(f"(c={concurrency} done, {time.monotonic() - started:.0f} s)", file=sys.stderr)
     if rally_rows:
         print_rally(rally_rows)
