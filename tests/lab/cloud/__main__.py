@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", default=str(config.DEFAULT_STATE_DIR))
     parser.add_argument("--times", type=int, default=2,
                         help="rally: iterations of each scenario")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="rally: iterations at once")
     args = parser.parse_args(argv)
     cloud = Cloud(args.state_dir)
     if args.command == "up":
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         from tests.lab.cloud import rally_task
         root = Path(args.state_dir) / "rally"
         shutil.rmtree(root, ignore_errors=True)
-        report = rally_task.run(cloud.info(), root, times=args.times)
+        report = rally_task.run(cloud.info(), root, times=args.times,
+                                 concurrency=args.concurrency)
         result = rally_task.summary(report)
         print(json.dumps(result, indent=1))
         return 0 if all(r["pass_sla"] for r in result.values()) else 1

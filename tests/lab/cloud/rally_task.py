@@ -69,12 +69,13 @@ def task(facts: dict, scenarios=SCENARIOS, times: int = 2,
     return workloads
 
 
-def run(facts: dict, root: Path, scenarios=SCENARIOS, times: int = 2) -> dict:
+def run(facts: dict, root: Path, scenarios=SCENARIOS, times: int = 2,
+        concurrency: int = 1) -> dict:
     """Run the scenarios in one task; Rally's JSON report (raises if rally fails)."""
     rally = CloudRally(root, live_migrate_timeout=120)
     rally.create_env("cloud", env_spec(facts))
     task_file = root / "task.json"
-    task_file.write_text(json.dumps(task(facts, scenarios, times)))
+    task_file.write_text(json.dumps(task(facts, scenarios, times, concurrency)))
     code, uuid = rally.start_task(task_file, "cloud")
     report = rally.json_report(uuid)
     report["rally_exit"] = code
