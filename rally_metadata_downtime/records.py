@@ -160,6 +160,7 @@ class IterationRecord:
     error: str | None
     # Rally host time = guest uptime + clock_offset (None: never read the guest clock).
     clock_offset: float | None = None
+    server_id: str | None = None        # the VM measured, to find it in the cloud's logs
 
     @property
     def measured(self) -> bool:
@@ -189,7 +190,8 @@ class IterationRecord:
                        migrations=tuple(Migration(**{**m, "nova_events": tuple(
                            NovaEvent(**e) for e in m["nova_events"])})
                            for m in data["migrations"]),
-                       error=data["error"], clock_offset=data["clock_offset"])
+                       error=data["error"], clock_offset=data["clock_offset"],
+                       server_id=data["server_id"])
         except (ValueError, KeyError, TypeError) as e:
             raise RecordError(f"unreadable {RECORD_TITLE}: {e}") from e
 
@@ -220,6 +222,7 @@ class Measurement:
     migrations: list[Migration] = dataclasses.field(default_factory=list)
     error: str | None = None
     clock_offset: float | None = None
+    server_id: str | None = None
 
     def record(self) -> IterationRecord:
         error = self.error
@@ -229,7 +232,7 @@ class Measurement:
         return IterationRecord(
             metadata=metadata, network=NetworkFigures.from_runs(tuple(self.networks)),
             migrations=_attribute(tuple(self.migrations), metadata), error=error,
-            clock_offset=self.clock_offset)
+            clock_offset=self.clock_offset, server_id=self.server_id)
 
 
 def owning_migration_index(migrations: tuple[Migration, ...], start: float) -> int | None:

@@ -175,6 +175,7 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
                 floating_network=floating_network,
                 key_name=self.context["user"]["keypair"]["name"],
                 **(boot_server_kwargs or {}))
+            measured.server_id = server.id
 
             def connect():
                 return sshutils.SSH(username, fip["ip"], port=port, password=password,

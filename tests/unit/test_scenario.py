@@ -137,6 +137,7 @@ def test_one_iteration_in_order(rig):
         charts.SUMMARY_TITLE, charts.TIMELINE_TITLE, charts.OUTAGES_TITLE,
         "Metadata downtime record"]
     record = rig.record()
+    assert record.server_id == rig.server.id
     assert record.measured and record.metadata.recovered
     assert 1.8 <= record.metadata.downtime <= 2.2
     assert record.network.downtime == pytest.approx(1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import io
 import json
@@ -13,7 +14,7 @@ import time
 import paramiko
 from aiohttp import web
 
-from tests.lab.faults import FaultProfile
+from tests.lab.faults import GUEST_EVENTS, METADATA_SHAPES, FaultProfile
 from tests.lab.openstack import microversion, neutron
 from tests.lab.openstack.common import (
     CONFIG_KEY,
@@ -206,9 +207,33 @@ def _pick_network(request, server_body: dict) -> dict:
 # default, so one workload holds faulty and healthy iterations side by side;
 # lab_boot_host places the server (as an admin's forced host would, for any user);
 # lab_faults_into: HOST applies the fault profile only to migrations into HOST (the
-# others get the lab default), so one host can be the broken one.
+# others get the lab default), so one host can be the broken one;
+# lab_profile_cycle: "healthy,timeout,drop_ssh,..." gives the servers booted with
+# the same metadata these variants of the profile in turn (a metadata shape, a
+# guest event, or healthy: no metadata outage), so one workload mixes them.
 _NON_PROFILE_KEYS = ("lab_no_curl", "lab_faulty_servers", "lab_boot_host",
-                     "lab_faults_into")
+                     "lab_faults_into", "lab_profile_cycle")
+
+
+def _booted_with(app, metadata: dict) -> int:
+    """How many servers were booted with exactly this metadata, this one included."""
+    booted = app["faulty_servers_booted"]
+    key = json.dumps(metadata, sort_keys=True)
+    booted[key] = booted.get(key, 0) + 1
+    return booted[key]
+
+
+def _cycled(app, profile: FaultProfile, metadata: dict) -> FaultProfile:
+    variants = [v.strip() for v in str(metadata["lab_profile_cycle"]).split(",")]
+    variant = variants[(_booted_with(app, metadata) - 1) % len(variants)]
+    if variant == "healthy":
+        return dataclasses.replace(profile, metadata_outage=0)
+    if variant in METADATA_SHAPES:
+        return dataclasses.replace(profile, metadata_shape=variant)
+    if variant in GUEST_EVENTS:
+        return dataclasses.replace(profile, guest_event=variant)
+    raise ValueError(f"lab_profile_cycle: {variant!r} is none of healthy, "
+                     f"{', '.join(METADATA_SHAPES)}, {', '.join(GUEST_EVENTS)}")
 
 
 def _is_beyond_faulty_servers(app, metadata: dict) -> bool:
@@ -221,10 +246,7 @@ def _is_beyond_faulty_servers(app, metadata: dict) -> bool:
     if limit < 0:
         raise ValueError(f"lab_faulty_servers: must be a count >= 0, got "
                          f"{metadata['lab_faulty_servers']!r}")
-    booted = app["faulty_servers_booted"]
-    key = json.dumps(metadata, sort_keys=True)
-    booted[key] = booted.get(key, 0) + 1
-    return booted[key] > limit
+    return _booted_with(app, metadata) > limit
 
 
 @routes.post(PREFIX + "/servers")
@@ -247,6 +269,8 @@ async def create_server(request):
             {k: v for k, v in metadata.items() if k not in _NON_PROFILE_KEYS})
         if _is_beyond_faulty_servers(request.app, metadata):
             profile = config.fault_profile
+        if "lab_profile_cycle" in metadata:
+            profile = _cycled(request.app, profile, metadata)
     except ValueError as e:
         raise LabFault(400, f"Invalid server metadata: {e}") from e
     public_key = None

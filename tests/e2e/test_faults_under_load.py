@@ -1,0 +1,96 @@
+"""Faults under load, through the real `rally` command (root): one workload at
+concurrency 10 whose servers take, in turn, a healthy migration, refused
+connections, HTTP 503, another instance's answers and a dropped SSH session. Each
+iteration's verdict and figures must match its own server's injected windows, and
+no fault may leak into a neighbour.
+
+Blackholed metadata ("timeout") is left out for now: in this workload its guests
+never saw metadata again after the lab removed the blackhole (30 s of wget
+timeouts after a 2 s window), which the same shape does not do with 6 guests on
+the fabric alone nor in the sample task; the lab's ground truth is then wrong, and
+that is to be found before the shape joins this mix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.lab.demo import iteration_records
+from tests.lab.faults import downtime_per_server
+from tests.lab.harness import LabProcess
+from tests.lab.openstack.config import env_spec
+from tests.lab.rally_cli import RallyHome
+
+CYCLE = ("healthy", "refused", "http_503", "wrong_instance", "drop_ssh")
+OUTAGE = 2.0
+# Each variant's failed-probe reasons (busybox wget in the lab's guests).
+REASONS = {"refused": {"wget=refused"}, "http_503": {"http=503"},
+           "wrong_instance": {"mismatch"}, "drop_ssh": {"wget=refused"}}
+TIMES = CONCURRENCY = 10
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("under-load")
+    with LabProcess(root / "lab") as lab:
+        rally = RallyHome(root / "rally")
+        rally.create_env("lab", env_spec(lab.url))
+        task = root / "task.json"
+        task.write_text(json.dumps({"version": 2, "title": "faults under load",
+                                    "subtasks": [{"title": "mixed", "workloads": [{
+            "scenario": {"MetadataDowntime.boot_and_live_migrate": {
+                "image": {"name": "cirros-lab"}, "flavor": {"name": "m1.tiny"},
+                "username": "root", "floating_network": "public", "settle": 2,
+                "recovery_timeout": 30, "probe_interval": 0.2,
+                "boot_server_kwargs": {"meta": {
+                    "lab_profile_cycle": ",".join(CYCLE),
+                    "lab_metadata_outage": str(OUTAGE),
+                    "lab_metadata_shape": "refused", "lab_network_blackout": "0",
+                    "lab_migration_duration": "1"}}}},
+            "runner": {"constant": {"times": TIMES, "concurrency": CONCURRENCY}},
+            "contexts": {"users": {"tenants": 1, "users_per_tenant": 1}, "network": {}},
+            "sla": {"failure_rate": {"max": 0},
+                    "metadata_downtime": {"allowed_metadata_downtime": 6}}}]}]}))
+        _, uuid = rally.start_task(task, "lab")
+        [workload] = rally.json_report(uuid)["tasks"][0]["subtasks"][0]["workloads"]
+        yield workload, lab.injected_windows(), lab.leftovers()
+
+
+def _variant(windows: list[dict], server_id: str) -> str:
+    """What the lab did to this server's migration, from its own windows."""
+    mine = [w for w in windows if w["server_id"] == server_id]
+    if any(w["kind"] == "guest" and w["shape"] == "drop_ssh" for w in mine):
+        return "drop_ssh"          # with the base profile's refused metadata
+    shapes = {w["shape"] for w in mine if w["kind"] == "metadata"}
+    assert len(shapes) <= 1, mine
+    return shapes.pop() if shapes else "healthy"
+
+
+def test_every_iteration_passes_and_each_variant_ran_twice(run):
+    workload, windows, leftovers = run
+    assert [it["error"] for it in workload["data"]] == [[]] * TIMES
+    assert workload["pass_sla"] is True
+    variants = sorted(_variant(windows, r.server_id)
+                      for r in iteration_records(workload))
+    assert variants == sorted(CYCLE * 2)
+    assert leftovers == {}
+
+
+def test_each_iteration_measures_its_own_fault_and_nothing_else(run):
+    workload, windows, _ = run
+    truth = downtime_per_server(windows)
+    for record in iteration_records(workload):
+        variant = _variant(windows, record.server_id)
+        figures = record.metadata
+        expected = truth.get(record.server_id, 0.0)
+        reasons = {r for o in figures.outages for r in o.reasons}
+        if variant == "healthy":
+            assert figures.outages == () and expected == 0.0, (record.server_id, figures)
+            continue
+        assert expected >= OUTAGE
+        # Concurrency 10 on two cores: the guests' requests queue, so one more
+        # probe interval of slack than the single-VM tests allow.
+        assert abs(figures.downtime - expected) <= figures.resolution + 0.3, (
+            variant, figures.downtime, expected)
+        assert reasons == REASONS[variant], (variant, reasons)
