@@ -403,6 +403,11 @@ class Fabric:
         self._create_link("type", "veth", "peer", "name", "eth0", "netns", guest.netns,
                           name=guest.host_veth)
         netns.ip("link", "set", guest.host_veth, "master", self.bridge, "up")
+        # ARP answers only for the addresses of the link asked on: the `refused`
+        # shape puts the metadata address on a guest's lo, and with Linux's default
+        # every neighbour asking for it would be told this guest's MAC.
+        subprocess.run(["ip", "netns", "exec", guest.netns, "sysctl", "-qw",
+                        "net.ipv4.conf.all.arp_ignore=1"], check=True, timeout=30)
         _ip_batch(guest.netns, [
             f"addr add {guest.fixed_ip}/24 dev eth0",
             "link set eth0 up",

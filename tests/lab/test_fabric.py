@@ -377,6 +377,33 @@ def test_a_migration_during_the_previous_ones_metadata_outage_extends_it(lab, vm
     assert curl(lab, "srv-b", "/latest/meta-data/hostname").stdout == "vm-b\n200"
 
 
+def test_a_guest_holding_the_metadata_address_does_not_answer_its_neighbours_arp(
+        lab, vm_a, vm_b):
+    """The refused shape puts 169.254.169.254 on the guest's lo; its neighbours must
+    still resolve that address to the metadata service, not to this guest."""
+
+    async def refuse_b():
+        await lab.migrate("srv-b", FaultProfile(duration=0, network_blackout=0,
+                                                metadata_outage=1.5,
+                                                metadata_shape="refused"))
+
+    def mac_of_metadata_seen_by_a() -> str:
+        lab.guest_exec("srv-a", ["ip", "neigh", "flush", "dev", "eth0"])
+        curl(lab, "srv-a", "/latest/meta-data/hostname")
+        shown = lab.guest_exec("srv-a", ["ip", "neigh", "show", "169.254.169.254"]).stdout
+        return shown.split("lladdr")[1].split()[0]
+
+    metadata_mac = mac_of_metadata_seen_by_a()
+    b_mac = lab.guest_exec("srv-b", ["cat", "/sys/class/net/eth0/address"]).stdout.strip()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        refusing = pool.submit(asyncio.run, refuse_b())
+        time.sleep(0.5)
+        during = mac_of_metadata_seen_by_a()
+        refusing.result(timeout=30)
+    assert during == metadata_mac != b_mac
+    assert curl(lab, "srv-a", "/latest/meta-data/hostname").stdout == "vm-a\n200"
+
+
 def test_hanging_migration_ends_when_the_guest_is_deleted(lab, key):
     lab.create_guest("srv-hang", "vm-hang", "vm-hang", "198.51.100.210", public_key(key))
 
