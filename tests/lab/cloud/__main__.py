@@ -18,7 +18,9 @@ def bench_line(cloud: Cloud, facts: dict, idle_cpu: float | None = None) -> str:
     total = sum(m["pss_mb"] for m in memory.values())
     parts = [f"{name} {m['pss_mb']:.0f}" for name, m in memory.items()]
     t = facts["timings"]
-    return (f"cloud lab: up in {t['total']:.1f} s (databases {t['databases']:.1f} s "
+    versions = " ".join(f"{n.removeprefix('openstack-')} {v}"
+                        for n, v in facts.get("versions", {}).items())
+    return (f"cloud lab ({versions}): up in {t['total']:.1f} s (databases {t['databases']:.1f} s "
             f"from {t['databases_from']}, APIs {t['apis']:.1f} s, computes "
             f"{t['computes']:.1f} s)"
             + (f", idle CPU {idle_cpu:.0f} % of a core" if idle_cpu is not None else "")

@@ -19,6 +19,17 @@ from tests.lab.cloud.procs import ProcError, Supervisor, alive, run
 INFRA = ("mariadb", "epmd", "rabbitmq")
 
 
+SERVICES = ("keystone", "openstack-placement", "glance", "nova", "neutron")
+
+
+def service_versions() -> dict[str, str]:
+    """The installed versions of the services, as their venv reports them."""
+    out = run([config.venv_bin("python"), "-c",
+               "import importlib.metadata as m, sys\n"
+               "for name in sys.argv[1:]: print(name, m.version(name))", *SERVICES])
+    return dict(line.split() for line in out.stdout.splitlines())
+
+
 class Cloud:
     def __init__(self, state_dir: Path = config.DEFAULT_STATE_DIR,
                  port_base: int = config.PORT_BASE):
@@ -132,6 +143,7 @@ class Cloud:
             "image": ids["image"], "network": ids["network"],
             "public_network": ids["public"],
             "hosts": list(config.COMPUTE_HOSTS), "timings": timings,
+            "versions": service_versions(),
             "ready_after": {n: d.ready_after for n, d in sup.daemons.items()},
         }
         self.info_file.write_text(json.dumps(facts, indent=1))
