@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # A lab killed with its session (no teardown) leaves its bridge routing lab
 # addresses; remove such remains before apt and pip need the network.
 python3 -S -m tests.lab.sweep
+python3 -S -m tests.lab.cloud.sweep
 
 apt_packages=(openssh-server openssh-client iproute2 busybox curl dash
               iputils-ping procps util-linux chromium shellcheck)

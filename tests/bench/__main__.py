@@ -1,10 +1,13 @@
-"""Benchmarks: python -m tests.bench {accuracy|scale|cost} [options]. They print tables."""
+"""Benchmarks: python -m tests.bench {accuracy|scale|cost|lab} [options]. They print
+tables (lab: the cloud lab's start-up time and each service's memory)."""
 
 import sys
 
 from tests.bench import accuracy, cost, scale
+from tests.lab.cloud.__main__ import main as cloud_main
 
-BENCHMARKS = {"accuracy": accuracy.main, "scale": scale.main, "cost": cost.main}
+BENCHMARKS = {"accuracy": accuracy.main, "scale": scale.main, "cost": cost.main,
+              "lab": lambda argv: cloud_main(["bench", *argv])}
 
 
 def main(argv: list[str]) -> int:
