@@ -24,10 +24,9 @@ Rally host, side by side with Tempest's meter (root; prints tables, asserts noth
    concurrency (times = 2 x C, --probe-interval 1 s by default, like scale's): CPU
    seconds of the rally process tree while the iterations ran (from the first
    iteration's start to the last one's end, sampled from /proc) per iteration, the
-   part of it spent by Rally's engine (the rally process: it polls for events every
-   10 ms and books each result) and by its runner processes' main threads (they
-   poll their iteration threads every 1 ms): mostly a cost per second, not per
-   iteration; and the rest: the iterations' threads and children (ours); with
+   part of it spent by the main threads of the engine and runner processes, which
+   only poll (every 10 ms and every 1 ms while a task runs: a cost per second,
+   not per iteration), and the rest (the iterations' threads and children); with
    --runner-alone also Rally's runner with Dummy.dummy as long as our iterations
    lasted (nothing of ours: its iteration threads cost next to nothing); the
    whole task's CPU; peak memory (the largest process, and the tree's
@@ -345,12 +344,9 @@ def _memory_kib(pid: int, path: str, field: str) -> int:
 class RallyTreeSampler(threading.Thread):
     """Samples the `rally task start` process tree (a child of this process) every
     RALLY_SAMPLE_EVERY s: (epoch, CPU ticks of the tree incl. what it reaped, CPU
-    ticks of Rally's engine and runner loops). The engine is the `rally` process
-    itself (its threads poll for events every 10 ms and for results every 0.1 s,
-    check for an abort every 2 s, and book each result); the constant runner's
-    worker processes poll their iteration threads every 1 ms in their main
-    threads. The iterations (the scenario: ours) run in the workers' other threads
-    and the processes they start: the rest."""
+    ticks of its processes' main threads alone). In Rally's constant runner the
+    main threads only poll (the engine every 10 ms, each worker process its
+    threads every 1 ms, a cost per second); the iterations run in other threads."""
 
     def __init__(self, limit_s: float) -> None:
         super().__init__(daemon=True)
@@ -374,20 +370,15 @@ class RallyTreeSampler(threading.Thread):
     def run(self) -> None:
         end = time.monotonic() + self._limit
         while not self._stop_event.is_set() and time.monotonic() < end:
-            roots = self.rally_roots()
-            pending, stats, loop_ticks, pss = list(roots), [], 0, 0
+            pending, stats, main_ticks, pss = self.rally_roots(), [], 0, 0
             for _ in range(10000):   # bounded walk of the tree
                 if not pending:
                     break
                 pid = pending.pop()
                 try:
-                    stat = parse_proc_stat(Path(f"/proc/{pid}/stat").read_text())
-                    if pid in roots:            # the engine: all its threads
-                        loop_ticks += stat.own_ticks
-                    elif stat.ppid in roots:    # a runner process: its main thread
-                        loop_ticks += parse_proc_stat(
-                            Path(f"/proc/{pid}/task/{pid}/stat").read_text()).own_ticks
-                    stats.append(stat)
+                    stats.append(parse_proc_stat(Path(f"/proc/{pid}/stat").read_text()))
+                    main_ticks += parse_proc_stat(
+                        Path(f"/proc/{pid}/task/{pid}/stat").read_text()).own_ticks
                 except (OSError, ValueError):
                     continue
                 pss += _memory_kib(pid, "smaps_rollup", "Pss:")
@@ -395,7 +386,7 @@ class RallyTreeSampler(threading.Thread):
                                             _memory_kib(pid, "status", "VmHWM:"))
                 pending += _children(pid)
             if stats:
-                self.samples.append((time.time(), tree_ticks(stats), loop_ticks))
+                self.samples.append((time.time(), tree_ticks(stats), main_ticks))
                 self.peak_pss_kib = max(self.peak_pss_kib, pss)
             self._stop_event.wait(RALLY_SAMPLE_EVERY)
 
@@ -404,7 +395,7 @@ class RallyTreeSampler(threading.Thread):
         self.join(30)
 
     def at(self, when: float) -> tuple[float, float]:
-        """(tree ticks, engine and runner loop ticks) at `when`, interpolated."""
+        """(tree ticks, main-thread ticks) at `when`, interpolated between samples."""
         before = [s for s in self.samples if s[0] <= when]
         after = [s for s in self.samples if s[0] >= when]
         if not before or not after:
@@ -426,7 +417,7 @@ def wait_for_main_lab(limit_s: float = 900) -> None:
 
 def iteration_window(sampler: RallyTreeSampler,
                      data: list[dict]) -> tuple[float, float, float]:
-    """(seconds, CPU seconds of the rally tree, of which its engine and runner loops)
+    """(seconds, CPU seconds of the rally tree, of which its main threads' polling)
     from the first iteration's start to the last one's end: the task's own set-up
     and clean-up left out."""
     first = min(it["timestamp"] for it in data)
@@ -455,9 +446,9 @@ def run_runner_only(concurrency: int, sleep_s: float, root: Path) -> dict:
     finally:
         sampler.stop()
     data = scale._workload(rally.json_report(uuid))["data"]
-    window_s, window_cpu, engine = iteration_window(sampler, data)
+    window_s, window_cpu, polling = iteration_window(sampler, data)
     return {"window_s": window_s, "iter_cpu_s": window_cpu / len(data),
-            "threads_cpu_s": (window_cpu - engine) / len(data)}
+            "threads_cpu_s": (window_cpu - polling) / len(data)}
 
 
 def run_rally(concurrency: int, probe_interval: float, runner_alone: bool) -> dict:
@@ -481,7 +472,7 @@ def run_rally(concurrency: int, probe_interval: float, runner_alone: bool) -> di
     try:
         workload = json.loads((scale.REPORTS_DIR / f"cost-c{concurrency}.json").read_text())
         data = workload["data"]
-        window_s, window_cpu, engine = iteration_window(sampler, data)
+        window_s, window_cpu, polling = iteration_window(sampler, data)
         runner = (run_runner_only(concurrency, statistics.mean(it["duration"] for it in data),
                                   root) if runner_alone else None)
     finally:
@@ -489,9 +480,8 @@ def run_rally(concurrency: int, probe_interval: float, runner_alone: bool) -> di
     n = len(data)
     return {"concurrency": concurrency, "times": row["times"],
             "succeeded": row["succeeded"], "window_s": window_s, "iterations": n,
-            "duration_s": statistics.mean(it["duration"] for it in data),
-            "iter_cpu_s": window_cpu / n, "engine_cpu_s": engine / n,
-            "threads_cpu_s": (window_cpu - engine) / n, "runner_alone": runner,
+            "iter_cpu_s": window_cpu / n, "polling_cpu_s": polling / n,
+            "threads_cpu_s": (window_cpu - polling) / n, "runner_alone": runner,
             "task_cpu_s": row["rally_cpu_s"],
             "fixed_cpu_s": row["rally_cpu_s"] - window_cpu,
             "peak_process_mib": sampler.peak_process_kib / 1024,
@@ -548,21 +538,19 @@ def print_blackhole(rows: list[dict]) -> None:
 def print_rally(rows: list[dict]) -> None:
     print("\n== Rally host per iteration (the sample task as the scale bench runs it, "
           "times = 2 x C; CPU while the iterations ran) ==")
-    print(f"{'C':>4}{'ok':>9}{'lasted s':>9}{'CPU s/iteration':>16}{'engine':>9}"
-          f"{'iterations':>11}"
+    print(f"{'C':>4}{'ok':>9}{'CPU s/iteration':>16}{'polling':>9}{'iterations':>11}"
           f"{'task CPU s':>11}{'set-up s':>9}{'peak process MiB':>17}"
           f"{'peak tree PSS MiB':>18}{'runner alone':>14}")
     for r in rows:
         alone = r["runner_alone"]
         print(f"{r['concurrency']:>4}{r['succeeded']:>5}/{r['times']:<3}"
-              f"{r['duration_s']:>9.1f}{r['iter_cpu_s']:>16.3f}{r['engine_cpu_s']:>9.3f}{r['threads_cpu_s']:>11.3f}"
+              f"{r['iter_cpu_s']:>16.3f}{r['polling_cpu_s']:>9.3f}{r['threads_cpu_s']:>11.3f}"
               f"{r['task_cpu_s']:>11.1f}{r['fixed_cpu_s']:>9.1f}"
               f"{r['peak_process_mib']:>17.0f}{r['peak_tree_pss_mib']:>18.0f}"
               + (f"{alone['iter_cpu_s']:>8.3f} /{alone['threads_cpu_s']:.3f}" if alone else ""))
-    print("(engine: the rally process (it polls for events every 10 ms, and books each "
-          "result) and the runner processes' main threads (they poll their iteration "
-          "threads every 1 ms); iterations: the runner processes' other threads and "
-          "what they start: the scenario, ours)")
+    print("(polling: the main threads of Rally's engine and runner processes, which poll "
+          "every 10 ms / 1 ms while a task runs; iterations: every other thread and "
+          "child process: the scenario, ours, and Rally's per-iteration bookkeeping)")
     if any(r["runner_alone"] for r in rows):
         print("(runner alone: Dummy.dummy sleeping as long as our iterations lasted, same "
               "times and concurrency: all / iterations' threads)")
