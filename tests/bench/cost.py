@@ -453,6 +453,14 @@ def run_runner_only(concurrency: int, sleep_s: float, root: Path) -> dict:
 
 def run_rally(concurrency: int, probe_interval: float, runner_alone: bool) -> dict:
     root = Path(tempfile.mkdtemp(prefix="rmdcost"))
+    try:
+        return _run_rally(concurrency, probe_interval, runner_alone, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_rally(concurrency: int, probe_interval: float, runner_alone: bool,
+               root: Path) -> dict:
     for attempt in range(1, LAB_ATTEMPTS + 1):
         wait_for_main_lab()
         sampler = RallyTreeSampler(limit_s=3600)
@@ -469,14 +477,11 @@ def run_rally(concurrency: int, probe_interval: float, runner_alone: bool) -> di
             time.sleep(10)
         finally:
             sampler.stop()
-    try:
-        workload = json.loads((scale.REPORTS_DIR / f"cost-c{concurrency}.json").read_text())
-        data = workload["data"]
-        window_s, window_cpu, polling = iteration_window(sampler, data)
-        runner = (run_runner_only(concurrency, statistics.mean(it["duration"] for it in data),
-                                  root) if runner_alone else None)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    workload = json.loads((scale.REPORTS_DIR / f"cost-c{concurrency}.json").read_text())
+    data = workload["data"]
+    window_s, window_cpu, polling = iteration_window(sampler, data)
+    runner = (run_runner_only(concurrency, statistics.mean(it["duration"] for it in data),
+                              root) if runner_alone else None)
     n = len(data)
     return {"concurrency": concurrency, "times": row["times"],
             "succeeded": row["succeeded"], "window_s": window_s, "iterations": n,
