@@ -79,10 +79,10 @@ def _errors(workload: dict) -> list[str]:
     return [" ".join(str(part) for part in it["error"]) for it in workload["data"]]
 
 
-def _outage_reasons(workload: dict) -> str:
-    return " ".join(str(row[-1]) for it in workload["data"]
-                    for chart in it["output"]["complete"]
-                    if chart["title"] == "Metadata outages" for row in chart["data"]["rows"])
+def _outage_reasons(workload: dict) -> set[str]:
+    """Every failed probe's reason in the workload, from the iterations' records."""
+    return {reason for it in workload["data"] if _record(it).metadata
+            for outage in _record(it).metadata.outages for reason in outage.reasons}
 
 
 def _record(iteration: dict) -> IterationRecord:
