@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.browser import ReportBrowser, drawn
-from tests.lab.demo import LAB_ARGS, SAMPLE_TASK, iteration_records
-from tests.lab.harness import REPO_ROOT, LabProcess
-from tests.lab.openstack.config import LabConfig, env_spec
-from tests.lab.rally_cli import RallyHome
+from tests.lab.demo import LAB_ARGS, SAMPLE_TASK, iteration_records, lab_with_rally
+from tests.lab.harness import REPO_ROOT
+from tests.lab.openstack.config import LabConfig
 
 SHOTS_DIR = REPO_ROOT / "artifacts" / "trends"
 HEALTHY_RUN = {"times": 2, "concurrency": 2}
@@ -40,9 +39,7 @@ def _workload(report: dict) -> dict:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("comparisons")
-    with LabProcess(root / "lab") as lab:
-        rally = RallyHome(root / "rally")
-        rally.create_env("lab", env_spec(lab.url))
+    with lab_with_rally(root) as (lab, rally):
         before = rally.start_task(SAMPLE_TASK, "lab", args=HEALTHY_RUN, args_file=LAB_ARGS)
         lab.set_fault_profile(BROKEN_PROFILE)
         after = rally.start_task(SAMPLE_TASK, "lab", args=HEALTHY_RUN, args_file=LAB_ARGS)

@@ -12,9 +12,8 @@ import pytest
 
 from rally_metadata_downtime.records import IterationRecord
 from tests.lab.addressing import KEEP_OFF
-from tests.lab.harness import REPO_ROOT, LabProcess
-from tests.lab.openstack.config import env_spec
-from tests.lab.rally_cli import RallyHome
+from tests.lab.demo import lab_with_rally
+from tests.lab.harness import REPO_ROOT
 
 SCENARIO = "MetadataDowntime.boot_and_live_migrate"
 BASE_ARGS = {"image": {"name": "cirros-lab"}, "flavor": {"name": "m1.tiny"},
@@ -56,9 +55,7 @@ def _workload(name: str) -> dict:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
-    with LabProcess(root / "lab") as lab:
-        rally = RallyHome(root / "rally", live_migrate_timeout=8)
-        rally.create_env("lab", env_spec(lab.url))
+    with lab_with_rally(root, live_migrate_timeout=8) as (lab, rally):
         yield lab, rally, root
 
 

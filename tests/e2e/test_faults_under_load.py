@@ -13,11 +13,8 @@ import json
 
 import pytest
 
-from tests.lab.demo import iteration_records
+from tests.lab.demo import iteration_records, lab_with_rally
 from tests.lab.faults import downtime_per_server
-from tests.lab.harness import LabProcess
-from tests.lab.openstack.config import env_spec
-from tests.lab.rally_cli import RallyHome
 
 CYCLE = ("healthy", "refused", "timeout", "http_503", "wrong_instance", "drop_ssh")
 OUTAGE = 2.0
@@ -31,9 +28,7 @@ TIMES, CONCURRENCY = 2 * len(CYCLE), 10
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("under-load")
-    with LabProcess(root / "lab") as lab:
-        rally = RallyHome(root / "rally")
-        rally.create_env("lab", env_spec(lab.url))
+    with lab_with_rally(root) as (lab, rally):
         task = root / "task.json"
         task.write_text(json.dumps({"version": 2, "title": "faults under load",
                                     "subtasks": [{"title": "mixed", "workloads": [{

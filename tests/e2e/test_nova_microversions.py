@@ -18,9 +18,8 @@ import urllib.request
 
 import pytest
 
-from tests.lab.demo import iteration_records
+from tests.lab.demo import iteration_records, lab_with_rally
 from tests.lab.faults import downtime_per_server
-from tests.lab.harness import LabProcess
 from tests.lab.openstack.config import LabConfig, env_spec
 from tests.lab.rally_cli import RallyHome
 
@@ -72,9 +71,7 @@ def _run(rally: RallyHome, root, env: str, subtasks: list[dict]) -> dict:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("microversions")
-    with LabProcess(root / "lab") as lab:
-        rally = RallyHome(root / "rally", live_migrate_timeout=20)
-        rally.create_env("default", env_spec(lab.url))
+    with lab_with_rally(root, live_migrate_timeout=20) as (lab, rally):
         spec = env_spec(lab.url)
         spec["openstack"]["api_info"] = {"nova": {"version": ENV_VERSION}}
         rally.create_env("v2_79", spec)
@@ -89,7 +86,7 @@ def runs(lab):
                 for w in _both_ways(version, version, block)]
     subtasks += _both_ways("latest", "2.1", "auto", nova_microversion="2.latest")
     subtasks.append(_workload("auto at 2.1", {}, "2.1", block_migration="auto"))
-    workloads = _run(rally, root, "default", subtasks)
+    workloads = _run(rally, root, "lab", subtasks)
     workloads.update(_run(rally, root, "v2_79", [
         *_both_ways(ENV_VERSION, None, ENV_BLOCK_MIGRATION),
         _workload("three migrations", THREE_MIGRATIONS, migrations=3, settle=1)]))

@@ -11,9 +11,11 @@ lab, and ends with the path of the HTML report.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from rally_metadata_downtime.records import IterationRecord
@@ -23,6 +25,17 @@ from tests.lab.rally_cli import RallyHome
 
 SAMPLE_TASK = REPO_ROOT / "samples" / "live_migrate_metadata.yaml"
 LAB_ARGS = REPO_ROOT / "samples" / "lab-args.yaml"
+
+
+@contextlib.contextmanager
+def lab_with_rally(root: Path, *lab_args: str, live_migrate_timeout: float = 120
+                   ) -> Iterator[tuple[LabProcess, RallyHome]]:
+    """A fresh lab under root/lab and a private Rally home under root/rally with the
+    environment "lab" pointing at it; the lab stops (and is swept) on leaving."""
+    with LabProcess(root / "lab", *lab_args) as lab:
+        rally = RallyHome(root / "rally", live_migrate_timeout=live_migrate_timeout)
+        rally.create_env("lab", env_spec(lab.url))
+        yield lab, rally
 
 
 def run_sample(out_dir: Path, task_args: dict | None = None,
@@ -38,9 +51,7 @@ def run_sample(out_dir: Path, task_args: dict | None = None,
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
-    with LabProcess(out_dir / "lab", *lab_args) as lab:
-        rally = RallyHome(out_dir / "rally")
-        rally.create_env("lab", env_spec(lab.url))
+    with lab_with_rally(out_dir, *lab_args) as (lab, rally):
         rally.run("env", "check", "lab")
         exit_code, task_uuid = rally.start_task(task_file, "lab", args=task_args,
                                                 args_file=args_file)
