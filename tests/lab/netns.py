@@ -7,17 +7,18 @@ in an executor.
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 import socket
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/run/netns"
 # Linux's IFNAMSIZ is 16 including the terminating NUL.
 MAX_IFNAME = 15
+T = TypeVar("T")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -68,17 +69,15 @@ def delete_link(name: str) -> None:
         ip("link", "delete", "dev", name, check=False)
 
 
-def listening_socket_in_netns(netns: str, address: str, port: int,
-                              backlog: int = 128) -> socket.socket:
-    """A non-blocking TCP socket bound and listening inside a named namespace.
+def run_in_netns(netns: str, work: Callable[[], T]) -> T:
+    """work() in a short-lived thread that entered the named namespace; its result.
 
-    A socket keeps the namespace it was created in, so a short-lived thread enters
-    the namespace (setns only affects the calling thread), creates the socket and
-    exits; the socket can then serve from any thread of this process.
+    setns(2) only moves the calling thread, and a socket keeps the namespace it was
+    created in: sockets made by work() serve from any thread afterwards.
     """
-    outcome: dict[str, object] = {}
+    outcome: dict[str, Any] = {}
 
-    def create() -> None:
+    def enter_and_work() -> None:
         try:
             fd = os.open(os.path.join(NETNS_DIR, netns), os.O_RDONLY | os.O_CLOEXEC)
             try:
@@ -87,25 +86,31 @@ def listening_socket_in_netns(netns: str, address: str, port: int,
                     raise OSError(err, f"setns({netns}): {os.strerror(err)}")
             finally:
                 os.close(fd)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((address, port))
-                sock.listen(backlog)
-                sock.setblocking(False)
-            except BaseException:
-                sock.close()
-                raise
-            outcome["socket"] = sock
+            outcome["result"] = work()
         except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
             outcome["error"] = exc
 
-    thread = threading.Thread(target=create, name=f"setns-{netns}")
+    thread = threading.Thread(target=enter_and_work, name=f"setns-{netns}")
     thread.start()
     thread.join()
     if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    sock = outcome.get("socket")
-    if not isinstance(sock, socket.socket):
-        raise OSError(errno.EIO, f"no socket created in {netns}")
-    return sock
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def listening_socket_in_netns(netns: str, address: str, port: int,
+                              backlog: int = 128) -> socket.socket:
+    """A non-blocking TCP socket bound and listening inside a named namespace."""
+    def create() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address, port))
+            sock.listen(backlog)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    return run_in_netns(netns, create)
