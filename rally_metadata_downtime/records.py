@@ -65,6 +65,30 @@ class Migration:
 
 
 @dataclasses.dataclass(frozen=True)
+class Watch:
+    """MetadataDowntime.boot_and_watch's window: the seconds it watched the VM while
+    the task's hooks disrupted the cloud (guest uptime), the host the VM ran on, and
+    the ping run's downtime during it."""
+
+    start: float
+    end: float
+    host: str | None = None
+    network_downtime: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Disruption:
+    """One run of a marked hook (the marked_sys_call hook) that overlapped the
+    measurement, on the Rally host's clock (epoch s), as the hook wrote it."""
+
+    name: str                      # the hook's command
+    triggered_by: str              # Rally's trigger, e.g. "time: 10"
+    started_at: float
+    finished_at: float | None      # None: still running when the probe stopped
+    status: str | None = None      # Rally's hook status: success / failed
+
+
+@dataclasses.dataclass(frozen=True)
 class OutageFigures:
     """One metadata outage (guest uptime, s); max_duration None: an open edge."""
 
@@ -161,10 +185,25 @@ class IterationRecord:
     # Rally host time = guest uptime + clock_offset (None: never read the guest clock).
     clock_offset: float | None = None
     server_id: str | None = None        # the VM measured, to find it in the cloud's logs
+    # MetadataDowntime.boot_and_watch: its watch window (no migrations then) and the
+    # marked hooks that ran during the measurement.
+    watch: Watch | None = None
+    disruptions: tuple[Disruption, ...] = ()
 
     @property
     def measured(self) -> bool:
         return self.metadata is not None
+
+    @property
+    def event(self) -> str:
+        """What the iteration measured metadata around, for people's sentences."""
+        return "the watch" if self.watch is not None else "the migration"
+
+    def to_guest(self, host_time: float | None) -> float | None:
+        """A Rally host time on the guest's uptime clock (None: unknown)."""
+        if host_time is None or self.clock_offset is None:
+            return None
+        return host_time - self.clock_offset
 
     def to_json(self) -> str:
         return json.dumps({"version": RECORD_VERSION, **dataclasses.asdict(self)},
@@ -191,7 +230,11 @@ class IterationRecord:
                            NovaEvent(**e) for e in m["nova_events"])})
                            for m in data["migrations"]),
                        error=data["error"], clock_offset=data["clock_offset"],
-                       server_id=data["server_id"])
+                       server_id=data["server_id"],
+                       # Records written before boot_and_watch existed have neither.
+                       watch=Watch(**data["watch"]) if data.get("watch") else None,
+                       disruptions=tuple(Disruption(**d)
+                                         for d in data.get("disruptions", ())))
         except (ValueError, KeyError, TypeError) as e:
             raise RecordError(f"unreadable {RECORD_TITLE}: {e}") from e
 
@@ -223,6 +266,8 @@ class Measurement:
     error: str | None = None
     clock_offset: float | None = None
     server_id: str | None = None
+    watch: Watch | None = None
+    disruptions: list[Disruption] = dataclasses.field(default_factory=list)
 
     def record(self) -> IterationRecord:
         error = self.error
@@ -232,7 +277,8 @@ class Measurement:
         return IterationRecord(
             metadata=metadata, network=NetworkFigures.from_runs(tuple(self.networks)),
             migrations=_attribute(tuple(self.migrations), metadata), error=error,
-            clock_offset=self.clock_offset, server_id=self.server_id)
+            clock_offset=self.clock_offset, server_id=self.server_id, watch=self.watch,
+            disruptions=tuple(self.disruptions))
 
 
 def owning_migration_index(migrations: tuple[Migration, ...], start: float) -> int | None:
@@ -259,3 +305,13 @@ def _attribute(migrations: tuple[Migration, ...],
         downtime[owning_migration_index(migrations, outage.start)] += outage.duration
     return tuple(dataclasses.replace(m, metadata_downtime=d)
                  for m, d in zip(migrations, downtime))
+
+
+def owning_disruption(record: IterationRecord, start: float) -> Disruption | None:
+    """The marked hook run an outage beginning at `start` (guest uptime) belongs to:
+    the last one that started before it (the first one when it began before all)."""
+    runs = [d for d in record.disruptions if record.to_guest(d.started_at) is not None]
+    if not runs:
+        return None
+    started_before = [d for d in runs if record.to_guest(d.started_at) <= start]
+    return started_before[-1] if started_before else runs[0]

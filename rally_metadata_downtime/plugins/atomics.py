@@ -5,8 +5,8 @@
 downtimes also travel as atomic actions, on the Rally host's clock:
 
 - `metadata.downtime`: one per measured iteration, lasting the total metadata
-  downtime, from the first outage's start (from the end of the last migration when
-  there was none); failed when metadata did not recover. Trends read root actions
+  downtime, from the first outage's start (from the end of the last migration, or
+  of the watch, when there was none); failed when metadata did not recover. Trends read root actions
   only, and Rally merges same-named ones per iteration, so this root is the one
   figure per iteration that trends and SLAs need. Its children, one
   `metadata.outage` per outage, keep each outage's own window.
@@ -35,17 +35,26 @@ def _action(name: str, start: float, end: float, children=(), failed=False) -> d
     return action
 
 
+def _quiet_start(record: IterationRecord) -> float | None:
+    """Where a root without outages begins (guest clock): the end of the last
+    migration, or of the watch."""
+    if record.migrations:
+        return record.migrations[-1].end
+    return record.watch.end if record.watch is not None else None
+
+
 def downtime_actions(record: IterationRecord) -> list[dict]:
     """The atomic actions (Rally's AtomicAction dicts) of an iteration's downtime."""
     actions = []
     offset = record.clock_offset
+    quiet = _quiet_start(record)
     if record.metadata is not None and offset is not None:
         outages = [_action(METADATA_OUTAGE, o.start + offset, o.end + offset,
                            failed=o.unrecovered) for o in record.metadata.outages]
         if outages:
             start = outages[0]["started_at"]
-        elif record.migrations:
-            start = record.migrations[-1].end + offset
+        elif quiet is not None:
+            start = quiet + offset
         else:
             start = None
         if start is not None:
@@ -56,8 +65,7 @@ def downtime_actions(record: IterationRecord) -> list[dict]:
         outages = [_action(NETWORK_OUTAGE, start, end)
                    for start, end in record.network.outages]
         start = (outages[0]["started_at"] if outages else
-                 record.migrations[-1].end + offset
-                 if record.migrations and offset is not None else None)
+                 quiet + offset if quiet is not None and offset is not None else None)
         if start is not None:
             actions.append(_action(NETWORK_DOWNTIME, start,
                                    start + record.network.downtime, outages))

@@ -29,7 +29,7 @@ NOVA_LOW, NOVA_HIGH = -0.2, 1.2
 # Row labels of the summary table that tests of the drawn report look up.
 ROW_MEASURED = "metadata measured"
 ROW_DOWNTIME = "metadata downtime (s)"
-ROW_RECOVERED = "metadata recovered after migration"
+ROW_RECOVERED = "metadata recovered"
 ROW_NETWORK = "network downtime (s)"
 
 
@@ -44,8 +44,17 @@ _NOT_MEASURED = " 0 when this iteration did not measure it: see its summary tabl
 
 def host_pair_table(record: IterationRecord) -> dict:
     """Per migration, its metadata and network downtime under its source -> destination
-    pair; Rally's StatsTable aggregates the rows of every iteration by name."""
+    pair (a watch: under the VM's host); Rally's StatsTable aggregates the rows of
+    every iteration by name."""
     rows = []
+    watch = record.watch
+    if watch is not None:
+        if record.metadata is not None:
+            rows.append([f"{watch.host or '?'} (watched): metadata",
+                         round(record.metadata.downtime, 3)])
+        if watch.network_downtime is not None:
+            rows.append([f"{watch.host or '?'} (watched): network",
+                         round(watch.network_downtime, 3)])
     for migration in record.migrations:
         if migration.metadata_downtime is not None:
             rows.append([f"{migration.host_pair}: metadata",
@@ -56,8 +65,9 @@ def host_pair_table(record: IterationRecord) -> dict:
     return {"title": ADDITIVE_TITLES[4],
             "description": "Metadata and network downtime of each live migration by "
                            "source -> destination host (seconds; Count: "
-                           "migrations). A metadata outage belongs to the last "
-                           "migration that started before it.",
+                           "migrations), or of each watch by the VM's host. A "
+                           "metadata outage belongs to the last migration that "
+                           "started before it.",
             "chart_plugin": "StatsTable", "data": rows}
 
 
@@ -75,7 +85,7 @@ def additive_charts(record: IterationRecord) -> list[dict]:
               "longest outage", metadata.longest_outage if metadata else 0.0, "seconds"),
         _area(ADDITIVE_TITLES[2],
               "Unanswered pings from the Rally host to the VM during the live "
-              "migration(s), times the ping interval." + _NOT_MEASURED,
+              "migration(s) or the watch, times the ping interval." + _NOT_MEASURED,
               "network downtime", network.downtime if network else 0.0, "seconds"),
         _area(ADDITIVE_TITLES[3],
               "Probe requests that failed (timeout, refused, HTTP error or an answer "
@@ -115,11 +125,28 @@ def summary_table(record: IterationRecord) -> dict:
     if record.migrations:
         rows.append(["live migrations (s)", ", ".join(
             f"{m.end - m.start:.1f}" for m in record.migrations)])
+    if record.watch is not None:
+        rows += [["watched (s)", round(record.watch.end - record.watch.start, 1)],
+                 ["host of the VM", record.watch.host or "unknown"],
+                 ["marked hook runs", "; ".join(
+                     _hook_run_text(d, record) for d in record.disruptions) or "none"]]
     if metadata and record.error:
         rows.append(["error", record.error])
     return {"title": SUMMARY_TITLE,
             "description": "Figures of this iteration (times in seconds).",
             "chart_plugin": "Table", "data": {"cols": ["Figure", "Value"], "rows": rows}}
+
+
+def _hook_run_text(run: records.Disruption, record: IterationRecord) -> str:
+    """A hook run for people: its command and its times in the watch's seconds."""
+    start = record.to_guest(run.started_at)
+    origin = record.watch.start if record.watch else 0.0
+    if start is None:
+        return run.name
+    end = record.to_guest(run.finished_at)
+    until = f"{end - origin:.2f}" if end is not None else "still running"
+    return (f"{run.name} ({run.triggered_by}; {start - origin:.2f} - {until} s, "
+            f"{run.status or 'running'})")
 
 
 def _thin(points: list[tuple[float, int]], limit: int = MAX_TIMELINE_POINTS
@@ -163,7 +190,10 @@ def _nova_spans(record: IterationRecord) -> list[tuple[float, float]]:
 
 
 def timeline_chart(log: ProbeLog | None, record: IterationRecord) -> dict | None:
-    """Probe verdicts over time, x = seconds since the first migration started."""
+    """Probe verdicts over time, x = seconds since the first migration started (or
+    the watch began)."""
+    if record.watch is not None:
+        return _watch_timeline(log, record)
     migrations = record.migrations
     if log is None or not log.probes or not migrations:
         return None
@@ -200,10 +230,57 @@ def timeline_chart(log: ProbeLog | None, record: IterationRecord) -> dict | None
             "data": series}
 
 
+def _hook_spans(record: IterationRecord, last: float) -> list[tuple[float, float]]:
+    """Each marked hook run on the guest's clock; one still running ends at `last`."""
+    spans = []
+    for run in record.disruptions:
+        start, end = record.to_guest(run.started_at), record.to_guest(run.finished_at)
+        if start is not None:
+            spans.append((start, last if end is None else end))
+    return spans
+
+
+def _watch_timeline(log: ProbeLog | None, record: IterationRecord) -> dict | None:
+    """boot_and_watch's timeline: the same probe lines, the marked hook runs where
+    the migrations are, and the watch window outside them."""
+    if log is None or not log.probes:
+        return None
+    watch = record.watch
+    origin = watch.start
+    verdicts = _thin([(round(p.start - origin, 2), int(p.ok)) for p in log.probes])
+    first_x, last_x = verdicts[0][0], verdicts[-1][0]
+    last_probe = max(p.start for p in log.probes)
+    series = [["probe ok", [[x, ok] for x, ok in verdicts]],
+              ["hook run", _box_series(_hook_spans(record, last_probe), origin,
+                                       first_x, last_x, MIGRATION_LOW, MIGRATION_HIGH)],
+              ["probe failed", [[x, 1 - ok] for x, ok in verdicts]],
+              ["watch", _box_series([(watch.start, watch.end)], origin, first_x,
+                                    last_x, NOVA_LOW, NOVA_HIGH)]]
+    if record.disruptions:
+        hooks = ("The 'hook run' box spans each run of a marked_sys_call hook as "
+                 "the Rally host's clock saw it: " + "; ".join(
+                     _hook_run_text(d, record) for d in record.disruptions) + ".")
+    else:
+        hooks = ("No marked hook ran during the measurement (runs of Rally's own "
+                 "sys_call are not marked: use marked_sys_call; Rally's Hooks tab "
+                 "has their times).")
+    return {"title": TIMELINE_TITLE,
+            "description": "Each in-guest probe at its launch time: 'probe ok' is 1 "
+                           "when metadata answered this VM correctly, 'probe failed' "
+                           "is 1 when it did not. " + hooks + " The 'watch' box spans "
+                           "the watch. x: seconds since the watch began.",
+            "chart_plugin": "Lines",
+            "axis_label": "seconds since the watch began",
+            "label": "1 = yes",
+            "data": series}
+
+
 def outage_table(record: IterationRecord) -> dict | None:
     """One row per outage, placed on the migration's timeline."""
     if record.metadata is None:
         return None
+    if record.watch is not None:
+        return _watch_outage_table(record)
     origin = record.migrations[0].start if record.migrations else 0.0
     nova_finish = _nova_finish_by_outage(record)
     rows = []
@@ -229,6 +306,37 @@ def outage_table(record: IterationRecord) -> dict | None:
             "data": {"cols": ["#", "start (s)", "end (s)", "duration (s)",
                               "bounds (s)", "failed probes", "reasons",
                               "start / end after Nova finished (s)"],
+                     "rows": rows}}
+
+
+def _watch_outage_table(record: IterationRecord) -> dict:
+    """boot_and_watch's outages, placed against the watch and the marked hook run
+    each belongs to (the last one that started before it)."""
+    origin = record.watch.start
+    rows = []
+    for number, outage in enumerate(record.metadata.outages, start=1):
+        end = "not recovered" if outage.unrecovered else round(outage.end - origin, 2)
+        start = round(outage.start - origin, 2)
+        if outage.began_before_log:
+            start = f"before {start}"
+        run = records.owning_disruption(record, outage.start)
+        rows.append([number, start, end, round(outage.duration, 2),
+                     f"{_seconds(outage.min_duration)} - {_seconds(outage.max_duration)}",
+                     outage.failed_probes,
+                     ", ".join(f"{r} x{n}" for r, n in sorted(outage.reasons.items())),
+                     _relative(outage.start, outage.end, record.to_guest(
+                         run.started_at)) if run else "no marked hook ran"])
+    return {"title": OUTAGES_TITLE,
+            "description": "Start and end in seconds since the watch began "
+                           "(negative: before it); the estimate takes the middle of "
+                           "each edge's interval, the bounds are the shortest and "
+                           "longest durations the probes allow. The last column "
+                           "places the outage against the start of the marked hook "
+                           "run it belongs to (the last one started before it).",
+            "chart_plugin": "Table",
+            "data": {"cols": ["#", "start (s)", "end (s)", "duration (s)",
+                              "bounds (s)", "failed probes", "reasons",
+                              "start / end after the hook run started (s)"],
                      "rows": rows}}
 
 

@@ -1,7 +1,11 @@
-"""Scenario MetadataDowntime.boot_and_live_migrate (Rally glue only)."""
+"""Scenarios MetadataDowntime.boot_and_live_migrate and boot_and_watch (Rally glue
+only): both boot a VM and measure with the same probe, analysis, record and charts;
+they differ in what happens meanwhile (live migrations, or the task's hooks)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
 import typing
 
@@ -14,13 +18,13 @@ from rally_openstack.common import consts
 from rally_openstack.task import scenario
 from rally_openstack.task.scenarios.vm import utils as vm_utils
 
-from rally_metadata_downtime import live_migration, probe_config
+from rally_metadata_downtime import hook_marks, live_migration, probe_config
 from rally_metadata_downtime.analysis import AnalysisError, analyse
 from rally_metadata_downtime.meter import MetadataMeter
 from rally_metadata_downtime.net_meter import PingMeter
 from rally_metadata_downtime.plugins import atomics, charts
 from rally_metadata_downtime.probe_log import ProbeLogError, parse_probe_log
-from rally_metadata_downtime.records import Measurement, Migration
+from rally_metadata_downtime.records import Measurement, Migration, Watch
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -81,6 +85,127 @@ def wait_for_recovery(fetch_log: typing.Callable[[], str], recovered_after: floa
         sleep(min(1.0, max(settle / 2, 0.2)))
 
 
+@dataclasses.dataclass
+class _Probed:
+    """The VM under measurement and its probe, as far as they got (for cleanup)."""
+
+    server: typing.Any = None
+    fip: dict | None = None
+    meter: MetadataMeter | None = None
+
+
+class MetadataScenario(vm_utils.VMScenario):
+    """The steps both scenarios share: boot a VM and start the probe in it, wait
+    for metadata to recover and collect the log, then charts, atomic actions and
+    cleanup whatever failed."""
+
+    @contextlib.contextmanager
+    def _measuring(self, measured: Measurement) -> typing.Iterator[_Probed]:
+        """Around an iteration: the error goes into the record, the charts are
+        added and the VM removed, whatever happened inside."""
+        vm = _Probed()
+        try:
+            yield vm
+        except Exception as e:
+            measured.error = f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            try:
+                self._add_charts(measured)
+            finally:
+                self._clean_up(vm.meter, vm.server, vm.fip)
+
+    def _boot_with_probe(self, vm: _Probed, measured: Measurement, image, flavor,
+                         username, password, port, use_floating_ip, floating_network,
+                         wait_for_ssh_timeout, metadata_url, probe_interval,
+                         probe_timeout, probe_workdir, answer_timeout,
+                         boot_server_kwargs) -> None:
+        """Boot the VM, wait for SSH, start the probe and wait until metadata
+        answers once."""
+        vm.server, vm.fip = self._boot_server_with_fip(
+            image, flavor, use_floating_ip=use_floating_ip,
+            floating_network=floating_network,
+            key_name=self.context["user"]["keypair"]["name"],
+            **(boot_server_kwargs or {}))
+        measured.server_id = vm.server.id
+        address = vm.fip["ip"]
+
+        def connect():
+            return sshutils.SSH(username, address, port=port, password=password,
+                                pkey=self.context["user"]["keypair"]["private"])
+
+        config = probe_config.from_arguments(metadata_url, probe_interval,
+                                             probe_timeout, probe_workdir,
+                                             server_id=vm.server.id)
+        ssh = connect()
+        vm.meter = MetadataMeter(connect, config, connection=ssh)
+        self._wait_for_ssh_or_show_console(vm.server, ssh, wait_for_ssh_timeout)
+        with atomic.ActionTimer(self, "metadata_meter.start"):
+            vm.meter.start()
+        with atomic.ActionTimer(self, "metadata_meter.wait_answering"):
+            vm.meter.wait_until_answering(answer_timeout)
+
+    def _recover_and_collect(self, meter: MetadataMeter, measured: Measurement,
+                             recovered_after: float, settle: float,
+                             recovery_timeout: float) -> None:
+        """Wait until metadata answered for `settle` s after `recovered_after`
+        (guest uptime), stop the probe and analyse its log."""
+        with atomic.ActionTimer(self, "metadata_meter.wait_recovery"):
+            wait_for_recovery(meter.fetch_log, recovered_after, settle,
+                              recovery_timeout, probe_running=meter.is_running)
+        with atomic.ActionTimer(self, "metadata_meter.collect"):
+            text = meter.stop()
+        try:
+            measured.log = parse_probe_log(text)
+            measured.report = analyse(measured.log, recovered_after=recovered_after,
+                                      settle=settle)
+        except (ProbeLogError, AnalysisError) as e:
+            raise MetadataNotMeasured(f"the probe log gives no figure: {e}") from e
+
+    @staticmethod
+    def _check_recovered(measured: Measurement, recovery_timeout: float,
+                         after: str) -> None:
+        if not measured.report.recovered:
+            raise MetadataNotRecovered(
+                f"metadata did not answer this VM again within {recovery_timeout:g} s "
+                f"after {after} (down for "
+                f"{measured.report.unrecovered_downtime:.1f} s when the probe stopped)")
+
+    def _wait_for_ssh_or_show_console(self, server, ssh, timeout):
+        """Wait for SSH; when it never comes up, the server's console log tail goes
+        into the error (what the guest said while booting is the first clue)."""
+        try:
+            self._wait_for_ssh(ssh, timeout=timeout)
+        except (exceptions.SSHTimeout, exceptions.TimeoutException) as e:
+            try:
+                console = self._get_server_console_output(server, CONSOLE_LINES)
+            except Exception as console_error:  # the SSH failure is the one to report
+                console = f"(console log not available: {console_error})"
+            raise type(e)(f"{e}; the server's console log ends with:\n"
+                          f"{console}") from e
+
+    def _add_charts(self, measured: Measurement) -> None:
+        record = measured.record()
+        # Where trends, exporters and per-atomic SLAs look (plugins/atomics.py).
+        self.atomic_actions().extend(atomics.downtime_actions(record))
+        for chart in charts.additive_charts(record):
+            self.add_output(additive=chart)
+        for chart in charts.complete_charts(record, measured.log):
+            self.add_output(complete=chart)
+
+    def _clean_up(self, meter, server, fip) -> None:
+        """Remove the probe, then the server and its floating IP, whatever failed."""
+        if meter is not None:
+            try:
+                meter.cleanup()
+            except Exception:  # the server goes next anyway; do not mask the cause
+                LOG.warning("removing the metadata probe from the guest failed",
+                            exc_info=True)
+        if server is not None:
+            self._delete_server_with_fip(server, fip)
+
+
+
 @validation.add("image_valid_on_flavor", flavor_param="flavor", image_param="image")
 @validation.add("external_network_exists", param_name="floating_network")
 @validation.add("required_services",
@@ -91,7 +216,7 @@ def wait_for_recovery(fetch_log: typing.Callable[[], str], recovered_after: floa
                              "keypair@openstack": {}, "allow_ssh@openstack": None},
                     name="MetadataDowntime.boot_and_live_migrate",
                     platform="openstack")
-class BootAndLiveMigrate(vm_utils.VMScenario):
+class BootAndLiveMigrate(MetadataScenario):
 
     def run(self, image: typing.Annotated[str, types.Convert("glance_image")],
             flavor: typing.Annotated[str, types.Convert("nova_flavor")],
@@ -165,61 +290,22 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
         :param boot_server_kwargs: extra arguments for server creation
         """
         measured = Measurement()
-        server = fip = meter = None
-        try:
+        with self._measuring(measured) as vm:
             nova = self._migration_client(nova_microversion)
             # Refused before anything is booted.
             live_migration.check_block_migration(block_migration, nova.api_version)
-            server, fip = self._boot_server_with_fip(
-                image, flavor, use_floating_ip=use_floating_ip,
-                floating_network=floating_network,
-                key_name=self.context["user"]["keypair"]["name"],
-                **(boot_server_kwargs or {}))
-            measured.server_id = server.id
-
-            def connect():
-                return sshutils.SSH(username, fip["ip"], port=port, password=password,
-                                    pkey=self.context["user"]["keypair"]["private"])
-
-            config = probe_config.from_arguments(metadata_url, probe_interval,
-                                                 probe_timeout, probe_workdir,
-                                                 server_id=server.id)
-            ssh = connect()
-            meter = MetadataMeter(connect, config, connection=ssh)
-            self._wait_for_ssh_or_show_console(server, ssh, wait_for_ssh_timeout)
-            with atomic.ActionTimer(self, "metadata_meter.start"):
-                meter.start()
-            with atomic.ActionTimer(self, "metadata_meter.wait_answering"):
-                meter.wait_until_answering(answer_timeout)
+            self._boot_with_probe(vm, measured, image, flavor, username, password, port,
+                                  use_floating_ip, floating_network,
+                                  wait_for_ssh_timeout, metadata_url, probe_interval,
+                                  probe_timeout, probe_workdir, answer_timeout,
+                                  boot_server_kwargs)
             for _ in range(migrations):
-                self._migrate_once(nova, server, fip["ip"], meter, measured,
+                self._migrate_once(nova, vm.server, vm.fip["ip"], vm.meter, measured,
                                    block_migration, destination_host, measure_network,
                                    ping_interval)
-            recovered_after = measured.migrations[-1].end
-            with atomic.ActionTimer(self, "metadata_meter.wait_recovery"):
-                wait_for_recovery(meter.fetch_log, recovered_after, settle,
-                                  recovery_timeout, probe_running=meter.is_running)
-            with atomic.ActionTimer(self, "metadata_meter.collect"):
-                text = meter.stop()
-            try:
-                measured.log = parse_probe_log(text)
-                measured.report = analyse(measured.log, recovered_after=recovered_after,
-                                          settle=settle)
-            except (ProbeLogError, AnalysisError) as e:
-                raise MetadataNotMeasured(f"the probe log gives no figure: {e}") from e
-        except Exception as e:
-            measured.error = f"{type(e).__name__}: {e}"
-            raise
-        finally:
-            try:
-                self._add_charts(measured)
-            finally:
-                self._clean_up(meter, server, fip)
-        if not measured.report.recovered:
-            raise MetadataNotRecovered(
-                f"metadata did not answer this VM again within {recovery_timeout:g} s "
-                f"after the live migration (down for "
-                f"{measured.report.unrecovered_downtime:.1f} s when the probe stopped)")
+            self._recover_and_collect(vm.meter, measured, measured.migrations[-1].end,
+                                      settle, recovery_timeout)
+        self._check_recovered(measured, recovery_timeout, "the live migration")
 
     def _migrate_once(self, nova, server, address, meter, measured, block_migration,
                       destination_host, measure_network, ping_interval):
@@ -268,35 +354,132 @@ class BootAndLiveMigrate(vm_utils.VMScenario):
             timeout=CONF.openstack.nova_server_live_migrate_timeout,
             interval=CONF.openstack.nova_server_live_migrate_poll_interval), request_id
 
-    def _wait_for_ssh_or_show_console(self, server, ssh, timeout):
-        """Wait for SSH; when it never comes up, the server's console log tail goes
-        into the error (what the guest said while booting is the first clue)."""
+
+@validation.add("image_valid_on_flavor", flavor_param="flavor", image_param="image")
+@validation.add("external_network_exists", param_name="floating_network")
+@validation.add("required_services",
+                services=[consts.Service.NOVA, consts.Service.NEUTRON])
+@validation.add("required_platform", platform="openstack", admin=True, users=True)
+@validation.add("metadata_probe_args")
+@scenario.configure(context={"cleanup@openstack": ["nova", "neutron"],
+                             "keypair@openstack": {}, "allow_ssh@openstack": None},
+                    name="MetadataDowntime.boot_and_watch",
+                    platform="openstack")
+class BootAndWatch(MetadataScenario):
+
+    def run(self, image: typing.Annotated[str, types.Convert("glance_image")],
+            flavor: typing.Annotated[str, types.Convert("nova_flavor")],
+            username: str, password: str | None = None,
+            port: typing.Annotated[int, Field(ge=1, le=65535)] = 22,
+            use_floating_ip: bool = True, floating_network: str | None = None,
+            wait_for_ssh_timeout: PositiveSeconds = 120,
+            duration: PositiveSeconds = 60,
+            metadata_url: str = probe_config.DEFAULT_URL,
+            probe_interval: ProbeSeconds = probe_config.DEFAULT_INTERVAL,
+            probe_timeout: ProbeSeconds = probe_config.DEFAULT_TIMEOUT,
+            probe_workdir: str = probe_config.DEFAULT_WORKDIR,
+            settle: Seconds = 5, recovery_timeout: PositiveSeconds = 120,
+            answer_timeout: PositiveSeconds = 60,
+            measure_network: bool = True,
+            ping_interval: typing.Annotated[float, Field(ge=0.002, le=60)] = 0.2,
+            boot_server_kwargs: dict | None = None):
+        """Measure metadata downtime of a VM while the task's hooks disrupt the cloud.
+
+        Boots a server (with a floating IP unless use_floating_ip is false), starts
+        the in-guest probe that polls the metadata service every probe_interval,
+        waits until metadata answers once, then watches for `duration` seconds
+        (the metadata_meter.watch atomic action) while pinging it from the Rally
+        host. No migration: the disruption is the task's hooks' (sys_call,
+        fault_injection...), e.g. a metadata agent restarted on the VM's host;
+        trigger them so that they run during the watch. Then waits until
+        metadata answered for `settle` seconds after the watch, and collects and
+        analyses the probe log: the same figures, charts, atomic actions and
+        metadata_downtime SLA as MetadataDowntime.boot_and_live_migrate. Runs of
+        the marked_sys_call hook are marked on the probe timeline. The iteration
+        fails when metadata never answered, or did not recover within
+        recovery_timeout after the watch.
+
+        :param image: image to boot (needs sh, and curl or busybox wget)
+        :param flavor: flavor to boot
+        :param username: SSH user of the image (e.g. cirros)
+        :param password: SSH password, if the image takes no key pair
+        :param port: SSH port of the guest (1-65535)
+        :param use_floating_ip: reach the VM on a floating IP (else its fixed IP)
+        :param floating_network: external network for the floating IP (name);
+            default: any external network
+        :param wait_for_ssh_timeout: seconds to wait for SSH after boot (> 0)
+        :param duration: seconds to watch, from the first answer on; the hooks'
+            disruption should fall inside (> 0, at most 3600)
+        :param metadata_url: http URL the probe polls; a meta_data.json URL is
+            checked for the instance uuid, any other for the instance hostname
+        :param probe_interval: seconds between probe requests, in (0, 60]; a
+            quarter of it (at least 0.05 s) while requests fail fast, to time
+            the recovery closely
+        :param probe_timeout: hard timeout of one probe request, seconds, in (0, 60]
+        :param probe_workdir: absolute directory in the guest under which the
+            probe makes its private directory
+        :param settle: seconds of uninterrupted answers needed after the watch
+            before the probe is stopped (>= 0, < recovery_timeout)
+        :param recovery_timeout: seconds to wait, after the watch, for metadata
+            to answer again and hold for `settle` seconds (> 0)
+        :param answer_timeout: seconds to wait for the first answer before the
+            watch (> 0)
+        :param measure_network: ping the VM from the Rally host during the watch
+        :param ping_interval: seconds between pings, in [0.002, 60] (below 0.2
+            ping needs root)
+        :param boot_server_kwargs: extra arguments for server creation
+        """
+        measured = Measurement()
+        with self._measuring(measured) as vm:
+            self._boot_with_probe(vm, measured, image, flavor, username, password, port,
+                                  use_floating_ip, floating_network,
+                                  wait_for_ssh_timeout, metadata_url, probe_interval,
+                                  probe_timeout, probe_workdir, answer_timeout,
+                                  boot_server_kwargs)
+            host = live_migration.host_of(self.admin_clients("nova").servers.get(
+                vm.server.id))
+            started = self._watch(vm, measured, host, duration, measure_network,
+                                  ping_interval)
+            try:
+                self._recover_and_collect(vm.meter, measured, measured.watch.end,
+                                          settle, recovery_timeout)
+            finally:
+                measured.disruptions = self._hook_runs(started, time.time())
+        self._check_recovered(measured, recovery_timeout, "the watch")
+
+    def _watch(self, vm: _Probed, measured: Measurement, host: str | None,
+               duration: float, measure_network: bool, ping_interval: float) -> float:
+        """Watch `duration` s, pinged from the Rally host; records the window and
+        returns its start on the Rally host's clock."""
+        pinger = (PingMeter(vm.fip["ip"], interval=ping_interval)
+                  if measure_network else None)
         try:
-            self._wait_for_ssh(ssh, timeout=timeout)
-        except (exceptions.SSHTimeout, exceptions.TimeoutException) as e:
-            try:
-                console = self._get_server_console_output(server, CONSOLE_LINES)
-            except Exception as console_error:  # the SSH failure is the one to report
-                console = f"(console log not available: {console_error})"
-            raise type(e)(f"{e}; the server's console log ends with:\n"
-                          f"{console}") from e
+            if pinger:
+                pinger.start()
+            with atomic.ActionTimer(self, "metadata_meter.watch"):
+                started = time.time()
+                time.sleep(duration)
+                ended = time.time()
+            network = pinger.stop() if pinger else None
+        finally:
+            if pinger:
+                pinger.kill()
+        if network is not None:
+            measured.networks.append(network)
+        clock = vm.meter.clock
+        measured.clock_offset = clock.offset
+        measured.watch = Watch(clock.to_guest_uptime(started),
+                               clock.to_guest_uptime(ended), host,
+                               network_downtime=network.total_downtime
+                               if network else None)
+        return started
 
-    def _add_charts(self, measured: Measurement) -> None:
-        record = measured.record()
-        # Where trends, exporters and per-atomic SLAs look (plugins/atomics.py).
-        self.atomic_actions().extend(atomics.downtime_actions(record))
-        for chart in charts.additive_charts(record):
-            self.add_output(additive=chart)
-        for chart in charts.complete_charts(record, measured.log):
-            self.add_output(complete=chart)
-
-    def _clean_up(self, meter, server, fip) -> None:
-        """Remove the probe, then the server and its floating IP, whatever failed."""
-        if meter is not None:
-            try:
-                meter.cleanup()
-            except Exception:  # the server goes next anyway; do not mask the cause
-                LOG.warning("removing the metadata probe from the guest failed",
-                            exc_info=True)
-        if server is not None:
-            self._delete_server_with_fip(server, fip)
+    def _hook_runs(self, start: float, end: float) -> list:
+        """The marked hook runs of this task that overlapped [start, end] (host
+        clock); none when they cannot be read (the figures do not need them)."""
+        try:
+            runs = hook_marks.read_marks(self.context["task"]["uuid"])
+        except (OSError, hook_marks.MarksError) as e:
+            LOG.warning(f"hook runs are not marked on the timeline: {e}")
+            return []
+        return hook_marks.overlapping(runs, start, end)

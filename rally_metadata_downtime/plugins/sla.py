@@ -15,7 +15,8 @@ class MetadataDowntime(sla.SLA):
     Fails the workload when an iteration's metadata downtime exceeds
     allowed_metadata_downtime (seconds), when an iteration has no metadata
     measurement (no successful probe, or it failed before measuring), when
-    metadata did not recover after the migration, or, if allowed_network_downtime
+    metadata did not recover after the migration (or the watch of
+    MetadataDowntime.boot_and_watch), or, if allowed_network_downtime
     is set, when the network downtime measured by ping exceeds it.
     """
 
@@ -75,8 +76,8 @@ class MetadataDowntime(sla.SLA):
             if self.worst is None or downtime > self.worst[0]:
                 self.worst = (downtime, number)
             if not record.metadata.recovered:
-                self.problems.append((number, "metadata did not recover after the "
-                                              "migration"))
+                self.problems.append((number, f"metadata did not recover after "
+                                              f"{record.event}"))
         for migration in record.migrations if record else ():
             if migration.metadata_downtime is not None:
                 self._add_pair(migration.host_pair, migration.metadata_downtime, 1)

@@ -26,14 +26,15 @@ def _numbers(*values) -> bool:
 
 
 def check_arguments(args: dict) -> None:
-    """ArgumentError for the first invalid argument among those checked here."""
+    """ArgumentError for the first invalid argument among those checked here; the
+    live-migration ones only for a scenario that has them."""
     probe_config.from_arguments(args["metadata_url"], args["probe_interval"],
                                 args["probe_timeout"], args["probe_workdir"])
     settle, recovery_timeout = args["settle"], args["recovery_timeout"]
     if _numbers(settle, recovery_timeout) and settle >= recovery_timeout:
         raise ArgumentError("settle", f"{settle} s must be shorter than "
                                       f"recovery_timeout ({recovery_timeout} s)")
-    microversion = args["nova_microversion"]
+    microversion = args.get("nova_microversion")
     if isinstance(microversion, str) and "latest" not in microversion:
         try:
             version = api_versions.get_api_version(microversion)
@@ -46,7 +47,7 @@ def check_arguments(args: dict) -> None:
 class MetadataProbeArgs(validation.Validator):
     """metadata_url, probe_interval, probe_timeout and probe_workdir are valid and
     shell-safe, settle is shorter than recovery_timeout, and an explicit
-    nova_microversion can carry block_migration."""
+    nova_microversion can carry block_migration (boot_and_live_migrate)."""
 
     def validate(self, context, config, plugin_cls, plugin_cfg):
         try:
