@@ -206,6 +206,8 @@ def _pick_network(request, server_body: dict) -> dict:
 # the first N servers booted with the same metadata only, the later ones get the lab
 # default, so one workload holds faulty and healthy iterations side by side;
 # lab_boot_host places the server (as an admin's forced host would, for any user);
+# "lab-compute-1,lab-compute-2" places the servers booted with the same metadata on
+# those hosts in turn (one guest per host for a per-host disruption);
 # lab_faults_into: HOST applies the fault profile only to migrations into HOST (the
 # others get the lab default), so one host can be the broken one;
 # lab_profile_cycle: "healthy,timeout,drop_ssh,..." gives the servers booted with
@@ -285,11 +287,18 @@ async def create_server(request):
     except LookupError as e:
         raise LabFault(409, "No fixed IP address available") from e
 
-    host = metadata.get("lab_boot_host") or random.choice(config.hypervisors)
-    for key in ("lab_boot_host", "lab_faults_into"):
-        if metadata.get(key, host) not in config.hypervisors:
+    boot_hosts = [h.strip() for h in str(metadata.get("lab_boot_host", "")).split(",")
+                  if h.strip()]
+    for key, hosts in (("lab_boot_host", boot_hosts),
+                       ("lab_faults_into", [metadata.get("lab_faults_into")])):
+        if key in metadata and not (hosts and set(hosts) <= set(config.hypervisors)):
             raise LabFault(400, f"Invalid server metadata: {key}: {metadata[key]!r} is "
                                 f"not one of {', '.join(config.hypervisors)}")
+    if len(boot_hosts) > 1:
+        turn = _booted_with(request.app, {**metadata, "(cycle)": "lab_boot_host"})
+        host = boot_hosts[(turn - 1) % len(boot_hosts)]
+    else:
+        host = boot_hosts[0] if boot_hosts else random.choice(config.hypervisors)
     server_id = new_id()
     neutron.create_row(store, "port", "ports", {
         "name": "", "network_id": network["id"], "device_id": server_id,
