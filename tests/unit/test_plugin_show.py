@@ -1,4 +1,4 @@
-"""`rally plugin show` finds and documents both plugins from the installed package."""
+"""`rally plugin show` finds and documents the plugins from the installed package."""
 
 import subprocess
 
@@ -11,6 +11,13 @@ from tests.lab.rally_cli import rally_executable
     ("MetadataDowntime.boot_and_live_migrate", ["probe_interval", "recovery_timeout",
                                                 "metadata_url", "settle"]),
     ("metadata_downtime", ["allowed_metadata_downtime", "allowed_network_downtime"]),
+    ("MetadataDowntime.boot_and_watch", [
+        "image", "flavor", "username", "password", "port", "use_floating_ip",
+        "floating_network", "wait_for_ssh_timeout", "duration", "metadata_url",
+        "probe_interval", "probe_timeout", "probe_workdir", "settle",
+        "recovery_timeout", "answer_timeout", "measure_network", "ping_interval",
+        "boot_server_kwargs"]),
+    ("marked_sys_call", ["marks when it ran"]),
 ])
 def test_rally_plugin_show(tmp_path, name, expected):
     proc = subprocess.run([rally_executable(), "plugin", "show", name],

@@ -18,9 +18,9 @@ SAMPLES = pathlib.Path(__file__).resolve().parents[2] / "samples"
 TASK = SAMPLES / "live_migrate_metadata.yaml"
 
 
-def render(**args):
+def render(task=TASK, **args):
     renderer = api._Task(api=mock.Mock())
-    return yaml.safe_load(renderer.render_template(task_template=TASK.read_text(),
+    return yaml.safe_load(renderer.render_template(task_template=task.read_text(),
                                                    template_dir=str(SAMPLES), **args))
 
 
