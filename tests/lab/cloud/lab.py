@@ -12,9 +12,10 @@ from pathlib import Path
 
 from tests.lab.cloud import config
 from tests.lab.cloud.infra import MariaDB, RabbitMQ
-from tests.lab.cloud.openstack import DB_RECIPE, FLAVOR, OpenStack, timed
+from tests.lab.cloud.openstack import DB_RECIPE, FLAVOR, RALLY_HOST_IP, OpenStack, timed
 from tests.lab.cloud.ovn import Central, Chassis, connect_underlay
 from tests.lab.cloud.procs import ProcError, Supervisor, alive, run
+from tests.lab.ledger import ResourceLedger
 
 INFRA = ("mariadb", "epmd", "rabbitmq")
 
@@ -133,6 +134,8 @@ class Cloud:
         cloud.start_neutron_workers(sup)
         with timed("resources", timings):
             ids = cloud.ensure_resources(token, body["project"]["id"])
+        with timed("hypervisor", timings):
+            cloud.start_hypervisor(sup, token, ids["network"])
         timings["total"] = round(time.monotonic() - start, 2)
         facts = {
             "auth_url": cloud.auth_url, "region": config.REGION,
@@ -141,7 +144,7 @@ class Cloud:
                       "project_domain_name": "Default"},
             "flavor": {"name": FLAVOR["name"], "id": ids["flavor"]},
             "image": ids["image"], "network": ids["network"],
-            "public_network": ids["public"],
+            "public_network": ids["public"], "rally_host_ip": RALLY_HOST_IP,
             "hosts": list(config.COMPUTE_HOSTS), "timings": timings,
             "versions": service_versions(),
             "ready_after": {n: d.ready_after for n, d in sup.daemons.items()},
@@ -160,6 +163,15 @@ class Cloud:
         ovs_names = {"ovn-nb", "ovn-sb", "ovn-northd"} | {
             f"{kind}-{h.host}" for h in chassis
             for kind in ("ovsdb", "vswitchd", "ovn-controller")}
+        # The guests first, while OVS still runs: the hypervisor removes them on
+        # SIGTERM; what a killed one left, its ledger names.
+        if "hypervisor" in sup.daemons:
+            sup.stop("hypervisor", timeout=60)
+        ledger = self.state / "hypervisor" / "resources.json"
+        if ledger.exists():
+            left_by_hypervisor = ResourceLedger.load(ledger).release_all()
+        else:
+            left_by_hypervisor = []
         # The OpenStack services together: a throwaway lab needs no graceful stop
         # (one by one with oslo.service's graceful shutdown took 40 s).
         sup.stop_many([name for name in sup.daemons
@@ -171,6 +183,7 @@ class Cloud:
         sup.stop("mariadb", timeout=30)
         sup.stop_all()
         left = [f"{n} (PIDs {p})" for n, p in sup.running().items() if p]
+        left += left_by_hypervisor
         for host in chassis:
             if os.path.exists(f"/run/netns/{host.netns}"):
                 run(["ip", "netns", "delete", host.netns], check=False)

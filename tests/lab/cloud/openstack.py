@@ -11,6 +11,7 @@ import configparser
 import json
 import os
 import shutil
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +30,11 @@ NETWORK_NAME = "rmdc-net"
 # The tenant network's addresses: this lab's range only (no address is configured
 # anywhere until guests are plugged in).
 SUBNET_CIDR = "203.0.113.112/28"
+# The lab's own ports on it (hypervisor.py): the Rally host's and the metadata
+# service's, outside Neutron's pool for guests (.114-.124; .113 is the gateway).
+RALLY_HOST_IP = "203.0.113.126"
+METADATA_PORT_IP = "203.0.113.125"
+GUEST_POOL = ("203.0.113.114", "203.0.113.124")
 # The external network (flat, physnet "public" = br-ex on each chassis): routers'
 # gateways and floating IPs. .241/.242 are the chassis' encap addresses (config
 # strings only so far), outside the allocation pool.
@@ -226,7 +232,7 @@ class OpenStack:
                 "DEFAULT": {"host": host, "state_path": state, "debug": True,
                             "instances_path": state / "instances"},
                 "oslo_concurrency": {"lock_path": state / "lock"},
-                "rmdc_lab": {"ovsdb": f"unix:{self.state / 'chassis' / host / 'db.sock'}"},
+                "rmdc_lab": {"hypervisor": self.state / "hypervisor.sock"},
             })
         # Neutron: ML2 with the OVN mechanism driver, no agents
         nt = self.state / "neutron"
@@ -498,7 +504,9 @@ class OpenStack:
             ids["network"] = body["network"]["id"]
             status, _, body = http("POST", neutron + "/v2.0/subnets", {"subnet": {
                 "name": NETWORK_NAME, "network_id": ids["network"], "ip_version": 4,
-                "cidr": SUBNET_CIDR, "enable_dhcp": False}}, token=token)
+                "cidr": SUBNET_CIDR, "enable_dhcp": False,
+                "allocation_pools": [{"start": GUEST_POOL[0], "end": GUEST_POOL[1]}]}},
+                token=token)
             if status != 201:
                 raise RuntimeError(f"subnet: HTTP {status} {body}")
         _, _, nets = http("GET", neutron + f"/v2.0/networks?name={PUBLIC_NAME}",
@@ -521,6 +529,41 @@ class OpenStack:
             if status != 201:
                 raise RuntimeError(f"external subnet: HTTP {status} {body}")
         return ids
+
+    def lab_ports(self, token: str, network_id: str) -> dict[str, dict[str, str]]:
+        """The Rally host's and the metadata service's Neutron ports on the tenant
+        network (port security off: they answer for addresses of their own), bound
+        to the first compute host, where the hypervisor plugs them in."""
+        made = {}
+        for role, address in (("rally_port", RALLY_HOST_IP),
+                              ("metadata_port", METADATA_PORT_IP)):
+            status, _, body = http("POST", self.url("neutron") + "/v2.0/ports", {"port": {
+                "name": f"rmdc-{role.replace('_', '-')}", "network_id": network_id,
+                "fixed_ips": [{"ip_address": address}], "port_security_enabled": False,
+                "device_owner": "rmdc:lab", "binding:host_id": config.COMPUTE_HOSTS[0]}},
+                token=token)
+            if status != 201:
+                raise RuntimeError(f"{role}: HTTP {status} {body}")
+            made[role] = {"port_id": body["port"]["id"], "mac": body["port"]["mac_address"],
+                          "ip": address}
+        return made
+
+    def start_hypervisor(self, sup: Supervisor, token: str, network_id: str) -> None:
+        """The lab's hypervisor (hypervisor.py): the guests behind the virt driver."""
+        _, _, body = http("GET", self.url("neutron") + f"/v2.0/networks/{network_id}",
+                          token=token)
+        network = self.state / "hypervisor-network.json"
+        network.write_text(json.dumps({
+            "prefix_len": int(SUBNET_CIDR.split("/")[1]), "mtu": body["network"]["mtu"],
+            **self.lab_ports(token, network_id)}))
+        proc = sup.start("hypervisor", [
+            sys.executable, "-m", "tests.lab.cloud.hypervisor",
+            "--state-dir", str(self.state), "--network", str(network)],
+            env={"PYTHONPATH": str(config.REPO)})
+        ready = self.state / "hypervisor" / "ready"
+        wait_for("hypervisor", ready.exists, 60, proc=proc,
+                 log=Path(sup.daemons["hypervisor"].log))
+        sup.ready("hypervisor")
 
 
 def _dead(pid: int, name: str, log: Path) -> bool:

@@ -5,7 +5,8 @@ A lab whose state directory still exists is stopped with
 This sweep handles the rest: daemons whose state directory is gone (a session
 killed with its temporary files) are found by their working directory, which the
 lab sets to the state directory for every daemon it starts, and stopped by PID with
-their process groups; rmdc-<tag>-h<N> namespaces that no process runs in are deleted.
+their process groups; rmdc-<tag>-h<N>, -g<N> and -m namespaces (hosts, guests,
+metadata) that no process runs in are deleted.
 Labs whose state directory exists are reported, never touched.
 """
 
@@ -27,7 +28,7 @@ from tests.lab.cloud.procs import alive
 STATE_RE = re.compile(
     rf"^({re.escape(str(config.DEFAULT_STATE_DIR))}|/tmp/rmdc-test-[A-Za-z0-9_]+)"
     r"(?:/.*)?$")
-NETNS_RE = re.compile(rf"^{re.escape(config.NETNS_PREFIX)}[0-9a-f]{{4}}-h[0-9]+$")
+NETNS_RE = re.compile(rf"^{re.escape(config.NETNS_PREFIX)}[0-9a-f]{{4}}-(?:h[0-9]+|g[0-9]+|m)$")
 
 
 def orphans() -> dict[str, list[int]]:

@@ -2,31 +2,27 @@
 see compute_main.py). Runs inside nova-compute, in the services' venv: it imports
 Nova and nothing of this repo.
 
-Today an instance is a record in <state_path>/instances.json (kept across a compute
-restart) and, for each of its ports, an OVS internal port on this host's br-int with
+An instance is a record in <state_path>/instances.json (kept across a compute
+restart) and a namespace guest of the lab's hypervisor (hypervisor.py, over its unix
+socket): its eth0's other end is plugged into this host's br-int with
 external_ids:iface-id = the Neutron port (what os-vif does for a real guest): OVN
 claims it for this host's chassis, Neutron marks the port ACTIVE and tells Nova
 (network-vif-plugged), which spawn waits for as the libvirt driver does. The node
 has a stable identity: it is named after the host and its UUID is the one the lab
 writes to <state_path>/compute_id, so a restarted compute finds its node again.
 
-Where the lab's namespace guests (tests/lab/fabric.py) will hook in, each call is
-made with the host it runs on:
-    spawn          -> guest_create(instance, network_info): namespace, sshd, key;
-                      plug its veth into this host's br-int with
-                      external_ids:iface-id=<port id> (what os-vif does)
-    destroy        -> guest_delete(instance): unplug and remove
-    pre_live_migration (destination) -> guest_prepare(instance, network_info)
-    live_migration (source)          -> guest_move(instance, dest): move the veth to
-                      the destination's bridge, then a RARP from the guest's MAC (what
-                      QEMU does on resume), fault profile applied here
-    post_live_migration_at_destination -> guest_landed(instance)
+Live migration is Nova's own flow (conductor checks, port bindings on both hosts,
+post-migration on each side); the driver's part is the switchover: the hypervisor
+moves the guest's link to the destination's bridge and sends its RARP, injecting the
+fault profile of the server's `lab_*` metadata as the main lab does.
 """
 
+import http.client
 import json
 import os
-import subprocess
+import socket
 import threading
+import urllib.parse
 
 import nova.conf
 import nova.virt.node
@@ -43,22 +39,50 @@ from oslo_utils import versionutils
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 CONF.register_opts([
-    cfg.StrOpt("ovsdb", help="this host's ovsdb-server, unix:PATH; empty: no VIFs"),
-    cfg.StrOpt("bridge", default="br-int", help="the integration bridge"),
+    cfg.StrOpt("hypervisor", help="the lab hypervisor's unix socket"),
 ], group="rmdc_lab")
 
 
-def _vif_name(vif):
-    return ("tap" + vif["id"])[:14]  # the name Nova's libvirt driver would give
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
 
 
-def _vsctl(*args):
-    result = subprocess.run(
-        ["ovs-vsctl", f"--db={CONF.rmdc_lab.ovsdb}", "--timeout=20", *args],
-        capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise exception.NovaException(
-            f"ovs-vsctl {' '.join(args)}: {result.stderr.strip()}")
+class HypervisorError(exception.NovaException):
+    def __init__(self, status, text):
+        super().__init__(f"lab hypervisor: HTTP {status}: {text}")
+        self.status = status
+
+
+def _hypervisor(method, path, body=None, timeout=600):
+    """One call to the lab's hypervisor; its JSON answer (text for other types)."""
+    conn = _UnixConnection(CONF.rmdc_lab.hypervisor, timeout)
+    try:
+        conn.request(method, path, body=None if body is None else json.dumps(body),
+                     headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        text = response.read().decode(errors="replace")
+    finally:
+        conn.close()
+    if response.status >= 400:
+        raise HypervisorError(response.status, text)
+    if response.getheader("Content-Type", "").startswith("application/json"):
+        return json.loads(text)
+    return text
+
+
+def _port(vif):
+    ips = [ip["address"] for subnet in vif["network"]["subnets"]
+           for ip in subnet["ips"] if ip["version"] == 4]
+    if not ips:
+        raise exception.NovaException(f"port {vif['id']}: no IPv4 address")
+    return {"port_id": vif["id"], "mac": vif["address"], "ip": ips[0]}
 
 
 class LabDriver(driver.ComputeDriver):
@@ -173,24 +197,22 @@ class LabDriver(driver.ComputeDriver):
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         return hardware.InstanceInfo(state=item["state"])
 
-    # --- VIFs -----------------------------------------------------------------
-    def _plug(self, instance, network_info):
-        if not CONF.rmdc_lab.ovsdb:
-            return
-        for vif in network_info or []:
-            name = _vif_name(vif)
-            _vsctl("--may-exist", "add-port", CONF.rmdc_lab.bridge, name, "--",
-                   "set", "Interface", name, "type=internal",
-                   f"external_ids:iface-id={vif['id']}",
-                   f"external_ids:attached-mac={vif['address']}",
-                   f"external_ids:vm-uuid={instance.uuid}",
-                   "external_ids:iface-status=active")
+    # --- guests ---------------------------------------------------------------
+    def _create_guest(self, instance, network_info):
+        if len(network_info or []) != 1:
+            raise exception.NovaException(
+                f"the lab boots guests with exactly one port, not {len(network_info or [])}")
+        _hypervisor("POST", "/guests", {
+            "uuid": instance.uuid, "host": self._host, "port": _port(network_info[0]),
+            "name": instance.display_name, "hostname": instance.hostname,
+            "key_name": instance.key_name, "public_key": instance.key_data,
+            "meta": dict(instance.metadata or {}),
+            "availability_zone": instance.availability_zone,
+            "launch_index": instance.launch_index or 0})
 
-    def _unplug(self, network_info):
-        if not CONF.rmdc_lab.ovsdb:
-            return
-        for vif in network_info or []:
-            _vsctl("--if-exists", "del-port", CONF.rmdc_lab.bridge, _vif_name(vif))
+    def _delete_guest(self, instance):
+        query = urllib.parse.urlencode({"host": self._host})
+        _hypervisor("DELETE", f"/guests/{instance.uuid}?{query}")
 
     def _neutron_failed(self, event_name, instance):
         LOG.error("Neutron reported failure on event %s", event_name,
@@ -204,30 +226,30 @@ class LabDriver(driver.ComputeDriver):
         # As the libvirt driver: wait for Neutron's network-vif-plugged for every
         # port not yet active, which OVN's claim of the port triggers.
         events = [("network-vif-plugged", vif["id"]) for vif in network_info or []
-                  if vif.get("active", True) is False] if CONF.rmdc_lab.ovsdb else []
+                  if vif.get("active", True) is False]
         timeout = CONF.vif_plugging_timeout if events else 0
         try:
             with self.virtapi.wait_for_instance_event(
                     instance, events, timeout=timeout,
                     error_callback=self._neutron_failed):
-                self._plug(instance, network_info)
+                self._create_guest(instance, network_info)
         except exception.InstanceEventTimeout:
             LOG.warning("Timeout waiting for %s", events, instance=instance)
             if CONF.vif_plugging_is_fatal:
-                self._unplug(network_info)
+                self._delete_guest(instance)
                 raise exception.VirtualInterfaceCreateException() from None
         self._add(instance, power_state.RUNNING if power_on else power_state.SHUTDOWN)
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
-        self._unplug(network_info)
+        self._delete_guest(instance)
         self._remove(instance)
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
                 destroy_secrets=True):
         if destroy_vifs:
-            self._unplug(network_info)
+            self._delete_guest(instance)
         self._remove(instance)
 
     def reboot(self, context, instance, network_info, reboot_type,
@@ -243,13 +265,13 @@ class LabDriver(driver.ComputeDriver):
         self._set_state(instance, power_state.RUNNING)
 
     def plug_vifs(self, instance, network_info):
-        self._plug(instance, network_info)
+        pass  # the guest's link stays plugged while the hypervisor runs
 
     def unplug_vifs(self, instance, network_info):
-        self._unplug(network_info)
+        pass
 
     def get_console_output(self, context, instance):
-        return f"lab instance {instance.uuid} on {self._host}\n"
+        return _hypervisor("GET", f"/guests/{instance.uuid}/console")
 
     def get_instance_disk_info(self, instance, block_device_info=None):
         return None
@@ -286,14 +308,24 @@ class LabDriver(driver.ComputeDriver):
 
     def pre_live_migration(self, context, instance, block_device_info,
                            network_info, disk_info, migrate_data):
-        # The destination's port, as libvirt's pre_live_migration plugs it: OVN
-        # claims it as the additional chassis of the port's binding.
-        self._plug(instance, network_info)
+        # The destination's NIC, as libvirt's pre_live_migration plugs it: OVN
+        # claims the port for this host too (additional chassis); Neutron's
+        # network-vif-plugged then lets the source go on.
+        _hypervisor("POST", f"/guests/{instance.uuid}/prepare", {"dest": self._host})
         return migrate_data
 
     def live_migration(self, context, instance, dest, post_method, recover_method,
                        block_migration=False, migrate_data=None):
         LOG.debug("lab live migration of %s to %s", instance.uuid, dest)
+        try:
+            _hypervisor("POST", f"/guests/{instance.uuid}/migrate",
+                        {"dest": dest, "meta": dict(instance.metadata or {})})
+        except HypervisorError as exc:
+            if exc.status != 409:  # 409: the profile's failed migration
+                raise
+            LOG.error("live migration failed: %s", exc, instance=instance)
+            recover_method(context, instance, dest, migrate_data)
+            return
         post_method(context, instance, dest, block_migration, migrate_data)
 
     def live_migration_force_complete(self, instance):
@@ -303,8 +335,7 @@ class LabDriver(driver.ComputeDriver):
         pass
 
     def post_live_migration_at_source(self, context, instance, network_info):
-        self._unplug(network_info)
-        self._remove(instance)
+        self._remove(instance)  # the guest and its link are on the destination now
 
     def post_live_migration_at_destination(self, context, instance, network_info,
                                            block_migration=False,
@@ -315,5 +346,5 @@ class LabDriver(driver.ComputeDriver):
                                                network_info, block_device_info,
                                                destroy_disks=True,
                                                migrate_data=None):
-        self._unplug(network_info)
+        _hypervisor("POST", f"/guests/{instance.uuid}/unprepare", {"dest": self._host})
         self._remove(instance)

@@ -1,0 +1,526 @@
+"""The cloud lab's hypervisor: namespace guests for the Nova virt driver.
+
+    python -m tests.lab.cloud.hypervisor --state-dir DIR --ports FILE
+
+One process per lab (started and stopped by PID with the other daemons), serving an
+HTTP API on <state>/hypervisor.sock to the two nova-computes' virt driver (virt.py).
+A guest is what the main lab's guests are (tests/lab/guest_os.py: its own network,
+UTS, mount and PID namespaces, a real sshd with the instance's key), but its eth0 is
+a veth whose other end is plugged into its compute host's OVS bridge with
+external_ids:iface-id = the Neutron port, as os-vif plugs a VM's tap: OVN carries
+its traffic. A live migration moves that end to the destination host's bridge and
+announces the guest with a RARP, as QEMU does on resume.
+
+Two more ports join the tenant network, on lab-compute-1's bridge, each a Neutron
+port of its own (made by the lab, port security off): the Rally host's (a veth end
+in the root namespace: Rally reaches the guests' fixed addresses through OVN) and
+the metadata service's (the lab's metadata service of tests/lab/metadata_service.py
+in a namespace of its own, on 169.254.169.254; guests route to it through that
+port's address). Until the real metadata path replaces it, the fault profile's
+metadata outages are injected there, as in the main lab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tests.lab import netns
+from tests.lab.cloud import config
+from tests.lab.faults import FaultProfile, GroundTruth
+from tests.lab.guest_os import GuestImage
+from tests.lab.ledger import ResourceLedger, kill_process, process_starttime
+from tests.lab.metadata_service import HTTP_FAULTS, InstanceInfo, MetadataService
+
+LOG = logging.getLogger("rmdc.hypervisor")
+METADATA_IP = "169.254.169.254"
+_BLACKHOLE_MAC = "02:00:00:00:00:01"
+_RARP = 0x8035
+SSHD_TIMEOUT = 30.0
+_NEXT_NIC = "eth0next"  # the destination's NIC in the guest until the switchover
+
+
+@dataclasses.dataclass(frozen=True)
+class LabPort:
+    """A Neutron port the lab plugs in itself (the Rally host's, the metadata's)."""
+
+    port_id: str
+    mac: str
+    ip: str
+
+
+@dataclasses.dataclass
+class CloudGuest:
+    uuid: str
+    index: int
+    host: str
+    port: LabPort
+    netns: str
+    init: subprocess.Popen | None = None
+    init_entry: dict | None = None
+    console_log: Path | None = None
+    prepared: str | None = None  # the host a migration plugged a second NIC on
+
+    @property
+    def tap(self) -> str:
+        return tap_name(self.port.port_id)
+
+
+def tap_name(port_id: str) -> str:
+    """The name Nova's libvirt driver gives a port's tap."""
+    return ("tap" + port_id)[:14]
+
+
+def host_netns(state: Path, host: str) -> str:
+    return config.netns_name(state, config.COMPUTE_HOSTS.index(host) + 1)
+
+
+def rarp_frame(mac: str) -> bytes:
+    """A RARP request from `mac` to broadcast: what QEMU sends for each NIC on resume
+    (OVN's activation-strategy=rarp waits for it on the destination chassis)."""
+    hw = bytes.fromhex(mac.replace(":", ""))
+    header = b"\xff" * 6 + hw + struct.pack("!H", _RARP)
+    body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 3) + hw + b"\0" * 4 + hw + b"\0" * 4
+    return header + body.ljust(46, b"\0")
+
+
+class Hypervisor:
+    """Guests of both compute hosts, the lab ports and the metadata service."""
+
+    def __init__(self, state: Path, network: dict[str, Any]) -> None:
+        self.state = state
+        self.tag = config.netns_name(state, 0).removesuffix("-h0").removeprefix(
+            config.NETNS_PREFIX)
+        self.prefix_len = network["prefix_len"]
+        # The tenant network's MTU (Geneve's header off the underlay's), which a
+        # cloud's DHCP gives its guests: bigger packets would be dropped between
+        # the hosts.
+        self.mtu = network["mtu"]
+        self.rally_port = LabPort(**network["rally_port"])
+        self.metadata_port = LabPort(**network["metadata_port"])
+        self.work = state / "hypervisor"
+        self.image = GuestImage(self.work)
+        self.metadata = MetadataService()
+        self.ground_truth = GroundTruth(self.work / "injected.jsonl")
+        self.ledger = ResourceLedger(self.work / "resources.json", f"rmdc{self.tag}")
+        self.metadata_netns = f"{config.NETNS_PREFIX}{self.tag}-m"
+        self.rally_link = f"rmdc{self.tag}r0"
+        self._lock = threading.Lock()
+        self._guests: dict[str, CloudGuest] = {}
+        self._next_index = 1
+        # uuid -> (until, its ground-truth window, shape) of the metadata outage
+        self._outages: dict[str, tuple[float, Any, str]] = {}
+
+    # --- the lab ports ----------------------------------------------------------------
+    def setup(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.image.prepare()
+        first = config.COMPUTE_HOSTS[0]
+        # The Rally host's port: a veth from the root namespace.
+        self._plug_veth(self.rally_link, self.rally_port, first, inner_netns=None)
+        netns.ip("addr", "add", f"{self.rally_port.ip}/{self.prefix_len}",
+                 "dev", self.rally_link)
+        # The metadata service's port, in its own namespace.
+        self._make_netns(self.metadata_netns)
+        self._plug_veth(f"rmdc{self.tag}m0", self.metadata_port, first,
+                        inner_netns=self.metadata_netns, inner_name="eth0")
+        _ip_batch(self.metadata_netns, [
+            f"addr add {self.metadata_port.ip}/{self.prefix_len} dev eth0",
+            f"addr add {METADATA_IP}/32 dev lo", "link set lo up"])
+
+    def _make_netns(self, name: str) -> None:
+        self.ledger.add({"kind": "netns", "name": name})
+        netns.ip("netns", "add", name)
+
+    def _plug_veth(self, outer_name: str, port: LabPort, host: str, *,
+                   inner_netns: str | None, inner_name: str | None = None) -> None:
+        """A veth pair: `outer_name`'s peer goes into `host`'s namespace and onto its
+        br-int as `port`; `outer_name` stays in the root namespace, or is renamed
+        `inner_name` inside `inner_netns`."""
+        peer = tap_name(port.port_id)
+        self.ledger.add({"kind": "link", "name": outer_name})
+        netns.ip("link", "add", outer_name, "address", port.mac, "mtu", str(self.mtu),
+                 "type", "veth", "peer", "name", peer)
+        if inner_netns is not None:
+            netns.ip("link", "set", outer_name, "netns", inner_netns, "name",
+                     inner_name or outer_name)
+            self.ledger.discard({"kind": "link", "name": outer_name})
+        inner = inner_name or outer_name
+        _no_tx_checksum(inner, inner_netns)
+        netns.ip("link", "set", inner, "up", netns=inner_netns)
+        self._attach(peer, port, host, vm_uuid=None)
+
+    def _attach(self, peer: str, port: LabPort, host: str, vm_uuid: str | None) -> None:
+        """Move `peer` from the root namespace into `host`'s and onto its br-int,
+        bound to `port`."""
+        target = host_netns(self.state, host)
+        netns.ip("link", "set", peer, "netns", target)
+        # The userspace datapath does not fill in checksums a veth left to offload.
+        _no_tx_checksum(peer, target)
+        netns.ip("link", "set", peer, "up", netns=target)
+        ids = [f"external_ids:iface-id={port.port_id}",
+               f"external_ids:attached-mac={port.mac}", "external_ids:iface-status=active"]
+        if vm_uuid:
+            ids.append(f"external_ids:vm-uuid={vm_uuid}")
+        _vsctl(self.state, host, "--may-exist", "add-port", "br-int", peer, "--",
+               "set", "Interface", peer, *ids)
+
+    # --- guests -------------------------------------------------------------------------
+    def create(self, request: dict[str, Any]) -> CloudGuest:
+        uuid, host = request["uuid"], request["host"]
+        port = LabPort(**request["port"])
+        with self._lock:
+            if uuid in self._guests:
+                raise web.HTTPConflict(text=f"guest {uuid} exists")
+            index = self._next_index
+            self._next_index += 1
+            guest = CloudGuest(uuid=uuid, index=index, host=host, port=port,
+                               netns=f"{config.NETNS_PREFIX}{self.tag}-g{index}")
+            self._guests[uuid] = guest
+        files = self.image.write_guest(uuid, request.get("public_key"))
+        guest.console_log = files.console_log
+        self._make_netns(guest.netns)
+        self._plug_guest_link(guest, host, "eth0")
+        self._configure_eth0(guest)
+        self.metadata.register(InstanceInfo(
+            uuid=uuid, name=request["name"], hostname=request["hostname"],
+            fixed_ip=port.ip, launch_index=request.get("launch_index", 0),
+            availability_zone=request.get("availability_zone") or "nova",
+            meta=dict(request.get("meta") or {}), key_name=request.get("key_name"),
+            public_key=request.get("public_key")))
+        argv = self.image.init_argv(guest.netns, request["hostname"], files)
+        with open(files.console_log, "ab") as console:
+            guest.init = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console,
+                                          stderr=subprocess.STDOUT, close_fds=True)
+        guest.init_entry = self.ledger.add({
+            "kind": "process", "pid": guest.init.pid,
+            "starttime": process_starttime(guest.init.pid) or 0, "label": uuid})
+        self._wait_for_sshd(guest)
+        return guest
+
+    def _plug_guest_link(self, guest: CloudGuest, host: str, inner: str) -> None:
+        """A veth pair: `inner` in the guest (the port's MAC), its peer the port's tap
+        on `host`'s br-int: a VM's NIC as QEMU and os-vif give it."""
+        netns.ip("link", "add", guest.tap, "mtu", str(self.mtu), "type", "veth", "peer",
+                 "name", inner, "address", guest.port.mac, "netns", guest.netns)
+        _no_tx_checksum(inner, guest.netns)
+        self._attach(guest.tap, guest.port, host, vm_uuid=guest.uuid)
+
+    def _configure_eth0(self, guest: CloudGuest) -> None:
+        _ip_batch(guest.netns, [
+            f"addr add {guest.port.ip}/{self.prefix_len} dev eth0", "link set eth0 up",
+            "link set lo up",
+            f"route add {METADATA_IP}/32 via {self.metadata_port.ip} src {guest.port.ip}"])
+
+    def _wait_for_sshd(self, guest: CloudGuest) -> None:
+        """Until sshd listens on port 22 inside the guest: its own TCP table, so that
+        no security group of the user's stands in the way."""
+        deadline = time.monotonic() + SSHD_TIMEOUT
+        while time.monotonic() < deadline:
+            if guest.init is None or guest.init.poll() is not None:
+                raise web.HTTPInternalServerError(text=f"guest {guest.uuid}: sshd exited")
+            out = subprocess.run(["ip", "netns", "exec", guest.netns, "cat",
+                                  "/proc/net/tcp"], capture_output=True, text=True,
+                                 check=False).stdout
+            if any(f.split()[1].endswith(":0016") and f.split()[3] == "0A"
+                   for f in out.splitlines()[1:] if len(f.split()) > 3):
+                return
+            time.sleep(0.05)
+        raise web.HTTPGatewayTimeout(text=f"guest {guest.uuid}: no sshd after "
+                                          f"{SSHD_TIMEOUT} s")
+
+    def delete(self, uuid: str, host: str | None) -> bool:
+        with self._lock:
+            guest = self._guests.get(uuid)
+            if guest is None or (host is not None and guest.host != host):
+                return False
+            del self._guests[uuid]
+        self.metadata.unregister(uuid)
+        if guest.init_entry and kill_process(guest.init_entry["pid"],
+                                             guest.init_entry["starttime"]):
+            self.ledger.discard(guest.init_entry)
+        if guest.init is not None:
+            guest.init.wait(timeout=5)
+        for host in {guest.host, guest.prepared} - {None}:
+            _vsctl(self.state, host, "--if-exists", "del-port", "br-int", guest.tap)
+        netns.delete_netns(guest.netns)
+        self.ledger.discard({"kind": "netns", "name": guest.netns})
+        return True
+
+    def guest(self, uuid: str) -> CloudGuest:
+        with self._lock:
+            guest = self._guests.get(uuid)
+        if guest is None:
+            raise web.HTTPNotFound(text=f"no guest {uuid}")
+        return guest
+
+    def listing(self) -> list[dict[str, str]]:
+        with self._lock:
+            return [{"uuid": g.uuid, "host": g.host, "netns": g.netns, "ip": g.port.ip}
+                    for g in self._guests.values()]
+
+    # --- live migration -------------------------------------------------------------------
+    async def migrate(self, uuid: str, dest: str, meta: dict[str, str]) -> None:
+        """Nova's switchover for one guest, with the fault profile in its metadata:
+        wait `duration`; the metadata outage starts; the guest's link is down for
+        `network_blackout`, moves to `dest`'s bridge and sends its RARP."""
+        guest = self.guest(uuid)
+        try:
+            profile = FaultProfile.from_metadata(FaultProfile(), meta)
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        if profile.result == "hang" or profile.guest_event != "none":
+            raise web.HTTPNotImplemented(
+                text="the cloud lab does not inject migration hangs or guest events")
+        await asyncio.sleep(profile.duration)
+        if profile.result == "error":
+            raise web.HTTPConflict(text=f"lab: migration of {uuid} failed (profile)")
+        loop = asyncio.get_running_loop()
+        if profile.metadata_outage > 0:
+            await loop.run_in_executor(None, self._hold_outage, guest, profile)
+        window = self.ground_truth.open("network", "blackout", uuid)
+        source = host_netns(self.state, guest.host)
+        netns.ip("link", "set", guest.tap, "down", netns=source)
+        await asyncio.sleep(profile.network_blackout)
+        await loop.run_in_executor(None, self._switch_over, guest, dest)
+        self.ground_truth.close(window)
+
+    def prepare(self, uuid: str, dest: str) -> None:
+        """The destination's NIC, plugged before the switchover as Nova's
+        pre_live_migration and the destination's QEMU do: OVN then binds the port to
+        both hosts, the destination's side blocked until the guest's RARP."""
+        guest = self.guest(uuid)
+        with self._lock:
+            if guest.prepared is not None:
+                raise web.HTTPConflict(text=f"guest {uuid} is already migrating")
+            guest.prepared = dest
+        try:
+            self._plug_guest_link(guest, dest, _NEXT_NIC)
+        except BaseException:
+            guest.prepared = None
+            raise
+
+    def unprepare(self, uuid: str, dest: str) -> bool:
+        """A rolled-back migration: the destination's NIC goes."""
+        guest = self.guest(uuid)
+        if guest.prepared != dest:
+            return False
+        netns.ip("link", "del", _NEXT_NIC, netns=guest.netns, check=False)
+        _vsctl(self.state, dest, "--if-exists", "del-port", "br-int", guest.tap)
+        guest.prepared = None
+        return True
+
+    def _switch_over(self, guest: CloudGuest, dest: str) -> None:
+        """The source's NIC goes, the destination's becomes eth0 and the guest
+        announces itself from there (a RARP, as QEMU does on resume)."""
+        if guest.prepared != dest:
+            self.prepare(guest.uuid, dest)
+        netns.ip("link", "del", "eth0", netns=guest.netns)
+        _vsctl(self.state, guest.host, "--if-exists", "del-port", "br-int", guest.tap)
+        netns.ip("link", "set", _NEXT_NIC, "name", "eth0", netns=guest.netns)
+        self._configure_eth0(guest)
+        with self._lock:
+            guest.host, guest.prepared = dest, None
+            outage = self._outages.get(guest.uuid)
+        if outage is not None and outage[2] == "timeout":
+            # That fault lives on eth0's route and neighbour: the new eth0 gets it.
+            self._switch_metadata(guest, "timeout", on=True)
+        frame = rarp_frame(guest.port.mac)
+
+        def announce() -> None:
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
+                raw.bind(("eth0", 0))
+                raw.send(frame)
+        netns.run_in_netns(guest.netns, announce)
+
+    def _hold_outage(self, guest: CloudGuest, profile: FaultProfile) -> None:
+        """Start the metadata outage, or extend the one still running (the guest sees
+        one outage); a timer ends it."""
+        with self._lock:
+            until = time.monotonic() + profile.metadata_outage
+            running = self._outages.get(guest.uuid)
+            if running is not None:
+                self._outages[guest.uuid] = (max(running[0], until), *running[1:])
+                running[1].detail = "extended by a later migration"
+                return
+            self._switch_metadata(guest, profile.metadata_shape, on=True)
+            window = self.ground_truth.open("metadata", profile.metadata_shape, guest.uuid)
+            self._outages[guest.uuid] = (until, window, profile.metadata_shape)
+        threading.Thread(target=self._end_outage, args=(guest, profile.metadata_shape),
+                         daemon=True).start()
+
+    def _end_outage(self, guest: CloudGuest, shape: str) -> None:
+        while True:
+            with self._lock:
+                until, window, _ = self._outages[guest.uuid]
+                remaining = until - time.monotonic()
+                if remaining <= 0:
+                    del self._outages[guest.uuid]
+                    break
+            time.sleep(min(remaining, 0.25))
+        self._switch_metadata(guest, shape, on=False)
+        self.ground_truth.close(window)
+
+    def _switch_metadata(self, guest: CloudGuest, shape: str, on: bool) -> None:
+        """Break or mend the guest's metadata in `shape`, where the main lab does."""
+        if shape in HTTP_FAULTS:
+            self.metadata.set_fault(guest.uuid, shape if on else None)
+        elif shape == "refused":  # the guest's own lo answers with a reset
+            netns.ip("addr", "add" if on else "del", f"{METADATA_IP}/32", "dev", "lo",
+                     netns=guest.netns, check=on)
+        elif shape == "timeout" and on:  # sent to a MAC nobody has: no answer
+            _ip_batch(guest.netns, [
+                f"route replace {METADATA_IP}/32 dev eth0 src {guest.port.ip}",
+                f"neigh replace {METADATA_IP} lladdr {_BLACKHOLE_MAC} dev eth0 "
+                "nud permanent"])
+        elif shape == "timeout":
+            _ip_batch(guest.netns, [
+                f"route replace {METADATA_IP}/32 via {self.metadata_port.ip} "
+                f"src {guest.port.ip}", f"neigh flush {METADATA_IP} dev eth0"])
+        else:
+            raise ValueError(f"unknown metadata fault shape {shape!r}")
+
+    # --- teardown ----------------------------------------------------------------------------
+    def teardown(self) -> list[str]:
+        for uuid in list(self._guests):
+            self.delete(uuid, None)
+        return self.ledger.release_all()
+
+
+def _no_tx_checksum(link: str, in_netns: str | None) -> None:
+    argv = ["ethtool", "-K", link, "tx", "off"]
+    if in_netns:
+        argv = ["ip", "netns", "exec", in_netns, *argv]
+    subprocess.run(argv, capture_output=True, check=True, timeout=30)
+
+
+def _vsctl(state: Path, host: str, *args: str) -> None:
+    db = state / "chassis" / host / "db.sock"
+    proc = subprocess.run(["ovs-vsctl", f"--db=unix:{db}", "--timeout=20", *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ovs-vsctl {' '.join(args)}: {proc.stderr.strip()}")
+
+
+def _ip_batch(netns_name: str, commands: list[str]) -> None:
+    proc = subprocess.run(["ip", "-n", netns_name, "-batch", "-"],
+                          input="\n".join(commands) + "\n", capture_output=True,
+                          text=True, timeout=30, check=False)
+    if proc.returncode != 0:
+        raise netns.IpError(["ip", "-n", netns_name, *commands], proc.stderr)
+
+
+# --- the HTTP API (virt.py is its client) ---------------------------------------------------
+def make_app(hv: Hypervisor) -> web.Application:
+    async def in_thread(work, *args):
+        return await asyncio.get_running_loop().run_in_executor(None, work, *args)
+
+    async def create(request: web.Request) -> web.Response:
+        guest = await in_thread(hv.create, await request.json())
+        return web.json_response({"uuid": guest.uuid, "netns": guest.netns,
+                                  "host": guest.host})
+
+    async def delete(request: web.Request) -> web.Response:
+        removed = await in_thread(hv.delete, request.match_info["uuid"],
+                                  request.query.get("host"))
+        return web.json_response({"removed": removed})
+
+    async def prepare(request: web.Request) -> web.Response:
+        body = await request.json()
+        await in_thread(hv.prepare, request.match_info["uuid"], body["dest"])
+        return web.json_response({"prepared": body["dest"]})
+
+    async def unprepare(request: web.Request) -> web.Response:
+        body = await request.json()
+        done = await in_thread(hv.unprepare, request.match_info["uuid"], body["dest"])
+        return web.json_response({"removed": done})
+
+    async def migrate(request: web.Request) -> web.Response:
+        body = await request.json()
+        await hv.migrate(request.match_info["uuid"], body["dest"], body.get("meta") or {})
+        return web.json_response({"host": body["dest"]})
+
+    async def console(request: web.Request) -> web.Response:
+        guest = hv.guest(request.match_info["uuid"])
+        text = guest.console_log.read_text(errors="replace") if guest.console_log else ""
+        return web.Response(text=text[-65536:])
+
+    async def guests(request: web.Request) -> web.Response:
+        return web.json_response(hv.listing())
+
+    async def injected(request: web.Request) -> web.Response:
+        return web.json_response([dataclasses.asdict(w) for w in
+                                  hv.ground_truth.windows(request.query.get("server"))])
+
+    app = web.Application()
+    app.router.add_post("/guests", create)
+    app.router.add_get("/guests", guests)
+    app.router.add_delete("/guests/{uuid}", delete)
+    app.router.add_post("/guests/{uuid}/prepare", prepare)
+    app.router.add_post("/guests/{uuid}/unprepare", unprepare)
+    app.router.add_post("/guests/{uuid}/migrate", migrate)
+    app.router.add_get("/guests/{uuid}/console", console)
+    app.router.add_get("/injected", injected)
+    return app
+
+
+async def serve(hv: Hypervisor, sock_path: Path, ready: Path) -> None:
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, hv.setup)
+    metadata_sock = netns.listening_socket_in_netns(hv.metadata_netns, METADATA_IP, 80)
+    await hv.metadata.start(metadata_sock)
+    runner = web.AppRunner(make_app(hv))
+    await runner.setup()
+    sock_path.unlink(missing_ok=True)
+    await web.UnixSite(runner, str(sock_path)).start()
+    ready.write_text("ready\n")
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await hv.metadata.stop()
+        left = await loop.run_in_executor(None, hv.teardown)
+        if left:
+            LOG.error("could not remove: %s", ", ".join(left))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.lab.cloud.hypervisor")
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--network", type=Path, required=True,
+                        help="JSON: prefix_len, rally_port and metadata_port "
+                             "({port_id, mac, ip})")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    hv = Hypervisor(args.state_dir.resolve(), json.loads(args.network.read_text()))
+    ready = args.state_dir / "hypervisor" / "ready"
+    ready.unlink(missing_ok=True)
+    try:
+        asyncio.run(serve(hv, args.state_dir / "hypervisor.sock", ready))
+    except BaseException:
+        left = hv.teardown()
+        if left:
+            LOG.error("could not remove: %s", ", ".join(left))
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
