@@ -1,0 +1,267 @@
+"""Live migrations of lab guests, and the faults they inject.
+
+Part of tests.lab.fabric.Fabric: a migration waits, then at its switchover opens a
+metadata outage (held across overlapping migrations of one guest) and a network
+blackout, and may do something to the guest (reboot, drop its SSH sessions, kill
+the plugin's probe). Every fault is recorded as a ground-truth window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rally_metadata_downtime.meter import DIRECTORY_PREFIX
+from tests.lab import ledger as ledger_mod
+from tests.lab import netns
+from tests.lab.errors import GuestNotFound, MigrationError, MigrationInProgress
+from tests.lab.faults import FaultProfile, GroundTruth, InjectedWindow
+from tests.lab.guests import Guest
+from tests.lab.metadata_service import HTTP_FAULTS, MetadataService
+from tests.lab.topology import METADATA_IP
+
+if TYPE_CHECKING:
+    from tests.lab.fabric import Fabric
+
+# The main process of every metadata probe the plugin started (it runs from
+# <workdir>/rmd-probe.XXXXXX with its pid file there); its in-flight requests finish.
+_KILL_PROBES = (f'for f in /tmp/{DIRECTORY_PREFIX}*/probe.pid; do [ -s "$f" ] && '
+                f'p=$(cat "$f") && kill -KILL "$p" && echo "$p"; done; true')
+# A MAC no lab interface has: frames sent to it are flooded and dropped.
+_BLACKHOLE_MAC = "02:00:00:00:00:01"
+
+
+class MigrationMixin:
+    """Fabric's live migrations with their faults, and the ground truth they leave.
+
+    Uses GuestsMixin's guest(), reboot_guest() and guest_exec().
+    """
+
+    prefix: str
+    default_profile: FaultProfile
+    metadata: MetadataService
+    ground_truth: GroundTruth
+    _lock: threading.RLock
+    _guests: dict[str, Guest]
+    _up: bool
+    _migrating: set[str]
+    _metadata_outages: dict[str, _ActiveFault]
+    _outage_lock: threading.Lock
+    _fault_executor: concurrent.futures.ThreadPoolExecutor
+
+    def _new_fault_executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        # Fault switches get threads of their own: the caller's default executor may
+        # be busy booting guests, and a late switch would blur the windows' edges.
+        return concurrent.futures.ThreadPoolExecutor(
+            max_workers=16, thread_name_prefix=f"{self.prefix}-fault")
+
+    def profile_for(self, server_id: str) -> FaultProfile:
+        """The guest's own fault profile, else the lab default."""
+        return self.guest(server_id).fault_profile or self.default_profile
+
+    async def migrate(self, server_id: str, profile: FaultProfile | None = None,
+                      on_switchover: Callable[[], Any] | None = None) -> None:
+        """Live-migrate a guest, injecting the profile's faults (profile_for() if None).
+
+        Timeline: wait `duration`; result `error` raises MigrationError here, `hang`
+        waits until the guest is deleted (then GuestNotFound) or the task is cancelled.
+        Otherwise the switchover: the metadata outage and the network blackout start
+        together; after the blackout `on_switchover()` is called (sync or async: the
+        API sets the new host and ACTIVE there) and the guest may be migrated again;
+        the coroutine returns when the metadata outage is over. A metadata outage
+        still running from an earlier migration is extended rather than applied
+        twice. A guest deleted after the switchover ends it quietly.
+        Every fault is removed on any exit, cancellation included.
+        """
+        guest = self.guest(server_id)
+        profile = profile or self.profile_for(server_id)
+        with self._lock:
+            if server_id in self._migrating:
+                raise MigrationInProgress(f"server {server_id} is already migrating")
+            self._migrating.add(server_id)
+        outage = blackout = None
+        try:
+            await self._sleep_while_present(guest, profile.duration)
+            if profile.result == "error":
+                raise MigrationError(f"lab: migration of {server_id} failed (profile)")
+            if profile.result == "hang":
+                await self._sleep_while_present(guest, float("inf"))
+            if profile.guest_event != "none":
+                await self._in_fault_thread(
+                    lambda: self._apply_guest_event(guest, profile.guest_event))
+            if profile.metadata_outage > 0:
+                outage = await self._in_fault_thread(
+                    lambda: self._hold_metadata_outage(guest, profile))
+            if profile.network_blackout > 0:
+                blackout = _ActiveFault(self, guest, "network", "blackout")
+                await self._in_fault_thread(blackout.apply)
+                await asyncio.sleep(profile.network_blackout)
+                await self._in_fault_thread(blackout.remove)
+            if on_switchover is not None:
+                result = on_switchover()
+                if inspect.isawaitable(result):
+                    await result
+            with self._lock:
+                self._migrating.discard(server_id)
+            if outage is not None:
+                try:
+                    # `until` moves when a later migration extends the outage.
+                    while (remaining := outage.until - time.monotonic()) > 0:
+                        await self._sleep_while_present(guest, remaining)
+                except GuestNotFound:
+                    pass
+                await self._in_fault_thread(lambda: self._release_metadata_outage(outage))
+                outage = None
+        finally:
+            # Also reached on cancellation: remove synchronously, no further await.
+            if blackout is not None:
+                blackout.remove()
+            if outage is not None:
+                self._release_metadata_outage(outage)
+            with self._lock:
+                self._migrating.discard(server_id)
+
+    def _hold_metadata_outage(self, guest: Guest, profile: FaultProfile) -> _ActiveFault:
+        """The guest's metadata outage, applied now or extended, lasting at least
+        `profile.metadata_outage` s from now; each holder releases it once."""
+        with self._outage_lock:
+            outage = self._metadata_outages.get(guest.server_id)
+            if outage is None:
+                outage = _ActiveFault(self, guest, "metadata", profile.metadata_shape)
+                outage.apply()
+                outage.until = outage.started + profile.metadata_outage
+                self._metadata_outages[guest.server_id] = outage
+            else:
+                outage.until = max(outage.until, time.monotonic() + profile.metadata_outage)
+                outage.window.detail = (f"extended by {outage.holders} later "
+                                        f"migration(s)")
+            outage.holders += 1
+            return outage
+
+    def _release_metadata_outage(self, outage: _ActiveFault) -> None:
+        with self._outage_lock:
+            outage.holders -= 1
+            if outage.holders > 0:
+                return
+            if self._metadata_outages.get(outage.guest.server_id) is outage:
+                del self._metadata_outages[outage.guest.server_id]
+        outage.remove()
+
+    def _apply_guest_event(self, guest: Guest, event: str) -> None:
+        """Do `event` (FaultProfile.guest_event) to the guest and record what it hit."""
+        window = self.ground_truth.open("guest", event, guest.server_id)
+        try:
+            if event == "reboot":
+                self.reboot_guest(guest.server_id)
+                window.detail = "rebooted"
+            elif event == "drop_ssh":
+                killed_sessions = self.drop_ssh_sessions(guest.server_id)
+                window.detail = f"killed sshd sessions {killed_sessions}"
+            elif event == "kill_probe":
+                killed = self.guest_exec(guest.server_id, ["sh", "-c", _KILL_PROBES]).stdout
+                window.detail = f"killed probe PIDs {killed.split()}"
+            else:
+                raise ValueError(f"unknown guest event {event!r}")
+        finally:
+            self.ground_truth.close(window)
+
+    def drop_ssh_sessions(self, server_id: str) -> list[int]:
+        """SIGKILL the guest's per-connection sshd processes (children of its
+        listening sshd): every open SSH connection drops. Returns their PIDs."""
+        killed: list[int] = []
+        listener = self.guest(server_id).sshd_pid
+        try:
+            children = Path(f"/proc/{listener}/task/{listener}/children").read_text().split()
+        except OSError:
+            return killed
+        for pid in map(int, children):
+            try:
+                if not Path(f"/proc/{pid}/comm").read_text().startswith("sshd"):
+                    continue  # the probe and other orphans are reparented to sshd too
+            except OSError:
+                continue
+            starttime = ledger_mod.process_starttime(pid)
+            if starttime is not None and ledger_mod.kill_process(pid, starttime):
+                killed.append(pid)
+        return killed
+
+    async def _in_fault_thread(self, switch: Callable[[], Any]) -> Any:
+        """switch() in the fault threads; its result."""
+        try:
+            pending = asyncio.get_running_loop().run_in_executor(self._fault_executor, switch)
+        except RuntimeError:  # executor shut down: the lab is being torn down
+            return switch()
+        return await pending
+
+    async def _sleep_while_present(self, guest: Guest, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            with self._lock:
+                present = self._up and self._guests.get(guest.server_id) is guest
+            if not present:
+                raise GuestNotFound(guest.server_id)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(0.25, remaining))
+
+    def injected_windows(self, server_id: str | None = None) -> list[InjectedWindow]:
+        """Ground truth: every fault window so far (copies), optionally for one server."""
+        return self.ground_truth.windows(server_id)
+
+
+class _ActiveFault:
+    """One fault on one guest; apply() and remove() block briefly and record the window.
+
+    remove() is idempotent and tolerates a guest that is already gone.
+    """
+
+    def __init__(self, fabric: Fabric, guest: Guest, kind: str, shape: str) -> None:
+        self.fabric, self.guest, self.kind, self.shape = fabric, guest, kind, shape
+        self.window: InjectedWindow | None = None
+        self.started = 0.0
+        self.until = 0.0   # a held fault lasts until then (time.monotonic)
+        self.holders = 0
+        self._lock = threading.Lock()
+
+    def apply(self) -> None:
+        with self._lock:
+            self._switch(on=True)
+            self.window = self.fabric.ground_truth.open(self.kind, self.shape,
+                                                        self.guest.server_id)
+            # After the window opened, so that a fault held until started + length
+            # is recorded as lasting at least that length.
+            self.started = time.monotonic()
+
+    def remove(self) -> None:
+        with self._lock:
+            if self.window is None or self.window.end_boottime is not None:
+                return
+            self._switch(on=False)
+            self.fabric.ground_truth.close(self.window)
+
+    def _switch(self, on: bool) -> None:
+        guest, shape = self.guest, self.shape
+        check = on  # removing from a deleted guest must not fail
+        if self.kind == "network":
+            netns.ip("link", "set", guest.host_veth, "down" if on else "up", check=check)
+        elif shape in HTTP_FAULTS:
+            self.fabric.metadata.set_fault(guest.server_id, shape if on else None)
+        elif shape == "refused":
+            netns.ip("addr", "add" if on else "del", f"{METADATA_IP}/32", "dev", "lo",
+                     netns=guest.netns, check=check)
+        elif shape == "timeout":
+            if on:
+                netns.ip("neigh", "replace", METADATA_IP, "lladdr", _BLACKHOLE_MAC,
+                         "dev", "eth0", "nud", "permanent", netns=guest.netns)
+            else:
+                netns.ip("neigh", "del", METADATA_IP, "dev", "eth0", netns=guest.netns,
+                         check=False)
+        else:
+            raise ValueError(f"unknown metadata fault shape {shape!r}")
