@@ -3,13 +3,16 @@
 Part of tests.lab.fabric.Fabric: a migration waits, then at its switchover opens a
 metadata outage (held across overlapping migrations of one guest) and a network
 blackout, and may do something to the guest (reboot, drop its SSH sessions, kill
-the plugin's probe). Every fault is recorded as a ground-truth window.
+the plugin's probe). A metadata outage can also come alone (break_metadata: a
+metadata agent restarted on the guest's host). Every fault is recorded as a
+ground-truth window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import inspect
 import threading
 import time
@@ -126,6 +129,34 @@ class MigrationMixin:
                 self._release_metadata_outage(outage)
             with self._lock:
                 self._migrating.discard(server_id)
+
+    async def break_metadata(self, server_id: str, shape: str, seconds: float,
+                             detail: str = "") -> InjectedWindow:
+        """Metadata fails for the guest in `shape` (a metadata outage shape) for
+        `seconds` from now, then answers again, as when the metadata agent on its
+        host restarts; an outage already running (a migration's) is extended
+        rather than applied twice. Returns when it is over (at once when the guest
+        goes away) with a copy of the window recorded; removed on any exit,
+        cancellation included."""
+        guest = self.guest(server_id)
+        profile = FaultProfile(metadata_outage=seconds, metadata_shape=shape)
+        outage = await self._in_fault_thread(
+            lambda: self._hold_metadata_outage(guest, profile))
+        if detail and outage.holders == 1:
+            outage.window.detail = detail
+        released = False
+        try:
+            try:
+                while (remaining := outage.until - time.monotonic()) > 0:
+                    await self._sleep_while_present(guest, remaining)
+            except GuestNotFound:
+                pass
+            await self._in_fault_thread(lambda: self._release_metadata_outage(outage))
+            released = True
+        finally:
+            if not released:  # cancelled: remove synchronously, no further await
+                self._release_metadata_outage(outage)
+        return dataclasses.replace(outage.window)
 
     def _hold_metadata_outage(self, guest: Guest, profile: FaultProfile) -> _ActiveFault:
         """The guest's metadata outage, applied now or extended, lasting at least

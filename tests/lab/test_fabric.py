@@ -377,6 +377,31 @@ def test_a_migration_during_the_previous_ones_metadata_outage_extends_it(lab, vm
     assert curl(lab, "srv-b", "/latest/meta-data/hostname").stdout == "vm-b\n200"
 
 
+def test_a_metadata_agent_restart_breaks_one_guest_for_its_seconds(lab, vm_a, vm_b):
+    """break_metadata alone (no migration): refused for vm-b for the seconds asked,
+    recorded with its detail, vm-a answered throughout, and back afterwards."""
+    before = len(lab.injected_windows("srv-b"))
+    answers_of_a = []
+
+    async def scenario():
+        restart = asyncio.ensure_future(lab.break_metadata(
+            "srv-b", "refused", 1.0, detail="metadata agent restarted on host-1"))
+        await asyncio.sleep(0.3)
+        answers_of_a.append(await asyncio.to_thread(
+            curl, lab, "srv-a", "/latest/meta-data/hostname"))
+        during_b = await asyncio.to_thread(curl, lab, "srv-b", "/latest/meta-data/hostname")
+        return during_b, await restart
+
+    during_b, window = asyncio.run(scenario())
+    assert during_b.stdout.endswith("000"), during_b.stdout   # connection refused
+    assert answers_of_a[0].stdout == "vm-a\n200"
+    assert [window] == [w for w in lab.injected_windows("srv-b")[before:]]
+    assert (window.kind, window.shape, window.detail) == (
+        "metadata", "refused", "metadata agent restarted on host-1")
+    assert 1.0 <= window.duration < 1.4, window
+    assert curl(lab, "srv-b", "/latest/meta-data/hostname").stdout == "vm-b\n200"
+
+
 def test_a_guest_holding_the_metadata_address_does_not_answer_its_neighbours_arp(
         lab, vm_a, vm_b):
     """The refused shape puts 169.254.169.254 on the guest's lo; its neighbours must
