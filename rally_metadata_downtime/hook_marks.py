@@ -5,8 +5,9 @@ processes, and hands hook results to nobody before the workload ends, so the hoo
 writes each run's start and end here, on the Rally host's clock, and
 MetadataDowntime.boot_and_watch reads the runs that overlapped its measurement.
 
-One file per task, JSON lines, in a private directory of the Rally host's user
-(mode 0700, refused when it is a symlink or someone else's); each run writes two
+One file per task, JSON lines, in a private directory beside Rally's own per-user
+state (~/.rally/metadata-downtime-hooks, mode 0700, refused when it is a symlink or
+someone else's; the hook and the runners share the engine's HOME); each run writes two
 lines (start, finish), appended whole with O_APPEND so runs at once never mix.
 The parsing is pure (parse_marks); only the four small functions at the end touch
 files. Files older than MAX_AGE are removed when a hook writes.
@@ -18,13 +19,12 @@ import json
 import os
 import re
 import stat
-import tempfile
 import time
 from pathlib import Path
 
 from rally_metadata_downtime.records import Disruption
 
-DIRECTORY_NAME = "rally-metadata-downtime-hooks"
+DIRECTORY_NAME = "metadata-downtime-hooks"
 MAX_AGE = 7 * 24 * 3600.0
 MAX_NAME = 200
 _TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -66,8 +66,9 @@ def overlapping(runs: list[Disruption], start: float, end: float) -> list[Disrup
 
 def marks_directory(create: bool = False) -> Path:
     """This user's marks directory, checked to be a real directory only it can use."""
-    path = Path(tempfile.gettempdir()) / f"{DIRECTORY_NAME}-{os.geteuid()}"
+    path = Path.home() / ".rally" / DIRECTORY_NAME
     if create:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             path.mkdir(mode=0o700)
         except FileExistsError:

@@ -44,7 +44,7 @@ class FakeTime:
 
 class WatchRig:
     def __init__(self, monkeypatch, tmp_path, log=RECOVERED_LOG):
-        monkeypatch.setattr(hook_marks.tempfile, "gettempdir", lambda: str(tmp_path))
+        monkeypatch.setenv("HOME", str(tmp_path))
         self.clock = FakeTime()
         monkeypatch.setattr(scenario_module, "time", self.clock)
         self.scenario = BootAndWatch(

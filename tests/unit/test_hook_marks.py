@@ -13,7 +13,7 @@ from rally_metadata_downtime.records import Disruption
 
 @pytest.fixture(autouse=True)
 def private_tmp(monkeypatch, tmp_path):
-    monkeypatch.setattr(hook_marks.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
     return tmp_path
 
 
