@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.browser import ReportBrowser, drawn
+from tests.helpers import lab_workload, write_task
 from tests.lab.demo import LAB_ARGS, SAMPLE_TASK, iteration_records, lab_with_rally
 from tests.lab.harness import REPO_ROOT
 from tests.lab.openstack.config import LabConfig
@@ -44,19 +45,12 @@ def runs(tmp_path_factory):
         lab.set_fault_profile(BROKEN_PROFILE)
         after = rally.start_task(SAMPLE_TASK, "lab", args=HEALTHY_RUN, args_file=LAB_ARGS)
         lab.set_fault_profile({})
-        pairs_task = root / "pairs.json"
-        pairs_task.write_text(json.dumps({"version": 2, "title": "host pairs", "subtasks": [{
-            "title": "into one broken host", "workloads": [{
-                "scenario": {"MetadataDowntime.boot_and_live_migrate": {
-                    "image": {"name": "cirros-lab"}, "flavor": {"name": "m1.tiny"},
-                    "username": "root", "floating_network": "public", "settle": 1,
-                    "recovery_timeout": 20, "migrations": 2,
-                    "boot_server_kwargs": {"meta": PAIR_META}}},
-                "runner": {"constant": {"times": 2, "concurrency": 2}},
-                "contexts": {"users": {"tenants": 1, "users_per_tenant": 1},
-                             "network": {}},
-                "sla": {"metadata_downtime": {"allowed_metadata_downtime": 6},
-                        "max_avg_duration_per_atomic": {"metadata.downtime": 1}}}]}]}))
+        pairs_task = write_task(root / "pairs.json", "host pairs", {
+            "into one broken host": lab_workload(
+                {"settle": 1, "recovery_timeout": 20, "migrations": 2}, PAIR_META,
+                times=2, concurrency=2,
+                sla={"metadata_downtime": {"allowed_metadata_downtime": 6},
+                     "max_avg_duration_per_atomic": {"metadata.downtime": 1}})})
         pairs = rally.start_task(pairs_task, "lab")
         trends = root / "trends.html"
         rally.run("task", "trends", "--html-static", "--out", str(trends),

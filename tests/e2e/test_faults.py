@@ -11,14 +11,12 @@ import subprocess
 import pytest
 
 from rally_metadata_downtime.records import IterationRecord
+from tests.helpers import lab_workload, write_task
 from tests.lab.addressing import KEEP_OFF
 from tests.lab.demo import lab_with_rally
 from tests.lab.harness import REPO_ROOT
 
-SCENARIO = "MetadataDowntime.boot_and_live_migrate"
-BASE_ARGS = {"image": {"name": "cirros-lab"}, "flavor": {"name": "m1.tiny"},
-             "username": "root", "floating_network": "public", "settle": 1,
-             "recovery_timeout": 10}
+ARGS = {"settle": 1, "recovery_timeout": 10}
 
 # name -> (extra scenario args, server metadata for the lab's fault profile)
 FAULTS = {
@@ -43,13 +41,9 @@ FAULTS = {
 
 def _workload(name: str) -> dict:
     args, meta = FAULTS[name]
-    return {"title": name, "workloads": [{
-        "scenario": {SCENARIO: {**BASE_ARGS, **args,
-                                "boot_server_kwargs": {"meta": {"lab_migration_duration":
-                                                                "0.5", **meta}}}},
-        "runner": {"constant": {"times": 2, "concurrency": 2}},
-        "contexts": {"users": {"tenants": 1, "users_per_tenant": 1}, "network": {}},
-        "sla": {"metadata_downtime": {"allowed_metadata_downtime": 6}}}]}
+    return lab_workload({**ARGS, **args}, {"lab_migration_duration": "0.5", **meta},
+                        times=2, concurrency=2,
+                        sla={"metadata_downtime": {"allowed_metadata_downtime": 6}})
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +56,8 @@ def lab(tmp_path_factory):
 @pytest.fixture(scope="module")
 def faults_run(lab):
     lab_process, rally, root = lab
-    task = root / "faults.json"
-    task.write_text(json.dumps({"version": 2, "title": "faults",
-                                "subtasks": [_workload(name) for name in FAULTS]}))
+    task = write_task(root / "faults.json", "faults",
+                      {name: _workload(name) for name in FAULTS})
     _, uuid = rally.start_task(task, "lab")
     report = rally.json_report(uuid)
     workloads = {st["title"]: st["workloads"][0]
@@ -186,12 +179,7 @@ def test_nothing_left_in_the_lab_after_faults(faults_run):
 ])
 def test_task_validate_names_the_bad_field(lab, tmp_path, args, field):
     _, rally, _ = lab
-    task = tmp_path / "bad.json"
-    task.write_text(json.dumps({"version": 2, "title": "bad", "subtasks": [{
-        "title": "bad", "workloads": [{
-            "scenario": {SCENARIO: {**BASE_ARGS, **args}},
-            "runner": {"constant": {"times": 1, "concurrency": 1}},
-            "contexts": {"users": {"tenants": 1, "users_per_tenant": 1}, "network": {}}}]}]}))
+    task = write_task(tmp_path / "bad.json", "bad", {"bad": lab_workload({**ARGS, **args})})
     proc = rally.run("task", "validate", str(task), "--env", "lab", check=False)
     assert proc.returncode != 0
     assert field in proc.stdout + proc.stderr

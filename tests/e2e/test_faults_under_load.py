@@ -9,10 +9,9 @@ addresses)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from tests.helpers import lab_workload, write_task
 from tests.lab.demo import iteration_records, lab_with_rally
 from tests.lab.faults import downtime_per_server
 
@@ -29,22 +28,14 @@ TIMES, CONCURRENCY = 2 * len(CYCLE), 10
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("under-load")
     with lab_with_rally(root) as (lab, rally):
-        task = root / "task.json"
-        task.write_text(json.dumps({"version": 2, "title": "faults under load",
-                                    "subtasks": [{"title": "mixed", "workloads": [{
-            "scenario": {"MetadataDowntime.boot_and_live_migrate": {
-                "image": {"name": "cirros-lab"}, "flavor": {"name": "m1.tiny"},
-                "username": "root", "floating_network": "public", "settle": 2,
-                "recovery_timeout": 30, "probe_interval": 0.2,
-                "boot_server_kwargs": {"meta": {
-                    "lab_profile_cycle": ",".join(CYCLE),
-                    "lab_metadata_outage": str(OUTAGE),
-                    "lab_metadata_shape": "refused", "lab_network_blackout": "0",
-                    "lab_migration_duration": "1"}}}},
-            "runner": {"constant": {"times": TIMES, "concurrency": CONCURRENCY}},
-            "contexts": {"users": {"tenants": 1, "users_per_tenant": 1}, "network": {}},
-            "sla": {"failure_rate": {"max": 0},
-                    "metadata_downtime": {"allowed_metadata_downtime": 6}}}]}]}))
+        task = write_task(root / "task.json", "faults under load", {"mixed": lab_workload(
+            {"settle": 2, "recovery_timeout": 30, "probe_interval": 0.2},
+            {"lab_profile_cycle": ",".join(CYCLE), "lab_metadata_outage": str(OUTAGE),
+             "lab_metadata_shape": "refused", "lab_network_blackout": "0",
+             "lab_migration_duration": "1"},
+            times=TIMES, concurrency=CONCURRENCY,
+            sla={"failure_rate": {"max": 0},
+                 "metadata_downtime": {"allowed_metadata_downtime": 6}})})
         _, uuid = rally.start_task(task, "lab")
         [workload] = rally.json_report(uuid)["tasks"][0]["subtasks"][0]["workloads"]
         yield workload, lab.injected_windows(), lab.leftovers()

@@ -18,15 +18,13 @@ import urllib.request
 
 import pytest
 
+from tests.helpers import lab_workload, write_task
 from tests.lab.demo import iteration_records, lab_with_rally
 from tests.lab.faults import downtime_per_server
 from tests.lab.openstack.config import LabConfig, env_spec
 from tests.lab.rally_cli import RallyHome
 
-SCENARIO = "MetadataDowntime.boot_and_live_migrate"
-BASE_ARGS = {"image": {"name": "cirros-lab"}, "flavor": {"name": "m1.tiny"},
-             "username": "root", "floating_network": "public", "settle": 0.5,
-             "recovery_timeout": 15, "measure_network": False}
+ARGS = {"settle": 0.5, "recovery_timeout": 15, "measure_network": False}
 FAST_MIGRATION = {"lab_migration_duration": "0.3", "lab_network_blackout": "0"}
 SOURCE, DESTINATION = LabConfig().hypervisors
 # Version -> block_migration tried there ("auto" exists from 2.25).
@@ -37,21 +35,18 @@ THREE_MIGRATIONS = {"lab_migration_duration": "1", "lab_network_blackout": "0.3"
                     "lab_metadata_outage": "3", "lab_metadata_shape": "refused"}
 
 
-def _workload(title: str, meta: dict, version: str | None = None, **args) -> dict:
-    contexts = {"users": {"tenants": 1, "users_per_tenant": 1}, "network": {}}
-    if version:
-        contexts["api_versions"] = {"nova": {"version": version}}
-    return {"title": title, "workloads": [{
-        "scenario": {SCENARIO: {**BASE_ARGS, **args,
-                                "boot_server_kwargs": {"meta": {**FAST_MIGRATION,
-                                                                **meta}}}},
-        "runner": {"constant": {"times": 1, "concurrency": 1}},
-        "contexts": contexts,
-        "sla": {"failure_rate": {"max": 0},
-                "metadata_downtime": {"allowed_metadata_downtime": 20}}}]}
+def _workload(title: str, meta: dict, version: str | None = None,
+              **args) -> tuple[str, dict]:
+    """(title, workload): one iteration, at the Nova `version` when one is given."""
+    contexts = {"api_versions": {"nova": {"version": version}}} if version else None
+    return title, lab_workload(
+        {**ARGS, **args}, {**FAST_MIGRATION, **meta}, contexts=contexts,
+        sla={"failure_rate": {"max": 0},
+             "metadata_downtime": {"allowed_metadata_downtime": 20}})
 
 
-def _both_ways(label: str, version: str | None, block_migration, **args) -> list[dict]:
+def _both_ways(label: str, version: str | None, block_migration,
+               **args) -> list[tuple[str, dict]]:
     """Two workloads: the scheduler picks the host; destination_host names it."""
     return [_workload(f"{label} scheduler", {}, version, block_migration=block_migration,
                       **args),
@@ -60,9 +55,8 @@ def _both_ways(label: str, version: str | None, block_migration, **args) -> list
                       **args)]
 
 
-def _run(rally: RallyHome, root, env: str, subtasks: list[dict]) -> dict:
-    task = root / f"task-{env}.json"
-    task.write_text(json.dumps({"version": 2, "title": env, "subtasks": subtasks}))
+def _run(rally: RallyHome, root, env: str, subtasks: list[tuple[str, dict]]) -> dict:
+    task = write_task(root / f"task-{env}.json", env, dict(subtasks))
     _, uuid = rally.start_task(task, env)
     report = rally.json_report(uuid)
     return {st["title"]: st["workloads"][0] for st in report["tasks"][0]["subtasks"]}

@@ -28,6 +28,7 @@ from playwright.sync_api import Page
 
 from rally_metadata_downtime.plugins import charts
 from tests.e2e.browser import CDN_COPIES, ReportBrowser, choose_iteration, click
+from tests.helpers import lab_workload
 from tests.lab.demo import report_workloads, run_sample
 from tests.lab.harness import REPO_ROOT
 from tests.lab.rally_cli import RallyHome
@@ -52,16 +53,10 @@ TIMES, CONCURRENCY = 4, 2
 def mixed_task() -> dict:
     """A healthy and a broken workload, 4 iterations each at concurrency 2."""
     def subtask(title: str, meta: dict) -> dict:
-        return {"title": title, "workloads": [{
-            "scenario": {"MetadataDowntime.boot_and_live_migrate": {
-                "image": {"name": "cirros-lab"}, "flavor": {"name": "m1.tiny"},
-                "username": "root", "floating_network": "public", "settle": 2,
-                "recovery_timeout": 30, "boot_server_kwargs": {"meta": meta}}},
-            "runner": {"constant": {"times": TIMES, "concurrency": CONCURRENCY}},
-            "contexts": {"users": {"tenants": 1, "users_per_tenant": 1}, "network": {}},
-            "sla": {"failure_rate": {"max": 0},
-                    "metadata_downtime": {"allowed_metadata_downtime": ALLOWED_DOWNTIME}},
-        }]}
+        return {"title": title, "workloads": [lab_workload(
+            {"settle": 2, "recovery_timeout": 30}, meta, times=TIMES, concurrency=CONCURRENCY,
+            sla={"failure_rate": {"max": 0},
+                 "metadata_downtime": {"allowed_metadata_downtime": ALLOWED_DOWNTIME}})]}
     return {"version": 2, "title": "Metadata downtime: healthy and broken migrations",
             "subtasks": [subtask("healthy: 3 s metadata timeout after switchover", HEALTHY),
                          subtask("broken: 10 s of HTTP 503 after switchover", BROKEN)]}

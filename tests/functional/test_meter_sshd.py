@@ -11,13 +11,13 @@ import io
 import os
 import time
 
-import paramiko
 import pytest
 from rally.utils import sshutils
 
 from rally_metadata_downtime.meter import MetadataMeter, MeterError
 from rally_metadata_downtime.probe_config import ProbeConfig
-from rally_metadata_downtime.probe_log import ProbeLogError, parse_probe_log
+from rally_metadata_downtime.probe_log import parse_probe_log
+from tests.helpers import logged_probes, public_key, wait_until
 from tests.lab.fabric import Fabric
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
@@ -28,17 +28,12 @@ GUEST_IP = "198.51.100.162"
 
 
 @pytest.fixture(scope="module")
-def key():
-    return paramiko.RSAKey.generate(2048)
-
-
-@pytest.fixture(scope="module")
 def lab(tmp_path_factory, key):
     fabric = Fabric(tmp_path_factory.mktemp("meter-lab"), PREFIX, fixed_gateway=FIXED_GW,
                     floating_gateway=FLOATING_GW)
     with fabric:
         fabric.create_guest("srv-m", "vm-meter", "vm-meter", GUEST_IP,
-                            f"{key.get_name()} {key.get_base64()} meter-test")
+                            public_key(key, "meter-test"))
         yield fabric
 
 
@@ -53,20 +48,11 @@ def connector(key):
     return connect, connections
 
 
-def probes(meter) -> int:
-    """Probes logged so far (none yet: the log holds only its header)."""
-    try:
-        return len(parse_probe_log(meter.fetch_log()).probes)
-    except ProbeLogError:
-        return 0
-
-
 def wait_for_more_probes(meter, than: int, timeout: float = 10) -> int:
-    deadline = time.monotonic() + timeout
-    while (count := probes(meter)) <= than:
-        assert time.monotonic() < deadline, meter.fetch_log()
-        time.sleep(0.2)
-    return count
+    def more() -> int:
+        count = logged_probes(meter)
+        return count if count > than else 0
+    return wait_until(more, meter.fetch_log, timeout, interval=0.2)
 
 
 def guest_files(lab) -> str:
@@ -85,7 +71,7 @@ def test_the_probe_survives_a_dropped_connection_and_the_meter_reconnects(lab, k
         assert meter.clock.error <= clock.error   # polls keep the closest reading
         pid_before = lab.guest_exec("srv-m", ["sh", "-c", "cat /tmp/rmd-probe.*/probe.pid"]
                                     ).stdout.strip()
-        before = probes(meter)
+        before = logged_probes(meter)
 
         killed = lab.drop_ssh_sessions("srv-m")
 
@@ -119,10 +105,8 @@ def test_cleanup_after_the_probe_was_killed_leaves_nothing(lab, key):
     meter = MetadataMeter(connector(key)[0], ProbeConfig())
     meter.start()
     lab.guest_exec("srv-m", ["sh", "-c", 'kill -KILL "$(cat /tmp/rmd-probe.*/probe.pid)"'])
-    deadline = time.monotonic() + 5
-    while meter.is_running():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(lambda: not meter.is_running(), "the killed probe to stop running",
+               timeout=5, interval=0.1)
     log = parse_probe_log(meter.fetch_log())
     assert not log.stopped     # the log itself says it ended early
     meter.cleanup()

@@ -23,6 +23,7 @@ import pytest
 from rally_metadata_downtime.analysis import analyse
 from rally_metadata_downtime.meter import probe_script
 from rally_metadata_downtime.probe_log import parse_probe_log
+from tests.helpers import wait_until
 from tests.lab.fabric import Fabric
 from tests.lab.faults import FaultProfile
 from tests.lab.guest_os import BUSYBOX
@@ -66,16 +67,6 @@ def client_of(case: str) -> str:
 
 def expected_reason(case: str) -> str:
     return REASONS[(client_of(case), CASES[case][0])]
-
-
-def wait_until(predicate, what: str, timeout: float = WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class GuestProbe:

@@ -23,6 +23,7 @@ import aiohttp.test_utils
 import paramiko
 import pytest
 
+from tests.helpers import public_key, wait_until
 from tests.lab import ledger
 from tests.lab.fabric import Fabric, GuestNotFound, MigrationError, MigrationInProgress
 from tests.lab.faults import FaultProfile
@@ -40,15 +41,6 @@ MD_URL = "http://169.254.169.254"
 
 
 # --- fixtures and helpers ----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def key() -> paramiko.RSAKey:
-    return paramiko.RSAKey.generate(2048)
-
-
-def public_key(k: paramiko.PKey) -> str:
-    return f"{k.get_name()} {k.get_base64()} lab-test"
-
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
@@ -586,10 +578,7 @@ def test_teardown_after_a_failure_midway_leaves_nothing(tmp_path, key):
         fabric.add_floating_ip("t1", "203.0.113.20")
         assert str(TEARDOWN_FIXED_GW) in root_addresses()
         threading.Thread(target=migrate_forever, daemon=True).start()
-        deadline = time.monotonic() + 5
-        while not fabric.injected_windows("t1") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert fabric.injected_windows("t1")
+        wait_until(lambda: fabric.injected_windows("t1"), "a fault window on t1", timeout=5)
         raise RuntimeError("test fails midway")
     assert migration_done.wait(5)
     assert lab_names(prefix) == []

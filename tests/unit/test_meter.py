@@ -22,7 +22,8 @@ from rally_metadata_downtime import meter as meter_module
 from rally_metadata_downtime import probe_config as probe_config_module
 from rally_metadata_downtime.meter import GuestClock, MetadataMeter, MeterError
 from rally_metadata_downtime.probe_config import ProbeConfig
-from rally_metadata_downtime.probe_log import ProbeLogError, parse_probe_log
+from rally_metadata_downtime.probe_log import parse_probe_log
+from tests.helpers import logged_probes, wait_until
 
 CLOSED_PORT_URL = "http://127.0.0.1:9/latest/meta-data/hostname"
 
@@ -69,14 +70,6 @@ def meter_in(workdir, shell, **config):
     return meter, connections
 
 
-def logged_probes(meter) -> int:
-    """Probes logged so far (none yet: the log holds only its header)."""
-    try:
-        return len(parse_probe_log(meter.fetch_log()).probes)
-    except ProbeLogError:
-        return 0
-
-
 def probe_dirs(workdir):
     return sorted(p.name for p in workdir.iterdir())
 
@@ -92,10 +85,7 @@ def test_start_runs_the_probe_in_its_own_directory_and_stop_removes_it(tmp_path,
         # The guest clock is this machine's: uptime + offset ~= now.
         uptime = float(open("/proc/uptime").read().split()[0])
         assert abs(clock.to_host_time(uptime) - time.time()) < 1 + clock.error
-        deadline = time.monotonic() + 10
-        while logged_probes(meter) < 3:
-            assert time.monotonic() < deadline, meter.fetch_log()
-            time.sleep(0.1)
+        wait_until(lambda: logged_probes(meter) >= 3, meter.fetch_log, interval=0.1)
     finally:
         log = parse_probe_log(meter.stop())
     assert log.stopped and not any(p.ok for p in log.probes)

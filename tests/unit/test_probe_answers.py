@@ -8,12 +8,12 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from rally_metadata_downtime.probe_log import parse_probe_log
+from tests.helpers import wait_until
 
 SCRIPT = (Path(__file__).resolve().parents[2] / "rally_metadata_downtime" / "guest"
           / "metadata_probe.sh")
@@ -65,11 +65,14 @@ def run_probe(shell, tmp_path, *args, until, env=None) -> str:
     proc = subprocess.Popen([*SHELLS[shell], str(SCRIPT), "-l", str(log), "-p", str(pid),
                              *args], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, env=env)
+
+    def logged() -> bool:
+        if log.exists() and until(log.read_text()):
+            return True
+        assert proc.poll() is None, proc.stderr.read()
+        return False
     try:
-        deadline = time.monotonic() + 10
-        while not (log.exists() and until(log.read_text())):
-            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
-            time.sleep(0.05)
+        wait_until(logged, "the probe's log")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)

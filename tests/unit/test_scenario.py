@@ -22,6 +22,7 @@ from rally_metadata_downtime.plugins.scenario import (
 )
 from rally_metadata_downtime.probe_log import ProbeLogError
 from rally_metadata_downtime.records import IterationRecord
+from tests.helpers import syntax_errors
 from tests.unit.plugin_data import network, probe_text
 
 # Guest uptime when the (instant, mocked) migration happens: the probe log below has
@@ -383,15 +384,6 @@ def test_wait_for_recovery_does_not_ask_while_the_log_grows():
 
 
 # -- validation: refused before anything boots, naming the argument -----------------
-
-def syntax_errors(**args):
-    from rally.task import scenario as rally_scenario
-    return rally_scenario.Scenario.validate(
-        name="MetadataDowntime.boot_and_live_migrate", context={},
-        config={"args": dict({"image": {"name": "cirros"}, "flavor": {"name": "m1.tiny"},
-                              "username": "cirros"}, **args)},
-        plugin_cfg=None, vtype="syntax")
-
 
 def test_argument_schema_is_built_from_annotations():
     schema = BootAndLiveMigrate.get_info()["schema"]

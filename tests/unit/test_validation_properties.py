@@ -9,16 +9,14 @@ import shlex
 import hypothesis
 import hypothesis.strategies as st
 import pytest
-from rally.task import scenario as rally_scenario
 from rally.task import sla as rally_sla
 
 from rally_metadata_downtime.meter import MetadataMeter
 from rally_metadata_downtime.plugins.scenario import BootAndLiveMigrate
 from rally_metadata_downtime.plugins.validators import scenario_arguments
 from rally_metadata_downtime.probe_config import ProbeConfigError, from_arguments
+from tests.helpers import syntax_errors
 
-SCENARIO = "MetadataDowntime.boot_and_live_migrate"
-REQUIRED = {"image": {"name": "cirros"}, "flavor": {"name": "m1.tiny"}, "username": "cirros"}
 SHELL_SPECIAL = set("$`;&|<>()'\"\\ \t\n*")
 
 any_value = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
@@ -32,12 +30,6 @@ def probe_config(**given):
     args = scenario_arguments(BootAndLiveMigrate, given)
     return from_arguments(args["metadata_url"], args["probe_interval"],
                           args["probe_timeout"], args["probe_workdir"])
-
-
-def syntax_errors(args: dict) -> list[str]:
-    return rally_scenario.Scenario.validate(
-        name=SCENARIO, context={}, config={"args": {**REQUIRED, **args}},
-        plugin_cfg=None, vtype="syntax")
 
 
 def is_seconds(value, low_open: bool = False, high: float = 3600) -> bool:
@@ -59,7 +51,7 @@ def is_integer(value) -> bool:
                                         "port", "block_migration", "use_floating_ip"]),
                   value=any_value)
 def test_a_scenario_argument_is_accepted_or_refused_by_name(name, value):
-    errors = syntax_errors({name: value})
+    errors = syntax_errors(**{name: value})
     if errors:
         assert any(name in error for error in errors), errors
     expected_valid = {
@@ -85,7 +77,7 @@ def test_strings_that_reach_the_guest_shell_are_refused_or_stay_one_word(tail, w
         config = probe_config(metadata_url=url, probe_workdir="/" + workdir)
     except ProbeConfigError as e:
         assert e.argument in ("metadata_url", "probe_workdir"), e
-        assert syntax_errors({"metadata_url": url, "probe_workdir": "/" + workdir})
+        assert syntax_errors(metadata_url=url, probe_workdir="/" + workdir)
         return
     assert not SHELL_SPECIAL & set(tail + workdir)
     meter = MetadataMeter(lambda: None, config)

@@ -1,0 +1,110 @@
+"""Helpers that more than one test folder uses: one home each (fixtures are in
+tests/conftest.py).
+
+- wait_until: poll a condition until a deadline.
+- public_key: a paramiko key as an authorized_keys line.
+- logged_probes: how many probes a MetadataMeter's log holds so far.
+- syntax_errors: Rally's syntax validation of the scenario's arguments (unit tests;
+  Rally's plugins must be loaded, as tests/unit/conftest.py does).
+- lab_workload, write_task: the e2e tests' Rally tasks against the lab.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rally_metadata_downtime.probe_log import ProbeLogError, parse_probe_log
+
+T = TypeVar("T")
+
+SCENARIO = "MetadataDowntime.boot_and_live_migrate"
+
+
+# --- polling ---------------------------------------------------------------------------
+
+def wait_until(predicate: Callable[[], T], what: str | Callable[[], str],
+               timeout: float = 10, interval: float = 0.05) -> T:
+    """predicate()'s first truthy value, polled every `interval` s; AssertionError
+    naming `what` (a string, or a function that says it then) after `timeout` s.
+    An assertion inside predicate() fails at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout} s waiting for {said}")
+        time.sleep(interval)
+
+
+# --- keys ------------------------------------------------------------------------------
+
+def public_key(key: Any, comment: str = "lab-test") -> str:
+    """A paramiko key's public half as one authorized_keys line."""
+    return f"{key.get_name()} {key.get_base64()} {comment}"
+
+
+# --- the meter ---------------------------------------------------------------------------
+
+def logged_probes(meter: Any) -> int:
+    """Probes a MetadataMeter's log holds so far (none yet: only its header)."""
+    try:
+        return len(parse_probe_log(meter.fetch_log()).probes)
+    except ProbeLogError:
+        return 0
+
+
+# --- the scenario's argument validation (unit) -----------------------------------------
+
+# The arguments the scenario requires, each at a value it accepts.
+REQUIRED_ARGS = {"image": {"name": "cirros"}, "flavor": {"name": "m1.tiny"},
+                 "username": "cirros"}
+
+
+def syntax_errors(**args: Any) -> list[str]:
+    """Rally's syntax validation of the scenario with REQUIRED_ARGS and `args`: the
+    errors it reports (none: accepted before anything boots)."""
+    from rally.task import scenario as rally_scenario
+    return rally_scenario.Scenario.validate(
+        name=SCENARIO, context={}, config={"args": {**REQUIRED_ARGS, **args}},
+        plugin_cfg=None, vtype="syntax")
+
+
+# --- Rally tasks against the lab (e2e) -------------------------------------------------
+
+# The lab's image, flavor, guest user and floating network (tests/lab/openstack).
+LAB_SERVER = {"image": {"name": "cirros-lab"}, "flavor": {"name": "m1.tiny"},
+              "username": "root", "floating_network": "public"}
+
+
+def lab_workload(args: Mapping[str, Any] | None = None,
+                 meta: Mapping[str, str] | None = None, *, times: int = 1,
+                 concurrency: int = 1, sla: Mapping[str, Any] | None = None,
+                 contexts: Mapping[str, Any] | None = None) -> dict:
+    """One workload of the scenario against the lab: LAB_SERVER with `args` over it,
+    `meta` as the servers' metadata (the lab reads its fault profile there), a
+    constant runner, one tenant with one user and a network (+ `contexts`)."""
+    scenario_args = {**LAB_SERVER, **(args or {})}
+    if meta is not None:
+        scenario_args["boot_server_kwargs"] = {"meta": dict(meta)}
+    workload = {
+        "scenario": {SCENARIO: scenario_args},
+        "runner": {"constant": {"times": times, "concurrency": concurrency}},
+        "contexts": {"users": {"tenants": 1, "users_per_tenant": 1}, "network": {},
+                     **(contexts or {})},
+    }
+    if sla is not None:
+        workload["sla"] = dict(sla)
+    return workload
+
+
+def write_task(path: Path, title: str, subtasks: Mapping[str, dict]) -> Path:
+    """Write a Rally task (format 2) of one subtask per title, each its one workload."""
+    path.write_text(json.dumps({"version": 2, "title": title, "subtasks": [
+        {"title": name, "workloads": [workload]} for name, workload in subtasks.items()]}))
+    return path
