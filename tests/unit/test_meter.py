@@ -24,6 +24,7 @@ from rally_metadata_downtime.meter import GuestClock, MetadataMeter, MeterError
 from rally_metadata_downtime.probe_config import ProbeConfig
 from rally_metadata_downtime.probe_log import parse_probe_log
 from tests.helpers import logged_probes, wait_until
+from tests.unit.plugin_data import probe_text
 
 CLOSED_PORT_URL = "http://127.0.0.1:9/latest/meta-data/hostname"
 
@@ -260,3 +261,112 @@ def test_guest_clock_is_the_midpoint_of_the_round_trip():
 def test_unreadable_uptime_is_a_meter_error(line):
     with pytest.raises(MeterError, match="reading /proc/uptime gave"):
         meter_module._guest_clock(line, before=0.0, after=0.1)
+
+
+# -- the meter's own edges, against a guest that answers from a script --------------
+
+STARTED = (0, "123.45 6.78\n/tmp/rmd-probe.abc123", "")
+
+
+class ScriptedGuest:
+    """Stands in for rally.utils.sshutils.SSH: each command gets the next answer."""
+
+    def __init__(self, *answers) -> None:
+        self.answers = list(answers)
+        self.commands: list[str] = []
+        self.closed = 0
+
+    def execute(self, command, stdin=None, timeout=None):
+        self.commands.append(command)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def close(self):
+        self.closed += 1
+
+
+def scripted_meter(*answers, **options):
+    guest = ScriptedGuest(*answers)
+    return MetadataMeter(lambda: guest, ProbeConfig(), **options), guest
+
+
+def test_guest_clock_maps_uptime_to_host_time_and_back():
+    clock = GuestClock(offset=4000.0, error=0.1)
+    assert clock.to_host_time(12.5) == 4012.5
+    assert clock.to_guest_uptime(clock.to_host_time(12.5)) == 12.5
+
+
+def test_the_probe_ships_in_the_package():
+    assert meter_module.probe_script_resource().read_text().startswith("#!/bin/sh\n")
+
+
+def test_nothing_is_sent_before_start():
+    meter = MetadataMeter(lambda: pytest.fail("connected before start()"), ProbeConfig())
+    assert not meter.is_running()
+    for call in (meter.fetch_log, meter.stop, lambda: meter.wait_until_answering(1)):
+        with pytest.raises(MeterError, match=r"not running: call start\(\) first"):
+            call()
+    with meter:    # leaving with no probe started sends nothing either
+        pass
+
+
+def test_a_second_start_is_refused_before_anything_is_sent():
+    meter, guest = scripted_meter(STARTED)
+    meter.start()
+    with pytest.raises(MeterError, match="already runs in /tmp/rmd-probe.abc123"):
+        meter.start()
+    assert len(guest.commands) == 1
+
+
+def test_a_log_gone_from_the_guest_is_said_so_when_read_and_when_stopped():
+    meter, _ = scripted_meter(STARTED, (1, "", "cat: probe.log: No such file\n"),
+                              (1, "", "cat: probe.log: No such file\n"))
+    meter.start()
+    with pytest.raises(MeterError, match=r"/tmp/rmd-probe.abc123 is gone \(guest rebooted"):
+        meter.fetch_log()
+    with pytest.raises(MeterError, match="is gone .*: cat: probe.log: No such file$"):
+        meter.stop()
+    assert meter.directory == "/tmp/rmd-probe.abc123"   # cleanup() still removes it
+
+
+def test_a_cleanup_that_fails_in_the_guest_is_logged_not_raised(caplog):
+    meter, guest = scripted_meter(STARTED, (2, "", "could not remove it\n"))
+    with meter:
+        meter.start()
+    assert "could not remove the probe from the guest" in caplog.text
+    assert "could not remove it" in caplog.text
+    assert meter.directory == "/tmp/rmd-probe.abc123" and guest.closed == 1
+
+
+def test_waiting_for_an_answer_returns_once_one_probe_succeeded_and_keeps_the_clock():
+    meter, _ = scripted_meter(STARTED, (0, "100.00 1.00\n" + probe_text("curl=7"), ""),
+                              (0, "100.50 1.00\n" + probe_text("curl=7", "OK"), ""))
+    meter.start()
+    assert meter.wait_until_answering(timeout=10, poll=0) >= 0
+    assert meter.clock is not None and meter.clock.error < 1
+
+
+@pytest.mark.parametrize(("log", "reasons"), [
+    (probe_text("curl=7", "http=503"), "curl=7, http=503"),
+    ("not a probe log", "none"),
+])
+def test_metadata_that_never_answers_names_the_last_reasons(log, reasons):
+    meter, _ = scripted_meter(STARTED, (0, "100.00 1.00\n" + log, ""))
+    meter.start()
+    with pytest.raises(MeterError, match=rf"never answered from this VM within 0 s "
+                                         rf"\(http://169.254.169.254/.*\); "
+                                         rf"last reasons: {reasons}$"):
+        meter.wait_until_answering(timeout=0, poll=0)
+
+
+def test_ssh_that_keeps_failing_is_a_meter_error_naming_the_last_error():
+    class Broken(ScriptedGuest):
+        def close(self):
+            raise EOFError("the transport is gone")   # closing a dead connection may fail
+    guest = Broken(rally_exceptions.SSHError("Socket error."))
+    meter = MetadataMeter(lambda: guest, ProbeConfig(), retries=0)
+    with pytest.raises(MeterError, match="failed 1 times; last error: Socket error."):
+        meter.start()
+    assert meter.directory is None
