@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import sys
 import urllib.error
 import urllib.parse
@@ -41,12 +42,16 @@ def lab_url(prefix: str, url: str | None = None) -> str:
     if url is None:
         path = api_registry(prefix)
         try:
-            url = json.loads(path.read_text())["url"]
+            registered = json.loads(path.read_text())
+            url, pid = registered["url"], int(registered["pid"])
         except FileNotFoundError:
             raise DisruptError(f"no lab with prefix {prefix!r} is running ({path} "
                                f"is missing)") from None
         except (ValueError, KeyError, TypeError) as e:
             raise DisruptError(f"{path} is unreadable: {e}") from None
+        if not _alive(pid):
+            raise DisruptError(f"no lab with prefix {prefix!r} is running ({path} "
+                               f"names process {pid}, which is gone: a crashed lab)")
     parts = urllib.parse.urlsplit(url)
     try:
         loopback = parts.scheme == "http" and ipaddress.ip_address(
@@ -56,6 +61,16 @@ def lab_url(prefix: str, url: str | None = None) -> str:
     if not loopback:
         raise DisruptError(f"lab URL {url!r}: only http on a loopback address")
     return url.rstrip("/")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass   # another user's process: alive
+    return True
 
 
 def restart_metadata_agent(url: str, host: str, shape: str, seconds: float) -> dict:

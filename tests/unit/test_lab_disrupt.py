@@ -3,6 +3,8 @@
 
 import asyncio
 import json
+import os
+import subprocess
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -25,8 +27,14 @@ def test_the_lab_is_found_by_its_prefix(monkeypatch, tmp_path):
     monkeypatch.setattr(lab_config, "REGISTRY_DIR", tmp_path)
     with pytest.raises(disrupt.DisruptError, match="no lab with prefix 'rmdlab'"):
         disrupt.lab_url("rmdlab")
-    lab_config.api_registry("rmdlab").write_text(json.dumps({"url": "http://127.0.0.1:5/"}))
+    registry = lab_config.api_registry("rmdlab")
+    registry.write_text(json.dumps({"url": "http://127.0.0.1:5/", "pid": os.getpid()}))
     assert disrupt.lab_url("rmdlab") == "http://127.0.0.1:5"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    registry.write_text(json.dumps({"url": "http://127.0.0.1:5/", "pid": gone.pid}))
+    with pytest.raises(disrupt.DisruptError, match="a crashed lab"):
+        disrupt.lab_url("rmdlab")
 
 
 def test_the_answer_is_a_table_rally_shows_in_the_hooks_tab():
