@@ -29,12 +29,15 @@ def bench_line(cloud: Cloud, facts: dict, idle_cpu: float | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.lab.cloud")
-    parser.add_argument("command", choices=("up", "down", "status", "bench", "rally"))
+    parser.add_argument("command", choices=("up", "down", "status", "bench", "rally",
+                                             "sample"))
     parser.add_argument("--state-dir", default=str(config.DEFAULT_STATE_DIR))
     parser.add_argument("--times", type=int, default=2,
                         help="rally: iterations of each scenario")
     parser.add_argument("--concurrency", type=int, default=1,
                         help="rally: iterations at once")
+    parser.add_argument("--task-args", type=json.loads, default=None,
+                        help="sample: JSON over samples/cloud-args.yaml")
     args = parser.parse_args(argv)
     cloud = Cloud(args.state_dir)
     if args.command == "up":
@@ -63,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         result = rally_task.summary(report)
         print(json.dumps(result, indent=1))
         return 0 if all(r["pass_sla"] for r in result.values()) else 1
+    elif args.command == "sample":
+        from tests.lab.cloud import rally_task
+        run = rally_task.run_sample(cloud.info(), cloud.state, cloud.state / "sample",
+                                    task_args=args.task_args)
+        print(json.dumps(rally_task.summary(run["report"]), indent=1))
+        print(f"injected: {len(run['injected'])} windows; guests left: "
+              f"{len(run['guests_left'])}")
+        print(run["html"])
+        return run["exit_code"]
     elif args.command == "bench":
         facts = cloud.up()
         try:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import http.client
 import json
 import logging
 import signal
@@ -421,6 +422,24 @@ def _ip_batch(netns_name: str, commands: list[str]) -> None:
                           text=True, timeout=30, check=False)
     if proc.returncode != 0:
         raise netns.IpError(["ip", "-n", netns_name, *commands], proc.stderr)
+
+
+def ask(state: Path, path: str) -> Any:
+    """GET one of the hypervisor's answers (the lab's tests and tools ask it what
+    the virt driver asks it to do: /guests, /injected)."""
+    conn = http.client.HTTPConnection("localhost", timeout=30)
+    conn.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.sock.settimeout(30)
+    conn.sock.connect(str(state / "hypervisor.sock"))
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise RuntimeError(f"hypervisor GET {path}: HTTP {response.status} {body[:200]!r}")
+    return json.loads(body)
 
 
 # --- the HTTP API (virt.py is its client) ---------------------------------------------------

@@ -195,6 +195,10 @@ class Cloud:
             shutil.rmtree(self.state, ignore_errors=True)
         return left
 
+    def vswitchd_crashes(self) -> dict[str, int]:
+        """Per compute host: how often its vswitchd crashed and was restarted."""
+        return {host.host: host.vswitchd_crashes() for host in self._parts()[3]}
+
     # --- status and memory ------------------------------------------------------------
     def status(self) -> dict[str, list[int]]:
         if not (self.state / "daemons.json").exists():

@@ -82,6 +82,29 @@ def run(facts: dict, root: Path, scenarios=SCENARIOS, times: int = 2,
     return report
 
 
+SAMPLE_TASK = config.REPO / "samples" / "live_migrate_metadata.yaml"
+CLOUD_ARGS = config.REPO / "samples" / "cloud-args.yaml"
+
+
+def run_sample(facts: dict, state: Path, out_dir: Path, task_args: dict | None = None,
+               task_file: Path = SAMPLE_TASK) -> dict:
+    """Our sample task (MetadataDowntime.boot_and_live_migrate) through the real
+    `rally` against the running cloud lab; what the run produced: task_uuid,
+    exit_code (2: SLA failed), report (JSON), html (path), injected (the
+    hypervisor's ground truth of this run), guests_left (guests still booted)."""
+    from tests.lab.cloud import hypervisor
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    rally = CloudRally(out_dir / "rally", live_migrate_timeout=120)
+    rally.create_env("cloud", env_spec(facts))
+    seen = len(hypervisor.ask(state, "/injected"))
+    code, uuid = rally.start_task(task_file, "cloud", args=task_args, args_file=CLOUD_ARGS)
+    return {"task_uuid": uuid, "exit_code": code, "report": rally.json_report(uuid),
+            "html": rally.html_report(uuid, out_dir / "report.html"),
+            "injected": hypervisor.ask(state, "/injected")[seen:],
+            "guests_left": hypervisor.ask(state, "/guests")}
+
+
 def summary(report: dict) -> dict[str, dict]:
     """Per scenario: SLA verdict, iterations, failures, mean of each atomic (s)."""
     result = {}

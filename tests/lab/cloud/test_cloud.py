@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab import demo
 from tests.lab.cloud import config, rally_task
 from tests.lab.cloud.__main__ import bench_line
 from tests.lab.cloud.lab import Cloud
@@ -149,8 +150,95 @@ def test_ports_on_two_hosts_talk_through_ovn_and_geneve(cloud):
             http("DELETE", neutron + f"/ports/{port['id']}", token=token)
 
 
+# --- our plugin against the real services -------------------------------------------
+
+def _records(run: dict) -> list:
+    [(_, workload)] = demo.report_workloads(run["report"])
+    return workload, demo.iteration_records(workload)
+
+
+def test_sample_task_measures_real_live_migrations(cloud, tmp_path):
+    """samples/live_migrate_metadata.yaml through the real `rally`: real Nova boots
+    and live-migrates namespace guests over OVN; every iteration measures the
+    migration's real network cut and the metadata outage it causes."""
+    lab, facts = cloud
+    run = rally_task.run_sample(facts, lab.state, tmp_path / "sample")
+    workload, records = _records(run)
+    assert run["exit_code"] == 0, [it["error"] for it in workload["data"]]
+    assert len(records) == 4 and all(r and not r.error for r in records)
+    blackouts = {w["server_id"]: w for w in run["injected"] if w["kind"] == "network"}
+    for record in records:
+        [migration] = record.migrations
+        # Where Nova says the server was and went: both lab hosts.
+        assert {migration.source_host, migration.destination_host} == set(
+            config.COMPUTE_HOSTS)
+        # Nova's own instance-action events of it, as Nova's API gave them.
+        assert {"conductor_migrate_server", "compute_live_migration"} <= {
+            e.name for e in migration.nova_events}, migration
+        # The cut the hypervisor made (link down, then the NIC moved and the RARP
+        # sent), and what the Rally host's pings saw: OVN's activation of the
+        # destination's binding comes on top, never less than the cut itself
+        # minus one ping interval.
+        window = blackouts[record.server_id]
+        cut = window["end_wall"] - window["start_wall"]
+        assert cut - 0.2 <= record.network.downtime <= cut + 2.0, (cut, record.network)
+        # Metadata runs through OVN to the lab's service: the cut takes it too.
+        assert record.metadata.recovered
+        assert 0 < record.metadata.downtime <= cut + 2.0, (cut, record.metadata)
+    assert run["guests_left"] == []
+    assert Path(run["html"]).stat().st_size > 0
+
+
+def test_metadata_outage_beyond_the_limit_fails_the_sla(cloud, tmp_path):
+    """A 3 s HTTP 503 outage (the server's lab_* metadata) against a 1 s limit."""
+    lab, facts = cloud
+    run = rally_task.run_sample(facts, lab.state, tmp_path / "sample", task_args={
+        "times": 2, "allowed_metadata_downtime": 1.0,
+        "boot_server_kwargs": {"meta": {"lab_metadata_outage": "3",
+                                        "lab_metadata_shape": "http_503"}}})
+    workload, records = _records(run)
+    assert run["exit_code"] == 2 and not workload["pass_sla"]
+    outages = {w["server_id"]: w for w in run["injected"] if w["kind"] == "metadata"}
+    for record in records:
+        window = outages[record.server_id]
+        injected = window["end_wall"] - window["start_wall"]
+        assert injected >= 3.0
+        assert abs(record.metadata.downtime - injected) <= (
+            record.metadata.resolution + 0.1), (injected, record.metadata)
+        assert set(record.metadata.outages[0].reasons) == {"http=503"}
+
+
+def test_every_microversion_path_and_migrations_during_an_outage(cloud, tmp_path):
+    """Real Nova's own version negotiation: the live-migration call at 2.25 (no
+    disk_over_commit), 2.79 and 2.latest;
+    three migrations during one 3 s outage, which Nova accepts once the server is
+    ACTIVE on its new host."""
+    lab, facts = cloud
+    variants = [{"nova_microversion": "2.25"},
+                {"nova_microversion": "2.79"},
+                {"nova_microversion": "2.latest"},
+                {"migrations": 3, "boot_server_kwargs": {"meta": {
+                    "lab_metadata_outage": "3", "lab_metadata_shape": "refused",
+                    "lab_migration_duration": "0.5"}}}]
+    for i, variant in enumerate(variants):
+        run = rally_task.run_sample(facts, lab.state, tmp_path / f"v{i}", task_args={
+            "times": 1, "concurrency": 1, "allowed_metadata_downtime": 30, **variant})
+        workload, [record] = _records(run)
+        assert run["exit_code"] == 0, (variant, workload["data"][0]["error"])
+        assert len(record.migrations) == variant.get("migrations", 1)
+        hosts = [m.destination_host for m in record.migrations]
+        assert all(a != b for a, b in zip(hosts, hosts[1:])), hosts
+        if variant.get("migrations"):
+            [window] = [w for w in run["injected"] if w["kind"] == "metadata"]
+            assert "extended" in window["detail"]
+            injected = window["end_wall"] - window["start_wall"]
+            assert abs(record.metadata.downtime - injected) <= (
+                record.metadata.resolution + 0.1), (injected, record.metadata)
+
+
 def test_down_leaves_nothing(cloud):
     lab, _ = cloud
+    print(f"vswitchd crashes (restarted by its monitor): {lab.vswitchd_crashes()}")
     processes = [pid for pids in lab._processes().values() for pid in pids]
     assert processes
     left = lab.down()
