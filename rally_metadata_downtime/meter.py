@@ -129,6 +129,9 @@ class MetadataMeter:
                    "-t", f"{c.timeout:g}", "-m", c.mode]
         if c.expect:
             options += ["-e", c.expect]
+        if c.families != ("ipv4",):
+            options += ["-f", ",".join(f for f in ("ipv4", "ipv6") if f in c.families),
+                        "-U", c.url6]
         return options
 
     def _start_args(self) -> list[str]:
@@ -201,6 +204,11 @@ class MetadataMeter:
             raise MeterError(f"workdir {self.config.workdir!r}: cannot create a private "
                              f"directory in the guest: {err.strip() or directory}")
         self.directory = directory   # from here on cleanup() removes it
+        # The probe's own message (its exit status 5 is folded into meter_start's).
+        if status != 0 and "no IPv6 link-local address" in err:
+            raise MeterError(f"metadata_families asks for ipv6 and the guest has no "
+                             f"IPv6 link-local address on any interface: "
+                             f"{' '.join(err.split())}")
         if status != 0:
             raise MeterError(f"the probe did not start in {directory}: "
                              f"{' '.join(err.split()) or 'no error output'}")
@@ -239,20 +247,38 @@ class MetadataMeter:
         reads the guest clock (see start())."""
         self._require_started()
         started = time.monotonic()
-        reasons: list[str] = []
+        reasons: dict[str, list[str]] = {}
         while True:
             try:
                 probes = parse_probe_log(self.fetch_log(read_clock=True)).probes
             except ProbeLogError:
                 probes = ()
-            if any(p.ok for p in probes):
+            silent = [f for f in self.config.families
+                      if not any(p.ok for p in probes if p.family == f)]
+            if not silent:
                 return time.monotonic() - started
-            reasons = [p.reason for p in probes[-5:]] or reasons
+            for family in silent:
+                reasons[family] = [p.reason for p in probes
+                                   if p.family == family][-5:] or reasons.get(family, [])
             if time.monotonic() - started >= timeout:
-                raise MeterError(
-                    f"metadata never answered from this VM within {timeout:g} s "
-                    f"({self.config.url}); last reasons: {', '.join(reasons) or 'none'}")
+                raise MeterError(self._never_answered(timeout, silent, reasons))
             time.sleep(poll)
+
+    def _never_answered(self, timeout: float, silent: list[str],
+                        reasons: dict[str, list[str]]) -> str:
+        parts = []
+        for family in silent:
+            url = self.config.url if family == "ipv4" else self.config.url6
+            said = reasons.get(family, [])
+            part = f"({url}); last reasons: {', '.join(said) or 'none'}"
+            if self.config.families != ("ipv4",):
+                part = f"over {family} {part}"
+            if "wget=noipv6" in said:
+                part += (" - this guest's wget cannot fetch an IPv6 URL (a busybox "
+                         "built without IPv6): install curl in the image")
+            parts.append(part)
+        return (f"metadata never answered from this VM within {timeout:g} s "
+                + "; ".join(parts))
 
     def stop(self) -> str:
         """Stop the probe, return its final log, and remove its directory: one round

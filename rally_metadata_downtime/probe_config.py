@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 import urllib.parse
 
 from rally_metadata_downtime.arguments import ArgumentError
@@ -15,6 +16,10 @@ DEFAULT_URL = "http://169.254.169.254/latest/meta-data/hostname"
 DEFAULT_INTERVAL = 0.1
 DEFAULT_TIMEOUT = 1.0
 DEFAULT_WORKDIR = "/tmp"
+# Neutron serves metadata over IPv6 at this link-local address, on the guest's link.
+IPV6_METADATA_HOST = "fe80::a9fe:a9fe"
+FAMILIES = ("ipv4", "ipv6")
+DEFAULT_FAMILIES = ("ipv4",)
 
 # RFC 3986 unreserved and reserved characters, minus everything a POSIX shell treats
 # specially even inside double quotes ($ and `) or that could end a quoted word ('),
@@ -22,9 +27,12 @@ DEFAULT_WORKDIR = "/tmp"
 _URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!+,=%]+")
 _PATH_CHARS = re.compile(r"/[A-Za-z0-9._/-]*")
 _EXPECT_CHARS = re.compile(r"[A-Za-z0-9._:-]*")
+# Linux interface names: at most 15 bytes; the zone of the IPv6 URL.
+_INTERFACE = re.compile(r"[A-Za-z0-9._-]{1,15}")
 # Every value travels in the probe's launch command, which must stay under the 9000
-# bytes dropbear (CirrOS's sshd) accepts, the probe's own text included.
-MAX_LENGTH = {"url": 512, "expect": 255, "workdir": 100}
+# bytes dropbear (CirrOS's sshd) accepts, the probe's own text included; with IPv6
+# the URL's path travels twice (metadata URLs are under 60 characters).
+MAX_LENGTH = {"url": 256, "expect": 255, "workdir": 100}
 
 
 class ProbeConfigError(ArgumentError):
@@ -43,6 +51,10 @@ class ProbeConfig:
     expect: identity expected in the answer; "" in hostname mode = the guest's own.
     workdir: absolute directory in the guest under which the probe makes its own
         private directory.
+    families: the address families polled, in order: "ipv4" (url), "ipv6" (url's
+        path at fe80::a9fe:a9fe on the guest's link), or both.
+    ipv6_interface: the zone of the IPv6 link-local URL; "": the probe takes the
+        guest's first interface with a link-local address.
     """
 
     url: str = DEFAULT_URL
@@ -51,6 +63,8 @@ class ProbeConfig:
     mode: str | None = None
     expect: str = ""
     workdir: str = DEFAULT_WORKDIR
+    families: tuple[str, ...] = DEFAULT_FAMILIES
+    ipv6_interface: str = ""
 
     def __post_init__(self) -> None:
         for name, limit in MAX_LENGTH.items():
@@ -83,6 +97,21 @@ class ProbeConfig:
                 or "/../" in f"{self.workdir}/"):
             raise ProbeConfigError("workdir", f"must be an absolute path of letters, "
                                    f"digits and . _ - / only, got {self.workdir!r}")
+        check_families(self.families)
+        object.__setattr__(self, "families", tuple(self.families))
+        if not isinstance(self.ipv6_interface, str) or (
+                self.ipv6_interface and not _INTERFACE.fullmatch(self.ipv6_interface)):
+            raise ProbeConfigError("ipv6_interface", f"an interface name: 1-15 letters, "
+                                   f"digits and . _ -, got {self.ipv6_interface!r}")
+
+    @property
+    def url6(self) -> str:
+        """The IPv6 URL: url's path and query at fe80::a9fe:a9fe, zoned by
+        ipv6_interface when given (else the probe adds the guest's own)."""
+        parts = urllib.parse.urlsplit(self.url)
+        zone = f"%{self.ipv6_interface}" if self.ipv6_interface else ""
+        query = f"?{parts.query}" if parts.query else ""
+        return f"http://[{IPV6_METADATA_HOST}{zone}]{parts.path or '/'}{query}"
 
     @property
     def retry_interval(self) -> float:
@@ -90,6 +119,15 @@ class ProbeConfig:
         interval, at least 0.05 s, so the recovery is timed four times as closely.
         Only while metadata is already failing, and blackholed requests do not count."""
         return min(self.interval, max(self.interval / 4, 0.05))
+
+
+def check_families(families: object) -> None:
+    """A non-empty list of distinct families among FAMILIES."""
+    if (isinstance(families, str) or not isinstance(families, (list, tuple))
+            or not families or any(f not in FAMILIES for f in families)
+            or len(set(families)) != len(families)):
+        raise ProbeConfigError("families", f"a list of distinct families among "
+                               f"{', '.join(FAMILIES)} (at least one), got {families!r}")
 
 
 def _check_url(url: object) -> None:
@@ -104,14 +142,18 @@ def _check_url(url: object) -> None:
 # The scenario argument behind each setting (expect and mode follow from the URL).
 _ARGUMENT_OF_FIELD = {"url": "metadata_url", "interval": "probe_interval",
                       "timeout": "probe_timeout", "workdir": "probe_workdir",
-                      "expect": "metadata_url", "mode": "metadata_url"}
+                      "expect": "metadata_url", "mode": "metadata_url",
+                      "families": "metadata_families",
+                      "ipv6_interface": "metadata_ipv6_interface"}
 # uuid mode needs an instance id, which exists only after boot; any well-formed one
 # validates the rest of the settings.
 _PLACEHOLDER_UUID = "00000000-0000-0000-0000-000000000000"
 
 
 def from_arguments(metadata_url: str, probe_interval: float, probe_timeout: float,
-                   probe_workdir: str, server_id: str | None = None) -> ProbeConfig:
+                   probe_workdir: str, server_id: str | None = None,
+                   metadata_families: typing.Sequence[str] = DEFAULT_FAMILIES,
+                   metadata_ipv6_interface: str | None = None) -> ProbeConfig:
     """The probe's settings from the scenario's arguments.
 
     A meta_data.json URL is checked for the instance uuid (server_id; a placeholder
@@ -121,7 +163,9 @@ def from_arguments(metadata_url: str, probe_interval: float, probe_timeout: floa
     try:
         config = ProbeConfig(url=metadata_url, interval=probe_interval,
                              timeout=probe_timeout, workdir=probe_workdir,
-                             expect=_PLACEHOLDER_UUID)
+                             expect=_PLACEHOLDER_UUID,
+                             families=metadata_families,
+                             ipv6_interface=metadata_ipv6_interface or "")
         expect = (server_id or _PLACEHOLDER_UUID) if config.mode == "uuid" else ""
         return dataclasses.replace(config, expect=expect)
     except ProbeConfigError as e:

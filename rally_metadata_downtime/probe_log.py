@@ -23,6 +23,8 @@ class Probe:
     # interval, or its retry interval while the last request to end had failed fast.
     # None in logs of probes older than the field.
     pause: float | None = None
+    # The address family it went over; lines of IPv4-only probes carry none.
+    family: str = "ipv4"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +38,8 @@ class ProbeHeader:
     started: float
     client: str = ""   # curl or wget; "" in logs of probes older than the field
     retry: float | None = None   # seconds between launches while failing fast
+    families: tuple[str, ...] = ("ipv4",)
+    interface: str = ""          # the IPv6 link-local zone ("" without IPv6)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +54,18 @@ class ProbeLog:
     stopped_at: float | None
     clock_reset: bool                  # uptime went backwards: the guest rebooted
 
+    @property
+    def families(self) -> tuple[str, ...]:
+        """The families the probe polled (from its header, else its lines)."""
+        if self.header is not None:
+            return self.header.families
+        return tuple(f for f in ("ipv4", "ipv6") if any(p.family == f for p in self.probes))
+
+    def family(self, name: str) -> ProbeLog:
+        """This log with only the probes of one family: what analyse() reads."""
+        return dataclasses.replace(self, probes=tuple(p for p in self.probes
+                                                      if p.family == name))
+
 
 # A reboot restarts /proc/uptime near zero; each request reads its own start after
 # the fork, so a heavily loaded guest can reorder neighbours by a fraction of a second.
@@ -59,7 +75,8 @@ _CLOCK_RESET_SECONDS = 2.0
 # Times are /proc/uptime figures: plain decimals, never nan/inf/exponents.
 _TIME = r"([0-9]+(?:\.[0-9]+)?)"
 _PROBE_LINE = re.compile(
-    rf"P ([1-9][0-9]*) {_TIME} {_TIME} (OK|FAIL) ([a-z]+(?:=[0-9a-z]+)?)(?: {_TIME})?")
+    rf"P ([1-9][0-9]*) {_TIME} {_TIME} (OK|FAIL) ([a-z]+(?:=[0-9a-z]+)?)(?: {_TIME})?"
+    rf"(?: (ipv4|ipv6))?")
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
@@ -67,11 +84,12 @@ def _parse_probe(line: str) -> Probe | None:
     match = _PROBE_LINE.fullmatch(line)
     if match is None:
         return None
-    seq, start, end, verdict, reason, pause = match.groups()
-    if float(end) < float(start):
+    seq, start, end, verdict, reason, pause, family = match.groups()
+    if float(end) < float(start) or (family is not None and pause is None):
         return None
     return Probe(seq=int(seq), start=float(start), end=float(end), ok=verdict == "OK",
-                 reason=reason, pause=None if pause is None else float(pause))
+                 reason=reason, pause=None if pause is None else float(pause),
+                 family=family or "ipv4")
 
 
 def _number(text: str | None) -> float | None:
@@ -90,7 +108,9 @@ def _parse_header(line: str) -> ProbeHeader | None:
     return ProbeHeader(interval=interval, timeout=timeout, mode=values["mode"],
                        expect=values.get("expect", ""), started=started,
                        client=values.get("client", ""),
-                       retry=_number(values.get("retry")))
+                       retry=_number(values.get("retry")),
+                       families=tuple(values.get("families", "ipv4").split(",")),
+                       interface=values.get("iface", ""))
 
 
 def _parse_stopped(line: str) -> float | None:
@@ -145,7 +165,8 @@ def parse_probe_log(text: str) -> ProbeLog:
                     probes=tuple(sorted(probes, key=lambda p: (p.start, p.seq))),
                     garbage_lines=garbage, truncated_last_line=truncated,
                     stopped=stopped_at is not None, stopped_at=stopped_at,
-                    clock_reset=_clock_reset(probes))
+                    clock_reset=any(_clock_reset([p for p in probes if p.family == f])
+                                    for f in ("ipv4", "ipv6")))
 
 
 def _clock_reset(probes: list[Probe]) -> bool:
@@ -155,7 +176,8 @@ def _clock_reset(probes: list[Probe]) -> bool:
     order their uptimes decrease only by scheduling noise; a drop of more than
     _CLOCK_RESET_SECONDS means
     /proc/uptime restarted, and a repeated seq means a second probe run wrote to
-    the same log. Either way the two timelines cannot be merged.
+    the same log (within one family: each launch sends one request per family).
+    Either way the two timelines cannot be merged.
     """
     by_seq = sorted(probes, key=lambda p: (p.seq, p.start))
     return any(later.seq == earlier.seq

@@ -18,7 +18,9 @@ from rally_metadata_downtime.ping_log import NetworkDowntime
 from rally_metadata_downtime.probe_log import ProbeLog
 
 RECORD_TITLE = "Metadata downtime record"
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+# Version 1 (before metadata_families): IPv4 only, read as such.
+READABLE_VERSIONS = (1, 2)
 
 
 class RecordError(ValueError):
@@ -117,10 +119,11 @@ class MetadataFigures:
     probes_failed: int
     unreadable_lines: int
     outages: tuple[OutageFigures, ...]
+    family: str = "ipv4"          # the address family the figures are of
 
     @classmethod
-    def from_report(cls, report: DowntimeReport) -> MetadataFigures:
-        return cls(
+    def from_report(cls, report: DowntimeReport, family: str = "ipv4") -> MetadataFigures:
+        return cls(family=family,
             downtime=report.total_downtime, longest_outage=report.longest_outage,
             recovered=report.recovered, still_down=report.unrecovered_downtime,
             resolution=report.resolution,
@@ -176,7 +179,10 @@ def _ping_windows(run: NetworkDowntime) -> list[tuple[float, float]]:
 @dataclasses.dataclass(frozen=True)
 class IterationRecord:
     """An iteration's figures. `metadata` is None when nothing was measured (then
-    `error` says why); `network` is None when ping did not run to the end."""
+    `error` says why); `network` is None when ping did not run to the end.
+
+    `metadata` holds the first family of `families` (the metadata_families argument),
+    `more_metadata` the others' figures, each with its `family`."""
 
     metadata: MetadataFigures | None
     network: NetworkFigures | None
@@ -189,10 +195,18 @@ class IterationRecord:
     # marked hooks that ran during the measurement.
     watch: Watch | None = None
     disruptions: tuple[Disruption, ...] = ()
+    families: tuple[str, ...] = ("ipv4",)
+    more_metadata: tuple[MetadataFigures, ...] = ()
 
     @property
     def measured(self) -> bool:
         return self.metadata is not None
+
+    @property
+    def metadata_by_family(self) -> dict[str, MetadataFigures]:
+        """Each measured family's figures, in the order of `families`."""
+        figures = [m for m in (self.metadata, *self.more_metadata) if m is not None]
+        return {m.family: m for m in figures}
 
     @property
     def event(self) -> str:
@@ -214,13 +228,12 @@ class IterationRecord:
         try:
             data = json.loads(text)
             version = data.pop("version", None)
-            if version != RECORD_VERSION:
+            if version not in READABLE_VERSIONS:
                 raise RecordError(f"record version {version!r}, this plugin reads "
-                                  f"{RECORD_VERSION}")
+                                  f"{', '.join(map(str, READABLE_VERSIONS))}")
             metadata = data["metadata"]
             if metadata is not None:
-                metadata = MetadataFigures(**{**metadata, "outages": tuple(
-                    OutageFigures(**o) for o in metadata["outages"])})
+                metadata = _metadata_figures(metadata)
             network = data["network"]
             if network is not None:
                 network = NetworkFigures(**{**network, "outages": tuple(
@@ -234,7 +247,11 @@ class IterationRecord:
                        # Records written before boot_and_watch existed have neither.
                        watch=Watch(**data["watch"]) if data.get("watch") else None,
                        disruptions=tuple(Disruption(**d)
-                                         for d in data.get("disruptions", ())))
+                                         for d in data.get("disruptions", ())),
+                       # Version 1 records are IPv4 only.
+                       families=tuple(data.get("families", ("ipv4",))),
+                       more_metadata=tuple(_metadata_figures(m)
+                                           for m in data.get("more_metadata", ())))
         except (ValueError, KeyError, TypeError) as e:
             raise RecordError(f"unreadable {RECORD_TITLE}: {e}") from e
 
@@ -255,6 +272,11 @@ class IterationRecord:
         return None
 
 
+def _metadata_figures(data: dict) -> MetadataFigures:
+    return MetadataFigures(**{**data, "outages": tuple(
+        OutageFigures(**o) for o in data["outages"])})
+
+
 @dataclasses.dataclass
 class Measurement:
     """What an iteration has measured so far; the scenario fills it in step by step."""
@@ -268,13 +290,20 @@ class Measurement:
     server_id: str | None = None
     watch: Watch | None = None
     disruptions: list[Disruption] = dataclasses.field(default_factory=list)
+    # metadata_families; `report` is the first one's, `more_reports` the others'.
+    families: tuple[str, ...] = ("ipv4",)
+    more_reports: dict[str, DowntimeReport] = dataclasses.field(default_factory=dict)
 
     def record(self) -> IterationRecord:
         error = self.error
         if error is None and self.report is None:
             error = "the iteration stopped before measuring"
-        metadata = MetadataFigures.from_report(self.report) if self.report else None
+        metadata = (MetadataFigures.from_report(self.report, self.families[0])
+                    if self.report else None)
         return IterationRecord(
+            families=tuple(self.families),
+            more_metadata=tuple(MetadataFigures.from_report(report, family)
+                                for family, report in self.more_reports.items()),
             metadata=metadata, network=NetworkFigures.from_runs(tuple(self.networks)),
             migrations=_attribute(tuple(self.migrations), metadata), error=error,
             clock_offset=self.clock_offset, server_id=self.server_id, watch=self.watch,

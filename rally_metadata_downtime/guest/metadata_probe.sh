@@ -3,8 +3,16 @@
 #
 # Usage: sh metadata_probe.sh -l LOGFILE -p PIDFILE [-u URL] [-i INTERVAL]
 #                             [-t TIMEOUT] [-m hostname|uuid] [-e EXPECT]
-#                             [-c auto|curl|wget] [-r RETRY]
-#   -u URL       polled (default http://169.254.169.254/latest/meta-data/hostname)
+#                             [-c auto|curl|wget] [-r RETRY] [-f FAMILIES]
+#                             [-U URL6] [-I IFACE]
+#   -u URL       polled over IPv4 (default http://169.254.169.254/latest/meta-data/hostname)
+#   -f FAMILIES  ipv4 (default), ipv6 or ipv4,ipv6: the families polled; each launch
+#                sends one request per family
+#   -U URL6      polled over IPv6 (default http://[fe80::a9fe:a9fe]/latest/meta-data/hostname);
+#                a link-local host without a zone gets %IFACE
+#   -I IFACE     the interface of the IPv6 link-local zone; default: the first
+#                interface with a link-local address (/proc/net/if_inet6); none is
+#                an error (exit 5) before anything is logged
 #   -i INTERVAL  seconds between request launches, decimal > 0 (default 0.1)
 #   -r RETRY     seconds between launches while requests fail fast (refused, an HTTP
 #                error, a wrong answer), to time the recovery more closely; blackholed
@@ -34,10 +42,15 @@
 # what it decided, whatever the scheduler then delivered.
 # TERM/INT/HUP: stop launching, wait for the requests in flight, append
 # "# stopped <uptime>", remove the pidfile, exit 0.
+# With -f ipv6 or ipv4,ipv6 each line ends with its family: `... <pause> ipv6`.
 # Exit status: 0 after a clean stop, 2 bad arguments, 3 already running, 4 cannot
-# write the pid file or the log.
+# write the pid file or the log, 5 IPv6 asked for and the guest has no link-local
+# address.
 
 url=http://169.254.169.254/latest/meta-data/hostname
+url6='http://[fe80::a9fe:a9fe]/latest/meta-data/hostname'
+families=ipv4
+iface=
 interval=0.1
 retry=
 timeout=1
@@ -54,7 +67,7 @@ die() {
     exit "$code"
 }
 
-while getopts u:i:r:t:m:e:c:l:p: opt; do
+while getopts u:i:r:t:m:e:c:l:p:f:U:I: opt; do
     case $opt in
         u) url=$OPTARG ;;
         i) interval=$OPTARG ;;
@@ -65,6 +78,9 @@ while getopts u:i:r:t:m:e:c:l:p: opt; do
         c) client=$OPTARG ;;
         l) log=$OPTARG ;;
         p) pidfile=$OPTARG ;;
+        f) families=$OPTARG ;;
+        U) url6=$OPTARG ;;
+        I) iface=$OPTARG ;;
         *) die 2 "usage: $0 -l LOGFILE -p PIDFILE [-u URL] [-i S] [-r S] [-t S] [-m MODE] [-e EXPECT] [-c CLIENT]" ;;
     esac
 done
@@ -103,6 +119,27 @@ esac
 if [ "$mode" = uuid ] && [ -z "$expect" ]; then
     die 2 "uuid mode needs -e UUID"
 fi
+case $families in
+    ipv4|ipv6|ipv4,ipv6) ;;
+    *) die 2 "bad families: $families" ;;
+esac
+case $iface in
+    *[!A-Za-z0-9._-]*) die 2 "bad interface: $iface" ;;
+esac
+case $families in
+    *ipv6*)
+        # /proc/net/if_inet6: address, index, prefix length, scope (20: link),
+        # flags, name. The first link-local address not on lo.
+        [ -n "$iface" ] || while read -r _ _ _ scope _ name; do
+            [ "$scope" = 20 ] && [ "$name" != lo ] && iface=$name && break
+        done < /proc/net/if_inet6 2>/dev/null
+        [ -n "$iface" ] || die 5 "no IPv6 link-local address on any interface"
+        # A link-local host without a zone takes this one.
+        case $url6 in
+            *%*\]*) ;;
+            *) url6="${url6%%]*}%$iface]${url6#*]}" ;;
+        esac ;;
+esac
 if [ "$mode" = hostname ] && [ -z "$expect" ]; then
     expect=$(hostname)
 fi
@@ -208,18 +245,22 @@ judge() {
 }
 
 # One request: fetch, judge, append one line. Runs in the background.
-# $1: its sequence number; $2: the pause chosen after its launch, for the log.
+# $1: its sequence number; $2: the pause chosen after its launch, for the log;
+# $3: its URL; $4: its family, written at the line's end ("" for an IPv4-only probe).
 probe_once() {
     seq=$1
     pause=$2
+    target=$3
+    family=$4
     # Read here, not before the fork: under load the fork alone can take longer
     # than an interval, and <start> must be when the request went out.
     uptime_now
     start=$now
     if [ "$client" = curl ]; then
         # Body and status in one substitution: no scratch file, one fork.
-        answer=$(curl -sS -w "$nl%{http_code}" --max-time "$timeout" \
-                 --connect-timeout "$timeout" -- "$url" 2>/dev/null)
+        # -g: brackets are an IPv6 host, not a glob.
+        answer=$(curl -gsS -w "$nl%{http_code}" --max-time "$timeout" \
+                 --connect-timeout "$timeout" -- "$target" 2>/dev/null)
         rc=$?
         code=${answer##*"$nl"}
         if [ "$rc" -ne 0 ]; then
@@ -236,9 +277,9 @@ probe_once() {
         # request instead (CirrOS has both; -T is only the fallback).
         # The braces also catch the shell's "Terminated" when `timeout` ends one.
         if [ -n "$guard" ]; then
-            answer=$({ timeout "$timeout" wget -q -O - -- "$url" </dev/null; } 2>&1)
+            answer=$({ timeout "$timeout" wget -q -O - -- "$target" </dev/null; } 2>&1)
         else
-            answer=$(wget -q -T "$timeout" -O - -- "$url" 2>&1 </dev/null)
+            answer=$(wget -q -T "$timeout" -O - -- "$target" 2>&1 </dev/null)
         fi
         rc=$?
         case $rc in
@@ -257,11 +298,17 @@ probe_once() {
         esac
     fi
     uptime_now
-    printf 'P %s %s %s %s %s\n' "$seq" "$start" "$now" "$verdict" "$pause" >> "$log"
+    # A busybox wget built without IPv6 says "bad address" for a bracketed host.
+    case $verdict$answer in
+        "FAIL wget="*"bad address '["*) verdict="FAIL wget=noipv6" ;;
+    esac
+    printf 'P %s %s %s %s %s%s\n' "$seq" "$start" "$now" "$verdict" "$pause" \
+        "${family:+ $family}" >> "$log"
+    flag=$failing${family:+.$family}
     case $verdict in
-        OK*) [ -e "$failing" ] && rm -f -- "$failing" ;;
+        OK*) [ -e "$flag" ] && rm -f -- "$flag" ;;
         *=28|*=timeout) ;;
-        *) [ -e "$failing" ] || : > "$failing" ;;
+        *) [ -e "$flag" ] || : > "$flag" ;;
     esac
 }
 
@@ -269,18 +316,27 @@ running=1
 trap 'running=0' TERM INT HUP
 # Exists while the last request to end failed fast (set and cleared by the requests).
 failing=$log.failing
+# Lines carry their family whenever IPv6 is polled; an IPv4-only log stays as it was.
+case $families in
+    ipv4) tag4= ;;
+    *) tag4=ipv4 ;;
+esac
 
 uptime_now
-printf '# rmd-probe v1 interval=%s retry=%s timeout=%s mode=%s expect=%s client=%s started=%s\n' \
-    "$interval" "$retry" "$timeout" "$mode" "$expect" "$client" "$now" >> "$log" \
+printf '# rmd-probe v1 interval=%s retry=%s timeout=%s mode=%s expect=%s client=%s families=%s iface=%s started=%s\n' \
+    "$interval" "$retry" "$timeout" "$mode" "$expect" "$client" "$families" "$iface" "$now" >> "$log" \
     || { rm -f -- "$pidfile"; die 4 "cannot write log $log"; }
 
 seq=0
 sleeper=
 while [ "$running" = 1 ]; do
     seq=$((seq + 1))
-    if [ -e "$failing" ]; then pause=$retry; else pause=$interval; fi
-    probe_once "$seq" "$pause" &
+    pause=$interval
+    for flag in "$failing" "$failing.ipv4" "$failing.ipv6"; do
+        [ -e "$flag" ] && pause=$retry
+    done
+    case $families in *ipv4*) probe_once "$seq" "$pause" "$url" "$tag4" & ;; esac
+    case $families in *ipv6*) probe_once "$seq" "$pause" "$url6" ipv6 & ;; esac
     # `wait` returns at once on a trapped signal, a foreground sleep would not: a
     # stop then costs no part of an interval.
     sleep "$pause" &
@@ -291,7 +347,7 @@ kill "$sleeper" 2>/dev/null
 # A second signal must not cut the wait short: in-flight requests end within TIMEOUT.
 trap '' TERM INT HUP
 wait
-rm -f -- "$failing"
+rm -f -- "$failing" "$failing.ipv4" "$failing.ipv6"
 uptime_now
 printf '# stopped %s\n' "$now" >> "$log"
 read -r owner 2>/dev/null < "$pidfile"

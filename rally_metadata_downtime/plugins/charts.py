@@ -71,14 +71,29 @@ def host_pair_table(record: IterationRecord) -> dict:
             "chart_plugin": "StatsTable", "data": rows}
 
 
+def _family_areas(record: IterationRecord) -> list[dict]:
+    """Each family after the first (metadata_families) has its own downtime trend,
+    after the others: every iteration of a workload asks for the same families."""
+    by_family = record.metadata_by_family
+    return [_area(f"Metadata downtime ({family})",
+                  f"Total time the metadata service did not answer this VM correctly "
+                  f"over {family}." + _NOT_MEASURED,
+                  f"{family} metadata downtime",
+                  by_family[family].downtime if family in by_family else 0.0, "seconds")
+            for family in record.families[1:]]
+
+
 def additive_charts(record: IterationRecord) -> list[dict]:
-    """The trend charts across iterations, always these, in this order."""
+    """The trend charts across iterations, always these, in this order (a family
+    after the first adds its own downtime last)."""
     metadata, network = record.metadata, record.network
+    first = ("" if record.families == ("ipv4",)
+             else f" The first of metadata_families: {record.families[0]}.")
     return [
         _area(ADDITIVE_TITLES[0],
               "Total time the metadata service did not answer this VM correctly, "
               "estimated from the in-guest probe (an unrecovered outage counts only "
-              "what the probe saw)." + _NOT_MEASURED,
+              "what the probe saw)." + first + _NOT_MEASURED,
               "metadata downtime", metadata.downtime if metadata else 0.0, "seconds"),
         _area(ADDITIVE_TITLES[1],
               "The longest single outage seen by the in-guest probe." + _NOT_MEASURED,
@@ -92,6 +107,7 @@ def additive_charts(record: IterationRecord) -> list[dict]:
               "that was not this instance's)." + _NOT_MEASURED,
               "failed probes", metadata.probes_failed if metadata else 0, "probes"),
         host_pair_table(record),
+        *_family_areas(record),
     ]
 
 
@@ -117,6 +133,19 @@ def summary_table(record: IterationRecord) -> dict:
              round(metadata.tempest_style_downtime, 3)],
             ["unreadable log lines", metadata.unreadable_lines],
         ]
+    if record.families != ("ipv4",):
+        rows.insert(1, ["metadata families", ", ".join(record.families)
+                        + f" (rows without a family: {record.families[0]})"])
+        for family, figures in list(record.metadata_by_family.items())[1:]:
+            rows += [
+                [f"{family} {ROW_DOWNTIME}", round(figures.downtime, 3)],
+                [f"{family} longest metadata outage (s)", round(figures.longest_outage, 3)],
+                [f"{family} metadata outages", len(figures.outages)],
+                [f"{family} {ROW_RECOVERED}", "yes" if figures.recovered else "no"],
+                [f"{family} probes ok / failed",
+                 f"{figures.probes_ok} / {figures.probes_failed}"],
+                [f"{family} resolution (s)", round(figures.resolution, 3)],
+            ]
     if network:
         rows += [[ROW_NETWORK, round(network.downtime, 3)],
                  ["longest network outage (s)", round(network.longest_outage, 3)],
@@ -198,13 +227,16 @@ def timeline_chart(log: ProbeLog | None, record: IterationRecord) -> dict | None
     if log is None or not log.probes or not migrations:
         return None
     origin = migrations[0].start
-    verdicts = _thin([(round(p.start - origin, 2), int(p.ok)) for p in log.probes])
+    verdicts = _verdicts(log, record.families[0], origin)
+    if not verdicts:
+        return None
     first_x, last_x = verdicts[0][0], verdicts[-1][0]
     series = [["probe ok", [[x, ok] for x, ok in verdicts]],
               ["live migration", _box_series([(m.start, m.end) for m in migrations],
                                              origin, first_x, last_x,
                                              MIGRATION_LOW, MIGRATION_HIGH)],
               ["probe failed", [[x, 1 - ok] for x, ok in verdicts]]]
+    series += _family_series(log, record, origin)
     nova = _nova_spans(record)
     if nova:
         series.append(["live migration (Nova's events)", _box_series(
@@ -221,6 +253,7 @@ def timeline_chart(log: ProbeLog | None, record: IterationRecord) -> dict | None
                            "is 1 when it did not. The 'live migration' box spans the "
                            "time Nova live-migrated the VM as Rally saw it (from the "
                            "request to ACTIVE on the new host)." + nova_text +
+                           _families_text(record) +
                            " x: seconds since the first live migration started.",
             "chart_plugin": "Lines",
             "axis_label": "seconds since the live migration started",
@@ -228,6 +261,30 @@ def timeline_chart(log: ProbeLog | None, record: IterationRecord) -> dict | None
             # Rally colours series by position (dark blue, light blue, orange):
             # this order draws failures in orange, the box in a pale line.
             "data": series}
+
+
+def _verdicts(log: ProbeLog, family: str, origin: float) -> list[tuple[float, int]]:
+    return _thin([(round(p.start - origin, 2), int(p.ok)) for p in log.probes
+                  if p.family == family])
+
+
+def _family_series(log: ProbeLog, record: IterationRecord, origin: float) -> list:
+    """The probe lines of each family after the first, after every other series
+    (Rally colours series by position: the first family's keep their colours)."""
+    series = []
+    for family in record.families[1:]:
+        verdicts = _verdicts(log, family, origin)
+        series += [[f"{family} probe ok", [[x, ok] for x, ok in verdicts]],
+                   [f"{family} probe failed", [[x, 1 - ok] for x, ok in verdicts]]]
+    return series
+
+
+def _families_text(record: IterationRecord) -> str:
+    if record.families == ("ipv4",):
+        return ""
+    return (f" The probe polled {' and '.join(record.families)} metadata; 'probe ok' "
+            f"and 'probe failed' are {record.families[0]}'s, each other family has its "
+            f"own pair of lines.")
 
 
 def _hook_spans(record: IterationRecord, last: float) -> list[tuple[float, float]]:
@@ -247,7 +304,9 @@ def _watch_timeline(log: ProbeLog | None, record: IterationRecord) -> dict | Non
         return None
     watch = record.watch
     origin = watch.start
-    verdicts = _thin([(round(p.start - origin, 2), int(p.ok)) for p in log.probes])
+    verdicts = _verdicts(log, record.families[0], origin)
+    if not verdicts:
+        return None
     first_x, last_x = verdicts[0][0], verdicts[-1][0]
     last_probe = max(p.start for p in log.probes)
     series = [["probe ok", [[x, ok] for x, ok in verdicts]],
@@ -255,7 +314,8 @@ def _watch_timeline(log: ProbeLog | None, record: IterationRecord) -> dict | Non
                                        first_x, last_x, MIGRATION_LOW, MIGRATION_HIGH)],
               ["probe failed", [[x, 1 - ok] for x, ok in verdicts]],
               ["watch", _box_series([(watch.start, watch.end)], origin, first_x,
-                                    last_x, NOVA_LOW, NOVA_HIGH)]]
+                                    last_x, NOVA_LOW, NOVA_HIGH)],
+              *_family_series(log, record, origin)]
     if record.disruptions:
         hooks = ("The 'hook run' box spans each run of a marked_sys_call hook as "
                  "the Rally host's clock saw it: " + "; ".join(
@@ -268,7 +328,8 @@ def _watch_timeline(log: ProbeLog | None, record: IterationRecord) -> dict | Non
             "description": "Each in-guest probe at its launch time: 'probe ok' is 1 "
                            "when metadata answered this VM correctly, 'probe failed' "
                            "is 1 when it did not. " + hooks + " The 'watch' box spans "
-                           "the watch. x: seconds since the watch began.",
+                           "the watch." + _families_text(record) +
+                           " x: seconds since the watch began.",
             "chart_plugin": "Lines",
             "axis_label": "seconds since the watch began",
             "label": "1 = yes",
@@ -282,9 +343,8 @@ def outage_table(record: IterationRecord) -> dict | None:
     if record.watch is not None:
         return _watch_outage_table(record)
     origin = record.migrations[0].start if record.migrations else 0.0
-    nova_finish = _nova_finish_by_outage(record)
     rows = []
-    for number, outage in enumerate(record.metadata.outages, start=1):
+    for number, outage in _numbered_outages(record):
         end = "not recovered" if outage.unrecovered else round(outage.end - origin, 2)
         start = round(outage.start - origin, 2)
         if outage.began_before_log:
@@ -293,7 +353,7 @@ def outage_table(record: IterationRecord) -> dict | None:
                      f"{_seconds(outage.min_duration)} - {_seconds(outage.max_duration)}",
                      outage.failed_probes,
                      ", ".join(f"{r} x{n}" for r, n in sorted(outage.reasons.items())),
-                     _relative(outage.start, outage.end, nova_finish[number - 1])])
+                     _relative(outage.start, outage.end, _nova_finish(record, outage))])
     where = "the first migration started" if record.migrations else "the guest booted"
     return {"title": OUTAGES_TITLE,
             "description": f"Start and end in seconds since {where} (negative: "
@@ -314,7 +374,7 @@ def _watch_outage_table(record: IterationRecord) -> dict:
     each belongs to (the last one that started before it)."""
     origin = record.watch.start
     rows = []
-    for number, outage in enumerate(record.metadata.outages, start=1):
+    for number, outage in _numbered_outages(record):
         end = "not recovered" if outage.unrecovered else round(outage.end - origin, 2)
         start = round(outage.start - origin, 2)
         if outage.began_before_log:
@@ -340,15 +400,21 @@ def _watch_outage_table(record: IterationRecord) -> dict:
                      "rows": rows}}
 
 
-def _nova_finish_by_outage(record: IterationRecord) -> list[float | None]:
-    """For each outage, when Nova finished its migration (guest clock), if known."""
-    finishes = []
-    for outage in record.metadata.outages:
-        owner = records.owning_migration(record.migrations, outage.start)
-        finish = owner.nova_finished if owner else None
-        finishes.append(None if finish is None or record.clock_offset is None
-                        else finish - record.clock_offset)
-    return finishes
+def _numbered_outages(record: IterationRecord) -> list[tuple[int | str, records.OutageFigures]]:
+    """Every family's outages, numbered 1, 2...; "ipv6 1" when the probe polled more
+    than IPv4."""
+    named = record.families != ("ipv4",)
+    return [(f"{family} {number}" if named else number, outage)
+            for family, figures in record.metadata_by_family.items()
+            for number, outage in enumerate(figures.outages, start=1)]
+
+
+def _nova_finish(record: IterationRecord, outage: records.OutageFigures) -> float | None:
+    """When Nova finished the outage's migration (guest clock), if known."""
+    owner = records.owning_migration(record.migrations, outage.start)
+    finish = owner.nova_finished if owner else None
+    return None if finish is None or record.clock_offset is None \
+        else finish - record.clock_offset
 
 
 def _relative(start: float, end: float, finish: float | None) -> str:

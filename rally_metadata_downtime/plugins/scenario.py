@@ -35,6 +35,7 @@ PositiveSeconds = typing.Annotated[float, Field(gt=0, le=3600)]
 ProbeSeconds = typing.Annotated[float, Field(gt=0, le=60)]
 CONSOLE_LINES = 30
 Microversion = typing.Annotated[str, Field(pattern=r"^2\.(latest|[1-9][0-9]{0,2})$")]
+Family = typing.Literal["ipv4", "ipv6"]
 
 
 class MetadataNotRecovered(RuntimeError):
@@ -52,9 +53,11 @@ class MetadataProbeStopped(MetadataNotMeasured):
 def wait_for_recovery(fetch_log: typing.Callable[[], str], recovered_after: float,
                       settle: float, timeout: float,
                       probe_running: typing.Callable[[], bool] = lambda: True,
-                      clock=time.monotonic, sleep=time.sleep) -> bool:
+                      clock=time.monotonic, sleep=time.sleep,
+                      families: typing.Sequence[str] = ("ipv4",)) -> bool:
     """Poll the running probe's log until metadata answered again after
-    `recovered_after` (guest uptime) and kept answering for `settle` s.
+    `recovered_after` (guest uptime) and kept answering for `settle` s, over
+    every one of `families`.
 
     Gives up after `timeout` s and returns False; the caller judges the final log.
     When the log stops growing, asks `probe_running` and raises MetadataProbeStopped
@@ -66,8 +69,8 @@ def wait_for_recovery(fetch_log: typing.Callable[[], str], recovered_after: floa
         log = None
         try:
             log = parse_probe_log(fetch_log())
-            report = analyse(log, recovered_after, settle)
-            if report.recovered and report.settled_for >= settle:
+            reports = [analyse(log.family(f), recovered_after, settle) for f in families]
+            if all(r.recovered and r.settled_for >= settle for r in reports):
                 return True
         except (ProbeLogError, AnalysisError):
             pass  # nothing usable yet: keep polling until the deadline
@@ -119,7 +122,8 @@ class MetadataScenario(vm_utils.VMScenario):
                          username, password, port, use_floating_ip, floating_network,
                          wait_for_ssh_timeout, metadata_url, probe_interval,
                          probe_timeout, probe_workdir, answer_timeout,
-                         boot_server_kwargs) -> None:
+                         boot_server_kwargs, metadata_families=("ipv4",),
+                         metadata_ipv6_interface=None) -> None:
         """Boot the VM, wait for SSH, start the probe and wait until metadata
         answers once."""
         vm.server, vm.fip = self._boot_server_with_fip(
@@ -134,9 +138,10 @@ class MetadataScenario(vm_utils.VMScenario):
             return sshutils.SSH(username, address, port=port, password=password,
                                 pkey=self.context["user"]["keypair"]["private"])
 
-        config = probe_config.from_arguments(metadata_url, probe_interval,
-                                             probe_timeout, probe_workdir,
-                                             server_id=vm.server.id)
+        config = probe_config.from_arguments(
+            metadata_url, probe_interval, probe_timeout, probe_workdir,
+            server_id=vm.server.id, metadata_families=metadata_families,
+            metadata_ipv6_interface=metadata_ipv6_interface)
         ssh = connect()
         vm.meter = MetadataMeter(connect, config, connection=ssh)
         self._wait_for_ssh_or_show_console(vm.server, ssh, wait_for_ssh_timeout)
@@ -152,24 +157,34 @@ class MetadataScenario(vm_utils.VMScenario):
         (guest uptime), stop the probe and analyse its log."""
         with atomic.ActionTimer(self, "metadata_meter.wait_recovery"):
             wait_for_recovery(meter.fetch_log, recovered_after, settle,
-                              recovery_timeout, probe_running=meter.is_running)
+                              recovery_timeout, probe_running=meter.is_running,
+                              families=measured.families)
         with atomic.ActionTimer(self, "metadata_meter.collect"):
             text = meter.stop()
         try:
             measured.log = parse_probe_log(text)
-            measured.report = analyse(measured.log, recovered_after=recovered_after,
-                                      settle=settle)
+            first, *others = measured.families
+            measured.report = analyse(measured.log.family(first),
+                                      recovered_after=recovered_after, settle=settle)
+            measured.more_reports = {
+                family: analyse(measured.log.family(family),
+                                recovered_after=recovered_after, settle=settle)
+                for family in others}
         except (ProbeLogError, AnalysisError) as e:
             raise MetadataNotMeasured(f"the probe log gives no figure: {e}") from e
 
     @staticmethod
     def _check_recovered(measured: Measurement, recovery_timeout: float,
                          after: str) -> None:
-        if not measured.report.recovered:
+        reports = {measured.families[0]: measured.report, **measured.more_reports}
+        for family, report in reports.items():
+            if report.recovered:
+                continue
+            over = f" over {family}" if measured.families != ("ipv4",) else ""
             raise MetadataNotRecovered(
-                f"metadata did not answer this VM again within {recovery_timeout:g} s "
-                f"after {after} (down for "
-                f"{measured.report.unrecovered_downtime:.1f} s when the probe stopped)")
+                f"metadata did not answer this VM again{over} within "
+                f"{recovery_timeout:g} s after {after} (down for "
+                f"{report.unrecovered_downtime:.1f} s when the probe stopped)")
 
     def _wait_for_ssh_or_show_console(self, server, ssh, timeout):
         """Wait for SSH; when it never comes up, the server's console log tail goes
@@ -229,6 +244,8 @@ class BootAndLiveMigrate(MetadataScenario):
             destination_host: str | None = None,
             nova_microversion: Microversion | None = None,
             metadata_url: str = probe_config.DEFAULT_URL,
+            metadata_families: list[Family] = ["ipv4"],  # noqa: B006 (never mutated)
+            metadata_ipv6_interface: str | None = None,
             probe_interval: ProbeSeconds = probe_config.DEFAULT_INTERVAL,
             probe_timeout: ProbeSeconds = probe_config.DEFAULT_TIMEOUT,
             probe_workdir: str = probe_config.DEFAULT_WORKDIR,
@@ -271,6 +288,15 @@ class BootAndLiveMigrate(MetadataScenario):
             environment's (its api_info nova version, else 2.1)
         :param metadata_url: http URL the probe polls; a meta_data.json URL is
             checked for the instance uuid, any other for the instance hostname
+        :param metadata_families: address families to measure, each with its
+            own figures, outages, timeline series and SLA limit: "ipv4" (the
+            metadata_url), "ipv6" (the same path at fe80::a9fe:a9fe on the
+            guest's link, as Neutron serves it), or both, polled in the same
+            iteration. A guest with no IPv6 link-local address fails before
+            anything is migrated or watched
+        :param metadata_ipv6_interface: the guest's interface of the IPv6
+            link-local URL (http://[fe80::a9fe:a9fe%IFACE]/...); default: the
+            first one with a link-local address, found in the guest
         :param probe_interval: seconds between probe requests, in (0, 60]; a
             quarter of it (at least 0.05 s) while requests fail fast, to time
             the recovery closely
@@ -289,7 +315,7 @@ class BootAndLiveMigrate(MetadataScenario):
             ping needs root)
         :param boot_server_kwargs: extra arguments for server creation
         """
-        measured = Measurement()
+        measured = Measurement(families=tuple(metadata_families))
         with self._measuring(measured) as vm:
             nova = self._migration_client(nova_microversion)
             # Refused before anything is booted.
@@ -298,7 +324,8 @@ class BootAndLiveMigrate(MetadataScenario):
                                   use_floating_ip, floating_network,
                                   wait_for_ssh_timeout, metadata_url, probe_interval,
                                   probe_timeout, probe_workdir, answer_timeout,
-                                  boot_server_kwargs)
+                                  boot_server_kwargs, metadata_families,
+                                  metadata_ipv6_interface)
             for _ in range(migrations):
                 self._migrate_once(nova, vm.server, vm.fip["ip"], vm.meter, measured,
                                    block_migration, destination_host, measure_network,
@@ -375,6 +402,8 @@ class BootAndWatch(MetadataScenario):
             wait_for_ssh_timeout: PositiveSeconds = 120,
             duration: PositiveSeconds = 60,
             metadata_url: str = probe_config.DEFAULT_URL,
+            metadata_families: list[Family] = ["ipv4"],  # noqa: B006 (never mutated)
+            metadata_ipv6_interface: str | None = None,
             probe_interval: ProbeSeconds = probe_config.DEFAULT_INTERVAL,
             probe_timeout: ProbeSeconds = probe_config.DEFAULT_TIMEOUT,
             probe_workdir: str = probe_config.DEFAULT_WORKDIR,
@@ -412,6 +441,15 @@ class BootAndWatch(MetadataScenario):
             disruption should fall inside (> 0, at most 3600)
         :param metadata_url: http URL the probe polls; a meta_data.json URL is
             checked for the instance uuid, any other for the instance hostname
+        :param metadata_families: address families to measure, each with its
+            own figures, outages, timeline series and SLA limit: "ipv4" (the
+            metadata_url), "ipv6" (the same path at fe80::a9fe:a9fe on the
+            guest's link, as Neutron serves it), or both, polled in the same
+            iteration. A guest with no IPv6 link-local address fails before
+            anything is migrated or watched
+        :param metadata_ipv6_interface: the guest's interface of the IPv6
+            link-local URL (http://[fe80::a9fe:a9fe%IFACE]/...); default: the
+            first one with a link-local address, found in the guest
         :param probe_interval: seconds between probe requests, in (0, 60]; a
             quarter of it (at least 0.05 s) while requests fail fast, to time
             the recovery closely
@@ -429,13 +467,14 @@ class BootAndWatch(MetadataScenario):
             ping needs root)
         :param boot_server_kwargs: extra arguments for server creation
         """
-        measured = Measurement()
+        measured = Measurement(families=tuple(metadata_families))
         with self._measuring(measured) as vm:
             self._boot_with_probe(vm, measured, image, flavor, username, password, port,
                                   use_floating_ip, floating_network,
                                   wait_for_ssh_timeout, metadata_url, probe_interval,
                                   probe_timeout, probe_workdir, answer_timeout,
-                                  boot_server_kwargs)
+                                  boot_server_kwargs, metadata_families,
+                                  metadata_ipv6_interface)
             host = live_migration.host_of(self.admin_clients("nova").servers.get(
                 vm.server.id))
             started = self._watch(vm, measured, host, duration, measure_network,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rally import consts
 from rally.task import sla
 
+from rally_metadata_downtime.probe_config import FAMILIES
 from rally_metadata_downtime.records import IterationRecord, RecordError
 
 
@@ -13,11 +14,14 @@ class MetadataDowntime(sla.SLA):
     """Metadata downtime of every iteration stays within a limit, and recovers.
 
     Fails the workload when an iteration's metadata downtime exceeds
-    allowed_metadata_downtime (seconds), when an iteration has no metadata
-    measurement (no successful probe, or it failed before measuring), when
-    metadata did not recover after the migration (or the watch of
-    MetadataDowntime.boot_and_watch), or, if allowed_network_downtime
-    is set, when the network downtime measured by ping exceeds it.
+    allowed_metadata_downtime (seconds) over any measured address family
+    (metadata_families), or that family's own limit when given
+    (allowed_metadata_downtime_ipv4, allowed_metadata_downtime_ipv6), when an
+    iteration has no metadata measurement (no successful probe, or it failed
+    before measuring), when metadata did not recover after the migration (or the
+    watch of MetadataDowntime.boot_and_watch) over any family, or, if
+    allowed_network_downtime is set, when the network downtime measured by ping
+    exceeds it. The details name the family when the task measured more than IPv4.
     """
 
     CONFIG_SCHEMA = {
@@ -27,6 +31,11 @@ class MetadataDowntime(sla.SLA):
             "allowed_metadata_downtime": {
                 "type": "number", "minimum": 0.0,
                 "description": "seconds of metadata downtime allowed per iteration"},
+            **{f"allowed_metadata_downtime_{family}": {
+                "type": "number", "minimum": 0.0,
+                "description": f"seconds of {family} metadata downtime allowed per "
+                               f"iteration; default: allowed_metadata_downtime"}
+               for family in FAMILIES},
             "allowed_network_downtime": {
                 "type": "number", "minimum": 0.0,
                 "description": "seconds of network (ping) downtime allowed per "
@@ -39,12 +48,17 @@ class MetadataDowntime(sla.SLA):
     def __init__(self, criterion_value):
         super().__init__(criterion_value)
         self.allowed = criterion_value["allowed_metadata_downtime"]
+        self.allowed_by_family = {
+            family: criterion_value.get(f"allowed_metadata_downtime_{family}",
+                                        self.allowed) for family in FAMILIES}
         self.allowed_network = criterion_value.get("allowed_network_downtime")
         # Start time of each iteration, in the order they arrive (as they finish):
         # an iteration's arrival number is its index + 1; details() maps it to
         # the report's number.
         self.started: list[float] = []
-        self.worst: tuple[float, int] | None = None       # (downtime, iteration)
+        # family -> (largest metadata downtime, iteration)
+        self.worst: dict[str, tuple[float, int]] = {}
+        self.families: set[str] = set()   # every family an iteration asked for
         self.worst_network: tuple[float, int] | None = None
         self.problems: list[tuple[int, str]] = []         # unmeasured / unrecovered
         # source -> destination: (largest metadata downtime, migrations)
@@ -72,12 +86,14 @@ class MetadataDowntime(sla.SLA):
                                         + (f": {error[0]}" if error else ""))
             self.problems.append((number, f"metadata not measured ({reason})"))
         else:
-            downtime = record.metadata.downtime
-            if self.worst is None or downtime > self.worst[0]:
-                self.worst = (downtime, number)
-            if not record.metadata.recovered:
-                self.problems.append((number, f"metadata did not recover after "
-                                              f"{record.event}"))
+            self.families.update(record.families)
+            for family, figures in record.metadata_by_family.items():
+                worst = self.worst.get(family)
+                if worst is None or figures.downtime > worst[0]:
+                    self.worst[family] = (figures.downtime, number)
+                if not figures.recovered:
+                    self.problems.append((number, f"{self._named(family)}metadata did "
+                                                  f"not recover after {record.event}"))
         for migration in record.migrations if record else ():
             if migration.metadata_downtime is not None:
                 self._add_pair(migration.host_pair, migration.metadata_downtime, 1)
@@ -95,7 +111,8 @@ class MetadataDowntime(sla.SLA):
     def _judge(self) -> bool:
         if self.problems:
             return False
-        if self.worst is not None and self.worst[0] > self.allowed:
+        if any(downtime > self.allowed_by_family[family]
+               for family, (downtime, _) in self.worst.items()):
             return False
         if (self.allowed_network is not None and self.worst_network is not None
                 and self.worst_network[0] > self.allowed_network):
@@ -108,14 +125,21 @@ class MetadataDowntime(sla.SLA):
         self.problems += [(n + offset, text) for n, text in other.problems]
         for pair, (downtime, migrations) in other.pairs.items():
             self._add_pair(pair, downtime, migrations)
-        for name in ("worst", "worst_network"):
-            mine, theirs = getattr(self, name), getattr(other, name)
-            if theirs is not None:
-                theirs = (theirs[0], theirs[1] + offset)
-                if mine is None or theirs[0] > mine[0]:
-                    setattr(self, name, theirs)
+        self.families |= other.families
+        for family, (downtime, n) in other.worst.items():
+            if family not in self.worst or downtime > self.worst[family][0]:
+                self.worst[family] = (downtime, n + offset)
+        mine, theirs = self.worst_network, other.worst_network
+        if theirs is not None:
+            theirs = (theirs[0], theirs[1] + offset)
+            if mine is None or theirs[0] > mine[0]:
+                self.worst_network = theirs
         self.success = self._judge()
         return self.success
+
+    def _named(self, family: str) -> str:
+        """The family as the details name it: not at all in an IPv4-only task."""
+        return "" if self.families <= {"ipv4"} else f"{family} "
 
     def _report_numbers(self) -> dict[int, int]:
         """Arrival number -> the iteration's number in Rally's report.
@@ -131,9 +155,12 @@ class MetadataDowntime(sla.SLA):
     def details(self):
         number = self._report_numbers()
         parts = []
-        if self.worst is not None:
-            parts.append(f"worst metadata downtime {self.worst[0]:.2f} s (iteration "
-                         f"{number[self.worst[1]]}), allowed {self.allowed:g} s")
+        for family in FAMILIES:
+            if family in self.worst:
+                downtime, n = self.worst[family]
+                parts.append(f"worst {self._named(family)}metadata downtime "
+                             f"{downtime:.2f} s (iteration {number[n]}), allowed "
+                             f"{self.allowed_by_family[family]:g} s")
         if self.allowed_network is not None and self.worst_network is not None:
             parts.append(f"worst network downtime {self.worst_network[0]:.2f} s "
                          f"(iteration {number[self.worst_network[1]]}), allowed "

@@ -29,7 +29,9 @@ def check_arguments(args: dict) -> None:
     """ArgumentError for the first invalid argument among those checked here; the
     live-migration ones only for a scenario that has them."""
     probe_config.from_arguments(args["metadata_url"], args["probe_interval"],
-                                args["probe_timeout"], args["probe_workdir"])
+                                args["probe_timeout"], args["probe_workdir"],
+                                metadata_families=args["metadata_families"],
+                                metadata_ipv6_interface=args["metadata_ipv6_interface"])
     settle, recovery_timeout = args["settle"], args["recovery_timeout"]
     if _numbers(settle, recovery_timeout) and settle >= recovery_timeout:
         raise ArgumentError("settle", f"{settle} s must be shorter than "
@@ -45,9 +47,10 @@ def check_arguments(args: dict) -> None:
 
 @validation.configure(name="metadata_probe_args", platform="openstack")
 class MetadataProbeArgs(validation.Validator):
-    """metadata_url, probe_interval, probe_timeout and probe_workdir are valid and
-    shell-safe, settle is shorter than recovery_timeout, and an explicit
-    nova_microversion can carry block_migration (boot_and_live_migrate)."""
+    """metadata_url, probe_interval, probe_timeout, probe_workdir,
+    metadata_families and metadata_ipv6_interface are valid and shell-safe, settle
+    is shorter than recovery_timeout, and an explicit nova_microversion can carry
+    block_migration (boot_and_live_migrate)."""
 
     def validate(self, context, config, plugin_cls, plugin_cfg):
         try:

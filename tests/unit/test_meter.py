@@ -7,6 +7,7 @@ clear errors naming the cause, and nothing left after stop or cleanup.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import shlex
@@ -139,6 +140,10 @@ def test_the_start_command_fits_dropbears_command_limit():
                           expect="x" * limit["expect"], workdir="/" + "w" * (limit["workdir"] - 1))
     meter = MetadataMeter(lambda: None, longest)
     assert len(meter._start_command().encode()) < 8192
+    # Both families: the URL's path travels twice, and the zone's interface once.
+    both = dataclasses.replace(longest, families=("ipv4", "ipv6"),
+                               ipv6_interface="i" * 15)
+    assert len(MetadataMeter(lambda: None, both)._start_command().encode()) < 8800
 
 
 def test_a_second_probe_in_the_same_guest_is_refused(tmp_path, shell):

@@ -186,7 +186,7 @@ def test_an_unreadable_record_fails_naming_it():
     checker = run_sla({"allowed_metadata_downtime": 6}, broken)
     assert not checker.success
     assert "metadata not measured (unreadable Metadata downtime record: record " \
-           "version 99, this plugin reads 1)" in checker.details()
+           "version 99, this plugin reads 1, 2)" in checker.details()
 
 
 def test_the_human_table_is_not_what_the_sla_reads():

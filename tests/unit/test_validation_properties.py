@@ -103,7 +103,7 @@ def test_the_sla_config_is_accepted_exactly_when_it_makes_sense(config):
 
 
 @pytest.mark.parametrize("argument, value, limit", [
-    ("metadata_url", "http://169.254.169.254/" + "a" * 490, 512),
+    ("metadata_url", "http://169.254.169.254/" + "a" * 250, 256),
     ("probe_workdir", "/" + "w" * 100, 100)])
 def test_values_too_long_for_the_launch_command_are_refused_by_name(argument, value, limit):
     with pytest.raises(ProbeConfigError,
