@@ -34,9 +34,10 @@ for arg in "$@"; do
 done
 python=${RMD_LAB_PYTHON:-$(command -v python3.11 || command -v python3)}
 
-# --- Debian packages: installed, never started (the lab starts each daemon itself).
+# --- Debian packages: installed, never started (the lab starts each daemon itself;
+# haproxy and iptables are the OVN metadata agent's).
 apt_packages=(mariadb-server rabbitmq-server openvswitch-switch ovn-central ovn-host
-              ethtool)
+              ethtool haproxy iptables)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" \
@@ -75,8 +76,15 @@ install_venv() {  # DIR PINS REQUIREMENT...
         return
     fi
     [[ -x $dir/bin/python ]] || "$python" -m venv "$dir"
-    "$dir/bin/python" -m pip install -q --upgrade 'pip>=24' setuptools wheel
-    if ((repin)) || [[ ! -s $pinfile ]]; then
+    if ((!repin)) && [[ -s $pinfile ]]; then
+        # Everything is pinned: uv installs the same packages in about a tenth of
+        # pip's time (10 s against 64 s for the services here).
+        "$python" -m uv --version >/dev/null 2>&1 \
+            || "$python" -m pip install -q --disable-pip-version-check 'uv>=0.5'
+        nice -n 10 "$python" -m uv pip install -q --python "$dir/bin/python" \
+            -c "$pinfile" "$@"
+    else  # resolve afresh with pip, and write down what it chose
+        "$dir/bin/python" -m pip install -q --upgrade 'pip>=24' setuptools wheel
         nice -n 10 "$dir/bin/python" -m pip install -q "$@"
         {
             echo "# Every package pip resolved for: $*"
@@ -84,8 +92,6 @@ install_venv() {  # DIR PINS REQUIREMENT...
             "$dir/bin/python" -m pip freeze --all --exclude-editable \
                 | grep -v -E '^(pip|setuptools|wheel)=='
         } >"$pinfile"
-    else
-        nice -n 10 "$dir/bin/python" -m pip install -q -c "$pinfile" "$@"
     fi
     want=$(stamp "$pinfile" "$@")
     echo "$want" >"$dir/.rmd-stamp"

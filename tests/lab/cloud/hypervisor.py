@@ -11,13 +11,15 @@ external_ids:iface-id = the Neutron port, as os-vif plugs a VM's tap: OVN carrie
 its traffic. A live migration moves that end to the destination host's bridge and
 announces the guest with a RARP, as QEMU does on resume.
 
-Two more ports join the tenant network, on lab-compute-1's bridge, each a Neutron
-port of its own (made by the lab, port security off): the Rally host's (a veth end
-in the root namespace: Rally reaches the guests' fixed addresses through OVN) and
-the metadata service's (the lab's metadata service of tests/lab/metadata_service.py
-in a namespace of its own, on 169.254.169.254; guests route to it through that
-port's address). Until the real metadata path replaces it, the fault profile's
-metadata outages are injected there, as in the main lab.
+One more port joins the tenant network, on lab-compute-1's bridge: the Rally
+host's, a Neutron port of its own (made by the lab, port security off) whose veth
+end stays in the root namespace: Rally reaches the guests' fixed addresses through
+OVN. Guests reach metadata the way Neutron's DHCP tells a cloud's guests: a route to
+169.254.169.254 through the network's metadata port (OVN's localport, served by
+neutron-ovn-metadata-agent on each host: metadata_path.py). The fault profile's
+metadata outages are injected in the guest (`refused`: the address on its lo;
+`timeout`: its route into a blackhole); the HTTP shapes belong to the real
+components (issue 15) and are refused here.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ from tests.lab.cloud import config
 from tests.lab.faults import FaultProfile, GroundTruth
 from tests.lab.guest_os import GuestImage
 from tests.lab.ledger import ResourceLedger, kill_process, process_starttime
-from tests.lab.metadata_service import HTTP_FAULTS, InstanceInfo, MetadataService
 
 LOG = logging.getLogger("rmdc.hypervisor")
 METADATA_IP = "169.254.169.254"
@@ -52,11 +53,15 @@ _BLACKHOLE_MAC = "02:00:00:00:00:01"
 _RARP = 0x8035
 SSHD_TIMEOUT = 30.0
 _NEXT_NIC = "eth0next"  # the destination's NIC in the guest until the switchover
+GUEST_SIDE_SHAPES = ("refused", "timeout")
+# A server without lab_* metadata migrates as real code makes it: no wait, no extra
+# blackout, no outage beyond what moving its NIC and OVN's reaction cause.
+NO_FAULTS = FaultProfile(duration=0.0, network_blackout=0.0)
 
 
 @dataclasses.dataclass(frozen=True)
 class LabPort:
-    """A Neutron port the lab plugs in itself (the Rally host's, the metadata's)."""
+    """A Neutron port the lab plugs in itself (the Rally host's)."""
 
     port_id: str
     mac: str
@@ -99,7 +104,7 @@ def rarp_frame(mac: str) -> bytes:
 
 
 class Hypervisor:
-    """Guests of both compute hosts, the lab ports and the metadata service."""
+    """Guests of both compute hosts and the Rally host's port."""
 
     def __init__(self, state: Path, network: dict[str, Any]) -> None:
         self.state = state
@@ -111,13 +116,11 @@ class Hypervisor:
         # the hosts.
         self.mtu = network["mtu"]
         self.rally_port = LabPort(**network["rally_port"])
-        self.metadata_port = LabPort(**network["metadata_port"])
+        self.metadata_gateway = network["metadata_gateway"]
         self.work = state / "hypervisor"
         self.image = GuestImage(self.work)
-        self.metadata = MetadataService()
         self.ground_truth = GroundTruth(self.work / "injected.jsonl")
         self.ledger = ResourceLedger(self.work / "resources.json", f"rmdc{self.tag}")
-        self.metadata_netns = f"{config.NETNS_PREFIX}{self.tag}-m"
         self.rally_link = f"rmdc{self.tag}r0"
         self._lock = threading.Lock()
         self._guests: dict[str, CloudGuest] = {}
@@ -134,13 +137,6 @@ class Hypervisor:
         self._plug_veth(self.rally_link, self.rally_port, first, inner_netns=None)
         netns.ip("addr", "add", f"{self.rally_port.ip}/{self.prefix_len}",
                  "dev", self.rally_link)
-        # The metadata service's port, in its own namespace.
-        self._make_netns(self.metadata_netns)
-        self._plug_veth(f"rmdc{self.tag}m0", self.metadata_port, first,
-                        inner_netns=self.metadata_netns, inner_name="eth0")
-        _ip_batch(self.metadata_netns, [
-            f"addr add {self.metadata_port.ip}/{self.prefix_len} dev eth0",
-            f"addr add {METADATA_IP}/32 dev lo", "link set lo up"])
 
     def _make_netns(self, name: str) -> None:
         self.ledger.add({"kind": "netns", "name": name})
@@ -196,12 +192,6 @@ class Hypervisor:
         self._make_netns(guest.netns)
         self._plug_guest_link(guest, host, "eth0")
         self._configure_eth0(guest)
-        self.metadata.register(InstanceInfo(
-            uuid=uuid, name=request["name"], hostname=request["hostname"],
-            fixed_ip=port.ip, launch_index=request.get("launch_index", 0),
-            availability_zone=request.get("availability_zone") or "nova",
-            meta=dict(request.get("meta") or {}), key_name=request.get("key_name"),
-            public_key=request.get("public_key")))
         argv = self.image.init_argv(guest.netns, request["hostname"], files)
         with open(files.console_log, "ab") as console:
             guest.init = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console,
@@ -224,7 +214,7 @@ class Hypervisor:
         _ip_batch(guest.netns, [
             f"addr add {guest.port.ip}/{self.prefix_len} dev eth0", "link set eth0 up",
             "link set lo up",
-            f"route add {METADATA_IP}/32 via {self.metadata_port.ip} src {guest.port.ip}"])
+            f"route add {METADATA_IP}/32 via {self.metadata_gateway} src {guest.port.ip}"])
 
     def _wait_for_sshd(self, guest: CloudGuest) -> None:
         """Until sshd listens on port 22 inside the guest: its own TCP table, so that
@@ -249,7 +239,6 @@ class Hypervisor:
             if guest is None or (host is not None and guest.host != host):
                 return False
             del self._guests[uuid]
-        self.metadata.unregister(uuid)
         if guest.init_entry and kill_process(guest.init_entry["pid"],
                                              guest.init_entry["starttime"]):
             self.ledger.discard(guest.init_entry)
@@ -280,12 +269,16 @@ class Hypervisor:
         `network_blackout`, moves to `dest`'s bridge and sends its RARP."""
         guest = self.guest(uuid)
         try:
-            profile = FaultProfile.from_metadata(FaultProfile(), meta)
+            profile = FaultProfile.from_metadata(NO_FAULTS, meta)
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         if profile.result == "hang" or profile.guest_event != "none":
             raise web.HTTPNotImplemented(
                 text="the cloud lab does not inject migration hangs or guest events")
+        if profile.metadata_outage > 0 and profile.metadata_shape not in GUEST_SIDE_SHAPES:
+            raise web.HTTPNotImplemented(
+                text=f"metadata_shape {profile.metadata_shape}: the cloud lab injects "
+                     f"only {', '.join(GUEST_SIDE_SHAPES)} (in the guest)")
         await asyncio.sleep(profile.duration)
         if profile.result == "error":
             raise web.HTTPConflict(text=f"lab: migration of {uuid} failed (profile)")
@@ -377,9 +370,7 @@ class Hypervisor:
 
     def _switch_metadata(self, guest: CloudGuest, shape: str, on: bool) -> None:
         """Break or mend the guest's metadata in `shape`, where the main lab does."""
-        if shape in HTTP_FAULTS:
-            self.metadata.set_fault(guest.uuid, shape if on else None)
-        elif shape == "refused":  # the guest's own lo answers with a reset
+        if shape == "refused":  # the guest's own lo answers with a reset
             netns.ip("addr", "add" if on else "del", f"{METADATA_IP}/32", "dev", "lo",
                      netns=guest.netns, check=on)
         elif shape == "timeout" and on:  # sent to a MAC nobody has: no answer
@@ -389,7 +380,7 @@ class Hypervisor:
                 "nud permanent"])
         elif shape == "timeout":
             _ip_batch(guest.netns, [
-                f"route replace {METADATA_IP}/32 via {self.metadata_port.ip} "
+                f"route replace {METADATA_IP}/32 via {self.metadata_gateway} "
                 f"src {guest.port.ip}", f"neigh flush {METADATA_IP} dev eth0"])
         else:
             raise ValueError(f"unknown metadata fault shape {shape!r}")
@@ -496,11 +487,43 @@ def make_app(hv: Hypervisor) -> web.Application:
     return app
 
 
-async def serve(hv: Hypervisor, sock_path: Path, ready: Path) -> None:
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.close()
+
+
+async def forward_loopback(state: Path, port: int) -> list[asyncio.AbstractServer]:
+    """127.0.0.1:`port` inside each compute host's namespace, forwarded to the
+    root namespace's: the metadata agents run in the hosts' namespaces (beside their
+    vswitchd) and reach Nova's metadata API on loopback as on a one-node cloud."""
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(config.HOST, port)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    servers = []
+    for host in config.COMPUTE_HOSTS:
+        name = host_netns(state, host)
+        netns.ip("link", "set", "lo", "up", netns=name)
+        sock = netns.listening_socket_in_netns(name, config.HOST, port)
+        servers.append(await asyncio.start_server(forward, sock=sock))
+    return servers
+
+
+async def serve(hv: Hypervisor, sock_path: Path, ready: Path,
+                metadata_api_port: int) -> None:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, hv.setup)
-    metadata_sock = netns.listening_socket_in_netns(hv.metadata_netns, METADATA_IP, 80)
-    await hv.metadata.start(metadata_sock)
+    forwarders = await forward_loopback(hv.state, metadata_api_port)
     runner = web.AppRunner(make_app(hv))
     await runner.setup()
     sock_path.unlink(missing_ok=True)
@@ -513,7 +536,8 @@ async def serve(hv: Hypervisor, sock_path: Path, ready: Path) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
-        await hv.metadata.stop()
+        for server in forwarders:
+            server.close()
         left = await loop.run_in_executor(None, hv.teardown)
         if left:
             LOG.error("could not remove: %s", ", ".join(left))
@@ -522,8 +546,11 @@ async def serve(hv: Hypervisor, sock_path: Path, ready: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.lab.cloud.hypervisor")
     parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--metadata-api-port", type=int, required=True,
+                        help="Nova's metadata API on 127.0.0.1, forwarded into the "
+                             "compute hosts' namespaces")
     parser.add_argument("--network", type=Path, required=True,
-                        help="JSON: prefix_len, rally_port and metadata_port "
+                        help="JSON: prefix_len, mtu, metadata_gateway, rally_port "
                              "({port_id, mac, ip})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO,
@@ -532,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     ready = args.state_dir / "hypervisor" / "ready"
     ready.unlink(missing_ok=True)
     try:
-        asyncio.run(serve(hv, args.state_dir / "hypervisor.sock", ready))
+        asyncio.run(serve(hv, args.state_dir / "hypervisor.sock", ready,
+                          args.metadata_api_port))
     except BaseException:
         left = hv.teardown()
         if left:

@@ -10,7 +10,7 @@ import shutil
 import time
 from pathlib import Path
 
-from tests.lab.cloud import config
+from tests.lab.cloud import config, metadata_path
 from tests.lab.cloud.infra import MariaDB, RabbitMQ
 from tests.lab.cloud.openstack import DB_RECIPE, FLAVOR, RALLY_HOST_IP, OpenStack, timed
 from tests.lab.cloud.ovn import Central, Chassis, connect_underlay
@@ -93,6 +93,7 @@ class Cloud:
         start = time.monotonic()
         db, rabbit, central, chassis, cloud = self._parts(sup)
         cloud.write_configs()
+        cloud.write_metadata_agent_configs(chassis)
         snapshot = config.CACHE / f"mariadb-{config.db_key(DB_RECIPE)}.tar"
         pool = concurrent.futures.ThreadPoolExecutor(2)
         rabbit_up = pool.submit(rabbit.start, sup)
@@ -134,6 +135,8 @@ class Cloud:
         cloud.start_neutron_workers(sup)
         with timed("resources", timings):
             ids = cloud.ensure_resources(token, body["project"]["id"])
+        with timed("metadata_agents", timings):
+            cloud.start_metadata_agents(sup, chassis)
         with timed("hypervisor", timings):
             cloud.start_hypervisor(sup, token, ids["network"])
         timings["total"] = round(time.monotonic() - start, 2)
@@ -176,6 +179,8 @@ class Cloud:
         # (one by one with oslo.service's graceful shutdown took 40 s).
         sup.stop_many([name for name in sup.daemons
                        if name not in ovs_names and name not in INFRA], timeout=3)
+        for host in chassis:
+            metadata_path.stop_haproxies(host.dir)
         for host in chassis:
             host.stop(sup)
         central.stop(sup)

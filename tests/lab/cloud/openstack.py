@@ -7,6 +7,7 @@ the packages' own commands, run from the services' venv with their config files.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import configparser
 import json
 import os
@@ -17,8 +18,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.lab.cloud import config
+from tests.lab.cloud import config, metadata_path
 from tests.lab.cloud.infra import MariaDB, RabbitMQ
+from tests.lab.cloud.metadata_path import SHARED_SECRET
 from tests.lab.cloud.ovn import Central
 from tests.lab.cloud.procs import Supervisor, run, wait_for
 
@@ -30,11 +32,10 @@ NETWORK_NAME = "rmdc-net"
 # The tenant network's addresses: this lab's range only (no address is configured
 # anywhere until guests are plugged in).
 SUBNET_CIDR = "203.0.113.112/28"
-# The lab's own ports on it (hypervisor.py): the Rally host's and the metadata
-# service's, outside Neutron's pool for guests (.114-.124; .113 is the gateway).
+# The Rally host's port on it (hypervisor.py), outside Neutron's pool (.114-.125:
+# guests and the network's metadata port; .113 is the gateway).
 RALLY_HOST_IP = "203.0.113.126"
-METADATA_PORT_IP = "203.0.113.125"
-GUEST_POOL = ("203.0.113.114", "203.0.113.124")
+GUEST_POOL = ("203.0.113.114", "203.0.113.125")
 # The external network (flat, physnet "public" = br-ex on each chassis): routers'
 # gateways and floating IPs. .241/.242 are the chassis' encap addresses (config
 # strings only so far), outside the allocation pool.
@@ -206,7 +207,10 @@ class OpenStack:
             "database": {"connection": self.db.url("nova")},
             "keystone_authtoken": self._authtoken(),
             "placement": self._auth(valid_interfaces="public"),
-            "neutron": self._auth(valid_interfaces="public"),
+            # Nova's metadata API trusts the instance headers the metadata agent
+            # signs with the shared secret.
+            "neutron": self._auth(valid_interfaces="public", service_metadata_proxy=True,
+                                  metadata_proxy_shared_secret=SHARED_SECRET),
             # Nova passes a service token beside the user's (as devstack sets it up):
             # Neutron lets only a token with the service role delete a compute port.
             "service_user": self._auth(send_service_user_token=True),
@@ -257,7 +261,7 @@ class OpenStack:
             "ml2_type_flat": {"flat_networks": "public"},
             "ovn": {"ovn_nb_connection": self.ovn.nb, "ovn_sb_connection": self.ovn.sb,
                     "ovn_l3_scheduler": "leastloaded",
-                    "ovn_metadata_enabled": False},
+                    "ovn_metadata_enabled": True},
             "securitygroup": {"enable_security_group": True},
         })
 
@@ -300,21 +304,32 @@ class OpenStack:
         Placement in the catalog and does not find it disables its client for
         good ("Service 'placement' is disabled")."""
         self.db.create_databases()
-        self.manage(["keystone-manage", "db_sync"], "keystone")
-        self.manage(["keystone-manage", "bootstrap",
-                     "--bootstrap-password", config.ADMIN_PASSWORD,
-                     "--bootstrap-admin-url", self.auth_url,
-                     "--bootstrap-internal-url", self.auth_url,
-                     "--bootstrap-public-url", self.auth_url,
-                     "--bootstrap-region-id", config.REGION], "keystone")
-        self.manage(["placement-manage", "db", "sync"], "placement")
-        self.manage(["nova-manage", "api_db", "sync"], "nova")
-        self.manage(["nova-manage", "cell_v2", "map_cell0", "--database_connection",
-                     self.db.url("nova_cell0")], "nova")
-        self.manage(["nova-manage", "cell_v2", "create_cell", "--name", "cell1"], "nova")
-        self.manage(["nova-manage", "db", "sync"], "nova")
-        self.manage(["glance-manage", "db_sync"], "glance")
-        self.manage(["neutron-db-manage", "upgrade", "heads"], "neutron")
+        # Each service's schema is its own database: the five chains run side by
+        # side (one after the other they took two minutes here).
+        chains = {
+            "keystone": [["keystone-manage", "db_sync"],
+                         ["keystone-manage", "bootstrap",
+                          "--bootstrap-password", config.ADMIN_PASSWORD,
+                          "--bootstrap-admin-url", self.auth_url,
+                          "--bootstrap-internal-url", self.auth_url,
+                          "--bootstrap-public-url", self.auth_url,
+                          "--bootstrap-region-id", config.REGION]],
+            "placement": [["placement-manage", "db", "sync"]],
+            "nova": [["nova-manage", "api_db", "sync"],
+                     ["nova-manage", "cell_v2", "map_cell0", "--database_connection",
+                      self.db.url("nova_cell0")],
+                     ["nova-manage", "cell_v2", "create_cell", "--name", "cell1"],
+                     ["nova-manage", "db", "sync"]],
+            "glance": [["glance-manage", "db_sync"]],
+            "neutron": [["neutron-db-manage", "upgrade", "heads"]],
+        }
+
+        def run_chain(service: str) -> None:
+            for argv in chains[service]:
+                self.manage(argv, service)
+        with concurrent.futures.ThreadPoolExecutor(len(chains)) as pool:
+            for done in [pool.submit(run_chain, service) for service in chains]:
+                done.result()
         self._wsgi(sup, "keystone", "keystone", self.ports.keystone)
         try:
             self._wait_http(sup, "keystone", self.url("keystone") + "/", 120)
@@ -355,6 +370,7 @@ class OpenStack:
         self._wsgi(sup, "glance", "glance", self.ports.glance)
         self._wsgi(sup, "neutron-api", "neutron", self.ports.neutron)
         self._wsgi(sup, "nova-api", "nova-api", self.ports.nova)
+        self._wsgi(sup, "nova-metadata", "nova-metadata", self.ports.metadata)
 
     def wait_apis(self, sup: Supervisor, timeout: float = 120) -> None:
         for name, port in (("keystone", "keystone"), ("placement", "placement"),
@@ -504,7 +520,9 @@ class OpenStack:
             ids["network"] = body["network"]["id"]
             status, _, body = http("POST", neutron + "/v2.0/subnets", {"subnet": {
                 "name": NETWORK_NAME, "network_id": ids["network"], "ip_version": 4,
-                "cidr": SUBNET_CIDR, "enable_dhcp": False,
+                # DHCP on: Neutron then gives the network's metadata port (OVN's
+                # localport) an address, the guests' way to 169.254.169.254.
+                "cidr": SUBNET_CIDR, "enable_dhcp": True,
                 "allocation_pools": [{"start": GUEST_POOL[0], "end": GUEST_POOL[1]}]}},
                 token=token)
             if status != 201:
@@ -531,12 +549,10 @@ class OpenStack:
         return ids
 
     def lab_ports(self, token: str, network_id: str) -> dict[str, dict[str, str]]:
-        """The Rally host's and the metadata service's Neutron ports on the tenant
-        network (port security off: they answer for addresses of their own), bound
-        to the first compute host, where the hypervisor plugs them in."""
+        """The Rally host's Neutron port on the tenant network (port security off),
+        bound to the first compute host, where the hypervisor plugs it in."""
         made = {}
-        for role, address in (("rally_port", RALLY_HOST_IP),
-                              ("metadata_port", METADATA_PORT_IP)):
+        for role, address in (("rally_port", RALLY_HOST_IP),):
             status, _, body = http("POST", self.url("neutron") + "/v2.0/ports", {"port": {
                 "name": f"rmdc-{role.replace('_', '-')}", "network_id": network_id,
                 "fixed_ips": [{"ip_address": address}], "port_security_enabled": False,
@@ -548,6 +564,30 @@ class OpenStack:
                           "ip": address}
         return made
 
+    def metadata_port_ip(self, token: str, network_id: str) -> str:
+        """The address of the network's metadata port (device_owner
+        network:distributed), which Neutron makes with the subnet."""
+        def found() -> str | None:
+            _, _, body = http("GET", self.url("neutron") + "/v2.0/ports?network_id="
+                              f"{network_id}&device_owner=network:distributed", token=token)
+            ips = [ip["ip_address"] for port in body["ports"] for ip in port["fixed_ips"]]
+            return ips[0] if ips else None
+        return wait_for("the network's metadata port", found, 30, interval=0.5)
+
+    def write_metadata_agent_configs(self, chassis: list) -> None:
+        for host in chassis:
+            state = metadata_path.agent_dir(host.dir)
+            state.mkdir(parents=True, exist_ok=True)
+            _write_ini(state / "metadata_agent.ini",
+                       metadata_path.agent_config(host, self.ovn, self.ports.metadata))
+
+    def start_metadata_agents(self, sup: Supervisor, chassis: list) -> None:
+        """One neutron-ovn-metadata-agent per compute host (metadata_path.py)."""
+        for host in chassis:
+            metadata_path.start_agent(
+                sup, host, metadata_path.agent_dir(host.dir) / "metadata_agent.ini",
+                self.env())
+
     def start_hypervisor(self, sup: Supervisor, token: str, network_id: str) -> None:
         """The lab's hypervisor (hypervisor.py): the guests behind the virt driver."""
         _, _, body = http("GET", self.url("neutron") + f"/v2.0/networks/{network_id}",
@@ -555,10 +595,12 @@ class OpenStack:
         network = self.state / "hypervisor-network.json"
         network.write_text(json.dumps({
             "prefix_len": int(SUBNET_CIDR.split("/")[1]), "mtu": body["network"]["mtu"],
+            "metadata_gateway": self.metadata_port_ip(token, network_id),
             **self.lab_ports(token, network_id)}))
         proc = sup.start("hypervisor", [
             sys.executable, "-m", "tests.lab.cloud.hypervisor",
-            "--state-dir", str(self.state), "--network", str(network)],
+            "--state-dir", str(self.state), "--network", str(network),
+            "--metadata-api-port", str(self.ports.metadata)],
             env={"PYTHONPATH": str(config.REPO)})
         ready = self.state / "hypervisor" / "ready"
         wait_for("hypervisor", ready.exists, 60, proc=proc,

@@ -163,6 +163,13 @@ class Chassis:
                   env=self.central.env(), timeout=10).stdout
         return self.system_id in out
 
+    def metadata_agent_registered(self) -> bool:
+        """The metadata agent wrote its id into this chassis' SB record."""
+        out = run(["ovn-sbctl", f"--db={self.central.sb}", "--bare",
+                   "--columns=external_ids", "find", "Chassis_Private",
+                   f"name={self.system_id}"], env=self.central.env(), timeout=10).stdout
+        return "neutron:ovn-metadata-id" in out
+
     def stop(self, sup: Supervisor) -> None:
         # ovn-controller first: it would re-create br-int and its taps.
         sup.stop(f"ovn-controller-{self.host}")

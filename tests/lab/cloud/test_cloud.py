@@ -158,9 +158,10 @@ def _records(run: dict) -> list:
 
 
 def test_sample_task_measures_real_live_migrations(cloud, tmp_path):
-    """samples/live_migrate_metadata.yaml through the real `rally`: real Nova boots
-    and live-migrates namespace guests over OVN; every iteration measures the
-    migration's real network cut and the metadata outage it causes."""
+    """samples/live_migrate_metadata.yaml through the real `rally`, no fault
+    profile: real Nova boots and live-migrates namespace guests over OVN, metadata
+    comes through the real OVN metadata agents; every iteration measures the
+    migration's network cut and the metadata outage real code causes."""
     lab, facts = cloud
     run = rally_task.run_sample(facts, lab.state, tmp_path / "sample")
     workload, records = _records(run)
@@ -182,20 +183,23 @@ def test_sample_task_measures_real_live_migrations(cloud, tmp_path):
         window = blackouts[record.server_id]
         cut = window["end_wall"] - window["start_wall"]
         assert cut - 0.2 <= record.network.downtime <= cut + 2.0, (cut, record.network)
-        # Metadata runs through OVN to the lab's service: the cut takes it too.
-        assert record.metadata.recovered
-        assert 0 < record.metadata.downtime <= cut + 2.0, (cut, record.metadata)
+        # Metadata runs the real path (OVN's localport, the destination's
+        # metadata agent and haproxy, Nova's metadata API): it recovers, and what
+        # it cost is the real code's figure (python -m tests.bench real-outage).
+        assert record.metadata.recovered, record.metadata
+        assert record.metadata.downtime < 30, record.metadata
     assert run["guests_left"] == []
     assert Path(run["html"]).stat().st_size > 0
 
 
 def test_metadata_outage_beyond_the_limit_fails_the_sla(cloud, tmp_path):
-    """A 3 s HTTP 503 outage (the server's lab_* metadata) against a 1 s limit."""
+    """A 3 s metadata blackhole (the server's lab_* metadata: the guest's route to
+    169.254.169.254 into a MAC nobody has) against a 1 s limit."""
     lab, facts = cloud
     run = rally_task.run_sample(facts, lab.state, tmp_path / "sample", task_args={
         "times": 2, "allowed_metadata_downtime": 1.0,
         "boot_server_kwargs": {"meta": {"lab_metadata_outage": "3",
-                                        "lab_metadata_shape": "http_503"}}})
+                                        "lab_metadata_shape": "timeout"}}})
     workload, records = _records(run)
     assert run["exit_code"] == 2 and not workload["pass_sla"]
     outages = {w["server_id"]: w for w in run["injected"] if w["kind"] == "metadata"}
@@ -205,24 +209,25 @@ def test_metadata_outage_beyond_the_limit_fails_the_sla(cloud, tmp_path):
         assert injected >= 3.0
         assert abs(record.metadata.downtime - injected) <= (
             record.metadata.resolution + 0.1), (injected, record.metadata)
-        assert set(record.metadata.outages[0].reasons) == {"http=503"}
+        assert {"wget=timeout", "curl=28"} & set(record.metadata.outages[0].reasons)
 
 
 def test_every_microversion_path_and_migrations_during_an_outage(cloud, tmp_path):
     """Real Nova's own version negotiation: the live-migration call at 2.25 (no
     disk_over_commit), 2.79 and 2.latest;
-    three migrations during one 3 s outage, which Nova accepts once the server is
-    ACTIVE on its new host."""
+    three migrations during one outage (each live migration takes real Nova 6-11 s
+    here, so the outage lasts 25 s after each), which Nova accepts once the server
+    is ACTIVE on its new host."""
     lab, facts = cloud
     variants = [{"nova_microversion": "2.25"},
                 {"nova_microversion": "2.79"},
                 {"nova_microversion": "2.latest"},
-                {"migrations": 3, "boot_server_kwargs": {"meta": {
-                    "lab_metadata_outage": "3", "lab_metadata_shape": "refused",
+                {"migrations": 3, "recovery_timeout": 90, "boot_server_kwargs": {"meta": {
+                    "lab_metadata_outage": "25", "lab_metadata_shape": "refused",
                     "lab_migration_duration": "0.5"}}}]
     for i, variant in enumerate(variants):
         run = rally_task.run_sample(facts, lab.state, tmp_path / f"v{i}", task_args={
-            "times": 1, "concurrency": 1, "allowed_metadata_downtime": 30, **variant})
+            "times": 1, "concurrency": 1, "allowed_metadata_downtime": 90, **variant})
         workload, [record] = _records(run)
         assert run["exit_code"] == 0, (variant, workload["data"][0]["error"])
         assert len(record.migrations) == variant.get("migrations", 1)
