@@ -26,3 +26,6 @@ fi
 mkdir -p /run/sshd
 
 python3 -m pip install -q --disable-pip-version-check 'tox>=4.11'
+# The cloud lab's real OpenStack services (Debian's MariaDB, RabbitMQ, Open vSwitch,
+# OVN; the pinned services from the package index): tox -e all runs it too.
+tools/install-lab-cloud.sh

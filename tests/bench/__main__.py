@@ -1,13 +1,15 @@
-"""Benchmarks: python -m tests.bench {accuracy|scale|cost|lab} [options]. They print
-tables (lab: the cloud lab's start-up time and each service's memory)."""
+"""Benchmarks: python -m tests.bench {accuracy|scale|cost|lab|real-outage} [options].
+They print tables (lab: the cloud lab's start-up time and each service's memory;
+real-outage: the metadata downtime the real agent and OVN produce in migrations)."""
 
 import sys
 
-from tests.bench import accuracy, cost, scale
+from tests.bench import accuracy, cost, real_outage, scale
 from tests.lab.cloud.__main__ import main as cloud_main
 
 BENCHMARKS = {"accuracy": accuracy.main, "scale": scale.main, "cost": cost.main,
-              "lab": lambda argv: cloud_main(["bench", *argv])}
+              "lab": lambda argv: cloud_main(["bench", *argv]),
+              "real-outage": real_outage.main}
 
 
 def main(argv: list[str]) -> int:

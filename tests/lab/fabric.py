@@ -46,13 +46,15 @@ from tests.lab.metadata_service import MetadataService
 from tests.lab.migration import MigrationMixin, _ActiveFault
 from tests.lab.topology import METADATA_IP, TopologyMixin
 
-__all__ = ["METADATA_IP", "PREFIX_LOCK_DIR", "Fabric", "FabricError", "Guest", "GuestNotFound",
-           "MigrationError", "MigrationInProgress", "main"]
+__all__ = ["METADATA_IP", "PREFIX_LOCK_DIR", "WAITING_FOR_LAB", "Fabric", "FabricError",
+           "Guest", "GuestNotFound", "MigrationError", "MigrationInProgress", "main"]
 
 LOG = logging.getLogger(__name__)
 
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 PREFIX_LOCK_DIR = Path("/run/lock")
+# Logged while the lock is held elsewhere; tests.lab.harness waits longer on seeing it.
+WAITING_FOR_LAB = "is running: waiting for it"
 _PREFIXES_HELD: set[str] = set()  # the prefix locks this process holds
 
 
@@ -166,7 +168,7 @@ class Fabric(TopologyMixin, GuestsMixin, MigrationMixin):
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            LOG.warning("another lab with prefix %s is running: waiting for it", self.prefix)
+            LOG.warning("another lab with prefix %s %s", self.prefix, WAITING_FOR_LAB)
             fcntl.flock(lock, fcntl.LOCK_EX)
         self._prefix_lock = lock
         _PREFIXES_HELD.add(self.prefix)

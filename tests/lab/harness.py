@@ -16,11 +16,20 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.lab.fabric import WAITING_FOR_LAB
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class LabError(RuntimeError):
     """The lab did not start, or did not stop cleanly."""
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 class LabProcess:
@@ -33,8 +42,11 @@ class LabProcess:
         self._proc: subprocess.Popen | None = None
         self._log = None
 
-    def start(self, timeout: float = 60) -> str:
-        """Start the lab; return the API's base URL once it listens."""
+    def start(self, timeout: float = 60, queue_timeout: float = 1800) -> str:
+        """Start the lab; return the API's base URL once it listens.
+
+        `timeout` bounds the start itself; while the lab waits for another lab of
+        its prefix to end (another test run, a bench), up to `queue_timeout`."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         api_file = self.state_dir / "api.json"
         api_file.unlink(missing_ok=True)
@@ -43,8 +55,13 @@ class LabProcess:
             [sys.executable, "-m", "tests.lab.openstack", "--state-dir", str(self.state_dir),
              *self.extra_args],
             cwd=REPO_ROOT, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
+        queued = False
         while time.monotonic() < deadline:
+            if not queued and WAITING_FOR_LAB in _read(self.state_dir / "lab.log"):
+                queued = True
+                deadline = max(deadline, started + queue_timeout)
             if self._proc.poll() is not None:
                 raise LabError(f"the lab exited with {self._proc.returncode} while "
                                f"starting; see {self.state_dir / 'lab.log'}")
