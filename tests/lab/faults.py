@@ -19,6 +19,9 @@ from typing import Any
 METADATA_SHAPES = ("refused", "timeout", "http_404", "http_503", "wrong_instance")
 MIGRATION_RESULTS = ("ok", "error", "hang")
 GUEST_EVENTS = ("none", "drop_ssh", "kill_probe", "reboot")
+# The address families a metadata outage hits (lab_metadata_families).
+METADATA_FAMILIES = ("ipv4", "ipv6")
+ALL_FAMILIES = "ipv4,ipv6"
 # Bounds keep every lab wait finite; no real test wants an hour-long fault.
 MAX_SECONDS = 3600.0
 
@@ -30,6 +33,7 @@ METADATA_KEYS = {
     "lab_metadata_shape": "metadata_shape",
     "lab_migration_result": "result",
     "lab_guest_event": "guest_event",
+    "lab_metadata_families": "metadata_families",
 }
 _SECONDS_FIELDS = ("duration", "network_blackout", "metadata_outage")
 
@@ -60,6 +64,9 @@ class FaultProfile:
         (its sshd sessions are killed: every open SSH connection drops), kill_probe
         (the metadata probe's main process is killed) or reboot (every guest process
         dies, /tmp is emptied, sshd starts again).
+    metadata_families: which families the metadata outage hits: "ipv4", "ipv6" or
+        "ipv4,ipv6" (169.254.169.254 and fe80::a9fe:a9fe break separately on a cloud:
+        different listeners, different flows). A network blackout hits both.
     """
 
     duration: float = 2.0
@@ -68,8 +75,11 @@ class FaultProfile:
     metadata_shape: str = "refused"
     result: str = "ok"
     guest_event: str = "none"
+    metadata_families: str = ALL_FAMILIES
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "metadata_families",
+                           normal_families(self.metadata_families))
         for name in _SECONDS_FIELDS:
             object.__setattr__(self, name, _seconds(getattr(self, name), name))
         if self.metadata_shape not in METADATA_SHAPES:
@@ -113,6 +123,17 @@ class FaultProfile:
         return {key: str(getattr(self, field)) for key, field in METADATA_KEYS.items()}
 
 
+def normal_families(text: str) -> str:
+    """"ipv4", "ipv6" or "ipv4,ipv6" (in that order) from a comma-separated list;
+    ValueError naming metadata_families otherwise."""
+    names = [f.strip() for f in str(text).split(",")]
+    if not names or any(f not in METADATA_FAMILIES for f in names) \
+            or len(set(names)) != len(names):
+        raise ValueError(f"metadata_families: {text!r} is not a comma-separated list of "
+                         f"distinct families among {', '.join(METADATA_FAMILIES)}")
+    return ",".join(f for f in METADATA_FAMILIES if f in names)
+
+
 def boottime() -> float:
     """Seconds on CLOCK_BOOTTIME: the clock a guest's /proc/uptime shows."""
     return time.clock_gettime(time.CLOCK_BOOTTIME)
@@ -121,7 +142,8 @@ def boottime() -> float:
 @dataclasses.dataclass
 class InjectedWindow:
     """One fault the lab applied: kind `network` (shape `blackout`), `metadata`, or
-    `guest` (shape: the guest event; `detail` says what it hit).
+    `guest` (shape: the guest event; `detail` says what it hit). `families`: the
+    address families it hit ("ipv4,ipv6" for a network blackout, which cuts both).
 
     start/end are taken right after the fault was applied/removed, so the fault was
     certainly active over [start, end]. end is None while the fault lasts.
@@ -135,6 +157,10 @@ class InjectedWindow:
     end_boottime: float | None = None
     end_wall: float | None = None
     detail: str = ""
+    families: str = ALL_FAMILIES
+
+    def hits(self, family: str) -> bool:
+        return family in self.families.split(",")
 
     @property
     def duration(self) -> float | None:
@@ -152,9 +178,11 @@ class GroundTruth:
         self._lock = threading.Lock()
         self._windows: list[InjectedWindow] = []
 
-    def open(self, kind: str, shape: str, server_id: str) -> InjectedWindow:
+    def open(self, kind: str, shape: str, server_id: str,
+             families: str = ALL_FAMILIES) -> InjectedWindow:
         """Start a window now (call right after the fault took effect)."""
-        window = InjectedWindow(kind, shape, server_id, boottime(), time.time())
+        window = InjectedWindow(kind, shape, server_id, boottime(), time.time(),
+                                families=families)
         with self._lock:
             self._windows.append(window)
         return window
@@ -184,13 +212,15 @@ class GroundTruth:
                     if server_id is None or w.server_id == server_id]
 
 
-def downtime_per_server(windows: list[dict]) -> dict[str, float]:
-    """Seconds each server had no metadata, from injected windows (as dicts): a
-    network blackout also cuts the metadata path, and windows may overlap, so this
-    is the length of their union."""
+def downtime_per_server(windows: list[dict], family: str = "ipv4") -> dict[str, float]:
+    """Seconds each server had no metadata over `family`, from injected windows (as
+    dicts): a network blackout also cuts the metadata path, and windows may
+    overlap, so this is the length of their union. Windows recorded before the
+    families existed hit both."""
     by_server: dict[str, list[tuple[float, float]]] = {}
     for w in windows:
-        if w["kind"] in ("network", "metadata"):
+        if w["kind"] in ("network", "metadata") and \
+                family in w.get("families", ALL_FAMILIES).split(","):
             by_server.setdefault(w["server_id"], []).append(
                 (w["start_boottime"], w["end_boottime"]))
     totals = {}

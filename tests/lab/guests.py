@@ -110,9 +110,10 @@ class GuestsMixin:
                           fault_profile=fault_profile)
             self._guests[server_id] = guest
         try:
-            self._plug(guest)
+            link_local = self._plug(guest)
             self.metadata.register(InstanceInfo(
                 uuid=server_id, name=name, hostname=hostname, fixed_ip=guest.fixed_ip,
+                link_local=link_local,
                 launch_index=launch_index, availability_zone=availability_zone,
                 meta=dict(meta or {}), key_name=key_name, public_key=public_key))
             self._boot(guest)
@@ -190,7 +191,8 @@ class GuestsMixin:
                               check=False, input=input, stdin=None if input is not None
                               else subprocess.DEVNULL)
 
-    def _plug(self, guest: Guest) -> None:
+    def _plug(self, guest: Guest) -> str:
+        """Plug the guest into the bridge; returns its IPv6 link-local address."""
         self._create_netns(guest.netns)
         self._create_link("type", "veth", "peer", "name", "eth0", "netns", guest.netns,
                           name=guest.host_veth)
@@ -198,8 +200,11 @@ class GuestsMixin:
         # ARP answers only for the addresses of the link asked on: the `refused`
         # shape puts the metadata address on a guest's lo, and with Linux's default
         # every neighbour asking for it would be told this guest's MAC.
+        # No duplicate address detection for eth0's link-local address: it is unique
+        # (from its MAC) and IPv6 metadata works as soon as the guest is up.
         subprocess.run(["ip", "netns", "exec", guest.netns, "sysctl", "-qw",
-                        "net.ipv4.conf.all.arp_ignore=1"], check=True, timeout=30)
+                        "net.ipv4.conf.all.arp_ignore=1", "net.ipv6.conf.all.accept_dad=0",
+                        "net.ipv6.conf.eth0.accept_dad=0"], check=True, timeout=30)
         ip_batch(guest.netns, [
             f"addr add {guest.fixed_ip}/24 dev eth0",
             "link set eth0 up",
@@ -207,6 +212,7 @@ class GuestsMixin:
             f"route add {METADATA_IP}/32 dev eth0 src {guest.fixed_ip}",
         ])
         netns.ip("neigh", "del", guest.fixed_ip, "dev", self.bridge, check=False)
+        return _link_local(guest.netns)
 
     def _boot(self, guest: Guest) -> None:
         argv = self.image.init_argv(guest.netns, guest.hostname, guest.files)
@@ -268,6 +274,21 @@ class GuestsMixin:
                 delete(name)
                 self._ledger.discard(entry)
 
+
+
+def _link_local(netns_name: str, timeout: float = 5.0) -> str:
+    """eth0's IPv6 link-local address in a namespace, once the kernel made it (at
+    link up: from the MAC, no duplicate address detection)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = subprocess.run(["ip", "-n", netns_name, "-6", "-o", "addr", "show", "dev",
+                                "eth0", "scope", "link"], capture_output=True, text=True,
+                               timeout=30, check=False).stdout.split()
+        if "inet6" in shown:
+            return shown[shown.index("inet6") + 1].partition("/")[0]
+        if time.monotonic() >= deadline:
+            raise FabricError(f"{netns_name}: eth0 has no IPv6 link-local address")
+        time.sleep(0.05)
 
 
 def _wait_for_child(proc: subprocess.Popen, timeout: float) -> int | None:

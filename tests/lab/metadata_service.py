@@ -1,7 +1,9 @@
 """The lab's instance metadata service (the Nova API behind Neutron's metadata proxy).
 
 Like the proxy, it identifies the instance by the request's source address (the
-instance's fixed IP); an unknown source gets 404. Per-instance HTTP faults (404, 503,
+instance's fixed IP, or over IPv6 at fe80::a9fe:a9fe its link-local address, as
+Neutron's IPv6 metadata does); an unknown source gets 404. Faults are per address
+family: the two listeners break separately on a cloud. Per-instance HTTP faults (404, 503,
 another instance's data) are switched on and off by the fabric during a migration.
 The registry is guarded by a lock: it is changed from any thread while the service
 answers on the fabric's event loop.
@@ -19,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 HTTP_FAULTS = ("http_404", "http_503", "wrong_instance")
+FAMILIES = ("ipv4", "ipv6")
 
 _NOT_FOUND = "404 Not Found\n\nThe resource could not be found.\n\n   "
 _UNAVAILABLE = "503 Service Unavailable\n\nThe server is currently unavailable. " \
@@ -40,6 +43,7 @@ class InstanceInfo:
     public_key: str | None = None
     ec2_id: str = ""
     floating_ips: tuple[str, ...] = ()
+    link_local: str | None = None    # its IPv6 link-local address on the guests' link
 
     def meta_data_json(self) -> dict[str, Any]:
         """The body of /openstack/latest/meta_data.json."""
@@ -81,7 +85,7 @@ class MetadataService:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_uuid: dict[str, InstanceInfo] = {}
-        self._faults: dict[str, str] = {}
+        self._faults: dict[tuple[str, str], str] = {}   # (uuid, family) -> shape
         self._ec2_ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
 
@@ -107,29 +111,37 @@ class MetadataService:
         """Forget an instance and any fault set for it."""
         with self._lock:
             self._by_uuid.pop(uuid, None)
-            self._faults.pop(uuid, None)
+            for family in FAMILIES:
+                self._faults.pop((uuid, family), None)
 
     def instance(self, uuid: str) -> InstanceInfo | None:
         """The registered instance with this uuid, if any."""
         with self._lock:
             return self._by_uuid.get(uuid)
 
-    def set_fault(self, uuid: str, shape: str | None) -> None:
-        """Answer this instance with an HTTP fault (see HTTP_FAULTS), None to restore."""
+    def set_fault(self, uuid: str, shape: str | None,
+                  families: tuple[str, ...] = FAMILIES) -> None:
+        """Answer this instance with an HTTP fault (see HTTP_FAULTS) over `families`,
+        None to restore them."""
         if shape is not None and shape not in HTTP_FAULTS:
             raise ValueError(f"not an HTTP fault: {shape!r}")
         with self._lock:
-            if shape is None:
-                self._faults.pop(uuid, None)
-            else:
-                self._faults[uuid] = shape
+            for family in families:
+                if shape is None:
+                    self._faults.pop((uuid, family), None)
+                else:
+                    self._faults[(uuid, family)] = shape
 
     def _resolve(self, source_ip: str | None) -> tuple[InstanceInfo | None, str | None]:
+        # A link-local peer comes with its zone: fe80::1%eth0.
+        source = (source_ip or "").partition("%")[0]
+        family = "ipv6" if ":" in source else "ipv4"
         with self._lock:
-            info = next((i for i in self._by_uuid.values() if i.fixed_ip == source_ip), None)
+            info = next((i for i in self._by_uuid.values()
+                         if source in (i.fixed_ip, i.link_local)), None)
             if info is None:
                 return None, None
-            fault = self._faults.get(info.uuid)
+            fault = self._faults.get((info.uuid, family))
             if fault == "wrong_instance":
                 other = next((i for i in self._by_uuid.values() if i.uuid != info.uuid), DECOY)
                 return other, None
@@ -151,11 +163,13 @@ class MetadataService:
             return web.Response(status=503, text=_UNAVAILABLE)
         return answer(info, request.path)
 
-    async def start(self, sock: socket.socket) -> None:
-        """Serve on an already listening socket (created in the metadata namespace)."""
+    async def start(self, sock: socket.socket, *more: socket.socket) -> None:
+        """Serve on already listening sockets (created in the metadata namespace:
+        169.254.169.254, and fe80::a9fe:a9fe on the guests' link)."""
         runner = web.AppRunner(self.app(), access_log=None)
         await runner.setup()
-        await web.SockSite(runner, sock).start()
+        for listening in (sock, *more):
+            await web.SockSite(runner, listening).start()
         self._runner = runner
 
     async def stop(self) -> None:

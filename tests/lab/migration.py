@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import inspect
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -24,10 +25,10 @@ from rally_metadata_downtime.meter import DIRECTORY_PREFIX
 from tests.lab import ledger as ledger_mod
 from tests.lab import netns
 from tests.lab.errors import GuestNotFound, MigrationError, MigrationInProgress
-from tests.lab.faults import FaultProfile, GroundTruth, InjectedWindow
+from tests.lab.faults import ALL_FAMILIES, FaultProfile, GroundTruth, InjectedWindow
 from tests.lab.guests import Guest
 from tests.lab.metadata_service import HTTP_FAULTS, MetadataService
-from tests.lab.topology import METADATA_IP
+from tests.lab.topology import METADATA_IP, METADATA_IPV6
 
 if TYPE_CHECKING:
     from tests.lab.fabric import Fabric
@@ -54,7 +55,8 @@ class MigrationMixin:
     _guests: dict[str, Guest]
     _up: bool
     _migrating: set[str]
-    _metadata_outages: dict[str, _ActiveFault]
+    # (server id, families) -> the outage held for them
+    _metadata_outages: dict[tuple[str, str], _ActiveFault]
     _outage_lock: threading.Lock
     _fault_executor: concurrent.futures.ThreadPoolExecutor
 
@@ -131,7 +133,8 @@ class MigrationMixin:
                 self._migrating.discard(server_id)
 
     async def break_metadata(self, server_id: str, shape: str, seconds: float,
-                             detail: str = "") -> InjectedWindow:
+                             detail: str = "", families: str = ALL_FAMILIES
+                             ) -> InjectedWindow:
         """Metadata fails for the guest in `shape` (a metadata outage shape) for
         `seconds` from now, then answers again, as when the metadata agent on its
         host restarts; an outage already running (a migration's) is extended
@@ -139,7 +142,8 @@ class MigrationMixin:
         goes away) with a copy of the window recorded; removed on any exit,
         cancellation included."""
         guest = self.guest(server_id)
-        profile = FaultProfile(metadata_outage=seconds, metadata_shape=shape)
+        profile = FaultProfile(metadata_outage=seconds, metadata_shape=shape,
+                               metadata_families=families)
         outage = await self._in_fault_thread(
             lambda: self._hold_metadata_outage(guest, profile))
         if detail and outage.holders == 1:
@@ -160,14 +164,17 @@ class MigrationMixin:
 
     def _hold_metadata_outage(self, guest: Guest, profile: FaultProfile) -> _ActiveFault:
         """The guest's metadata outage, applied now or extended, lasting at least
-        `profile.metadata_outage` s from now; each holder releases it once."""
+        `profile.metadata_outage` s from now; each holder releases it once. One
+        outage per guest and set of families (profile.metadata_families)."""
+        key = (guest.server_id, profile.metadata_families)
         with self._outage_lock:
-            outage = self._metadata_outages.get(guest.server_id)
+            outage = self._metadata_outages.get(key)
             if outage is None:
-                outage = _ActiveFault(self, guest, "metadata", profile.metadata_shape)
+                outage = _ActiveFault(self, guest, "metadata", profile.metadata_shape,
+                                      families=profile.metadata_families)
                 outage.apply()
                 outage.until = outage.started + profile.metadata_outage
-                self._metadata_outages[guest.server_id] = outage
+                self._metadata_outages[key] = outage
             else:
                 outage.until = max(outage.until, time.monotonic() + profile.metadata_outage)
                 outage.window.detail = (f"extended by {outage.holders} later "
@@ -180,8 +187,9 @@ class MigrationMixin:
             outage.holders -= 1
             if outage.holders > 0:
                 return
-            if self._metadata_outages.get(outage.guest.server_id) is outage:
-                del self._metadata_outages[outage.guest.server_id]
+            key = (outage.guest.server_id, outage.families)
+            if self._metadata_outages.get(key) is outage:
+                del self._metadata_outages[key]
         outage.remove()
 
     def _apply_guest_event(self, guest: Guest, event: str) -> None:
@@ -253,8 +261,10 @@ class _ActiveFault:
     remove() is idempotent and tolerates a guest that is already gone.
     """
 
-    def __init__(self, fabric: Fabric, guest: Guest, kind: str, shape: str) -> None:
+    def __init__(self, fabric: Fabric, guest: Guest, kind: str, shape: str,
+                 families: str = ALL_FAMILIES) -> None:
         self.fabric, self.guest, self.kind, self.shape = fabric, guest, kind, shape
+        self.families = families   # a network fault cuts both
         self.window: InjectedWindow | None = None
         self.started = 0.0
         self.until = 0.0   # a held fault lasts until then (time.monotonic)
@@ -265,7 +275,8 @@ class _ActiveFault:
         with self._lock:
             self._switch(on=True)
             self.window = self.fabric.ground_truth.open(self.kind, self.shape,
-                                                        self.guest.server_id)
+                                                        self.guest.server_id,
+                                                        families=self.families)
             # After the window opened, so that a fault held until started + length
             # is recorded as lasting at least that length.
             self.started = time.monotonic()
@@ -280,19 +291,39 @@ class _ActiveFault:
     def _switch(self, on: bool) -> None:
         guest, shape = self.guest, self.shape
         check = on  # removing from a deleted guest must not fail
+        families = tuple(self.families.split(","))
         if self.kind == "network":
             netns.ip("link", "set", guest.host_veth, "down" if on else "up", check=check)
-        elif shape in HTTP_FAULTS:
-            self.fabric.metadata.set_fault(guest.server_id, shape if on else None)
-        elif shape == "refused":
-            netns.ip("addr", "add" if on else "del", f"{METADATA_IP}/32", "dev", "lo",
-                     netns=guest.netns, check=check)
-        elif shape == "timeout":
-            if on:
-                netns.ip("neigh", "replace", METADATA_IP, "lladdr", _BLACKHOLE_MAC,
+            return
+        if shape in HTTP_FAULTS:
+            self.fabric.metadata.set_fault(guest.server_id, shape if on else None,
+                                           families)
+            return
+        if shape not in ("refused", "timeout"):
+            raise ValueError(f"unknown metadata fault shape {shape!r}")
+        for family in families:
+            address = METADATA_IP if family == "ipv4" else METADATA_IPV6
+            if shape == "refused" and family == "ipv4":
+                netns.ip("addr", "add" if on else "del", f"{METADATA_IP}/32", "dev", "lo",
+                         netns=guest.netns, check=check)
+            elif shape == "refused":
+                # A link-local address on lo does not serve eth0's zone, and on eth0
+                # it would answer other guests' neighbour solicitations: the guest's
+                # own stack resets the connection instead.
+                _ip6tables(guest, "-I" if on else "-D", check=check)
+            elif on:
+                netns.ip("neigh", "replace", address, "lladdr", _BLACKHOLE_MAC,
                          "dev", "eth0", "nud", "permanent", netns=guest.netns)
             else:
-                netns.ip("neigh", "del", METADATA_IP, "dev", "eth0", netns=guest.netns,
+                netns.ip("neigh", "del", address, "dev", "eth0", netns=guest.netns,
                          check=False)
-        else:
-            raise ValueError(f"unknown metadata fault shape {shape!r}")
+
+
+def _ip6tables(guest: Guest, action: str, check: bool) -> None:
+    """Insert (-I) or delete (-D) the guest's rule that refuses IPv6 metadata."""
+    argv = ["ip", "netns", "exec", guest.netns, "ip6tables", "-w", "5", action, "OUTPUT",
+            "-d", METADATA_IPV6, "-p", "tcp", "--dport", "80", "-j", "REJECT",
+            "--reject-with", "tcp-reset"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    if check and done.returncode != 0:
+        raise netns.IpError(argv, done.stderr)

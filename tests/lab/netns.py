@@ -100,12 +100,18 @@ def run_in_netns(netns: str, work: Callable[[], T]) -> T:
 
 def listening_socket_in_netns(netns: str, address: str, port: int,
                               backlog: int = 128) -> socket.socket:
-    """A non-blocking TCP socket bound and listening inside a named namespace."""
+    """A non-blocking TCP socket bound and listening inside a named namespace.
+    An IPv6 link-local address carries its zone: fe80::a9fe:a9fe%eth0 (the
+    namespace's own interface)."""
     def create() -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Resolved in the namespace: the zone's interface index is its own.
+        family, _, _, _, bound = socket.getaddrinfo(
+            address, port, type=socket.SOCK_STREAM,
+            flags=socket.AI_NUMERICHOST)[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((address, port))
+            sock.bind(bound)
             sock.listen(backlog)
             sock.setblocking(False)
         except BaseException:

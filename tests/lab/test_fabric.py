@@ -310,7 +310,8 @@ def test_network_blackout_drops_ping_and_an_ssh_session_survives(lab, vm_a, key)
               (lab.state_dir / "injected.jsonl").read_text().splitlines()]
     assert {"kind": "network", "shape": "blackout", "server_id": "srv-a", "detail": "",
             "start_boottime": window.start_boottime, "end_boottime": window.end_boottime,
-            "start_wall": window.start_wall, "end_wall": window.end_wall} in logged
+            "start_wall": window.start_wall, "end_wall": window.end_wall,
+            "families": "ipv4,ipv6"} in logged
 
 
 def test_migration_error_hang_and_concurrent_requests(lab, vm_b):
@@ -627,3 +628,80 @@ def test_cleanup_cli_removes_what_a_killed_lab_left(tmp_path):
     assert lab_names(prefix) == []
     assert CRASH_FIXED_GW not in root_addresses()
     assert not any(ledger.process_alive(*p) for p in processes)
+
+
+# --- IPv6 metadata (fe80::a9fe:a9fe on the guests' link) ---------------------------------
+
+def curl_family(lab, server_id: str, family: str, path: str = "/latest/meta-data/hostname"):
+    """(curl's exit status, "<body>|<http code>") for one request over a family."""
+    url = (MD_URL if family == "ipv4" else "http://[fe80::a9fe:a9fe%eth0]") + path
+    done = lab.guest_exec(server_id, ["curl", "-gsS", "--max-time", "0.5", "-w", "|%{http_code}",
+                                      url], timeout=10)
+    return done.returncode, done.stdout.strip()
+
+
+def test_ipv6_metadata_identifies_each_guest_by_its_link_local_address(lab, vm_a, vm_b):
+    assert curl_family(lab, "srv-a", "ipv6") == (0, "vm-a|200")
+    assert curl_family(lab, "srv-b", "ipv6") == (0, "vm-b|200")
+    uuid = curl_family(lab, "srv-b", "ipv6", "/openstack/latest/meta_data.json")[1]
+    assert json.loads(uuid.rpartition("|")[0])["uuid"] == "srv-b"
+
+
+# What a failed request over either family looks like, per shape.
+FAILED_AS = {"refused": (7, "|000"), "timeout": (28, "|000"), "http_404": (0, "|404"),
+             "http_503": (0, "|503"), "wrong_instance": (0, "|200")}
+
+
+@pytest.fixture(scope="module")
+def family_guests(lab, key):
+    for i, shape in enumerate(SHAPES):
+        lab.create_guest(f"srv-6{shape}", f"vm-6{shape}", "vm-6" + shape.replace("_", "-"),
+                         f"198.51.100.{194 + i}", public_key(key))
+    return {shape: f"srv-6{shape}" for shape in SHAPES}
+
+
+@pytest.mark.parametrize("broken", ["ipv6", "ipv4"])
+def test_each_metadata_fault_shape_can_break_one_family_alone(lab, family_guests, broken):
+    """Every shape on its own guest, one family broken: that family fails in its
+    shape, the other answers throughout, the windows carry the family."""
+    kept = "ipv4" if broken == "ipv6" else "ipv6"
+    before = {s: len(lab.injected_windows(server)) for s, server in family_guests.items()}
+
+    def sample(shape: str) -> tuple:
+        server = family_guests[shape]
+        return curl_family(lab, server, broken), curl_family(lab, server, kept)
+
+    async def scenario():
+        outages = [asyncio.ensure_future(lab.break_metadata(server, shape, 2.0,
+                                                            families=broken))
+                   for shape, server in family_guests.items()]
+        await asyncio.sleep(0.3)
+        during = await asyncio.gather(*(asyncio.to_thread(sample, shape)
+                                        for shape in family_guests))
+        return dict(zip(family_guests, during)), await asyncio.gather(*outages)
+
+    during, windows = asyncio.run(scenario())
+    for shape, server in family_guests.items():
+        (code, answer), kept_answer = during[shape]
+        own = "vm-6" + shape.replace("_", "-")
+        assert kept_answer == (0, f"{own}|200"), (shape, kept_answer)
+        expected_code, ending = FAILED_AS[shape]
+        assert code == expected_code and answer.endswith(ending), (shape, code, answer)
+        if shape == "wrong_instance":
+            assert not answer.startswith(own)
+        assert curl_family(lab, server, broken) == (0, f"{own}|200")
+    for (shape, server), window in zip(family_guests.items(), windows):
+        assert [window] == lab.injected_windows(server)[before[shape]:]
+        assert (window.kind, window.shape, window.families) == ("metadata", shape, broken)
+        assert window.hits(broken) and not window.hits(kept)
+        assert 2.0 <= window.duration < 2.5, window
+
+
+def test_fault_profile_takes_the_families_an_outage_hits():
+    assert FaultProfile().metadata_families == "ipv4,ipv6"
+    profile = FaultProfile.from_metadata(FaultProfile(), {"lab_metadata_families": "ipv6, ipv4"})
+    assert profile.metadata_families == "ipv4,ipv6"
+    assert FaultProfile.from_metadata(FaultProfile(), {
+        "lab_metadata_families": "ipv6"}).to_metadata()["lab_metadata_families"] == "ipv6"
+    with pytest.raises(ValueError, match="^lab_metadata_families: 'ipv5' is not"):
+        FaultProfile.from_metadata(FaultProfile(), {"lab_metadata_families": "ipv5"})

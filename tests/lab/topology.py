@@ -20,6 +20,8 @@ from tests.lab.metadata_service import MetadataService
 LOG = logging.getLogger(__name__)
 
 METADATA_IP = "169.254.169.254"
+# Neutron's IPv6 metadata address, on the guests' link (ML2/OVS, OVN).
+METADATA_IPV6 = "fe80::a9fe:a9fe"
 
 
 class TopologyMixin:
@@ -67,8 +69,11 @@ class TopologyMixin:
         self._create_link("type", "veth", "peer", "name", "eth0", "netns",
                           self.metadata_netns, name=self.metadata_veth)
         netns.ip("link", "set", self.metadata_veth, "master", self.bridge, "up")
+        # No duplicate address detection: the address serves at once, as the
+        # metadata port's does on a cloud.
         ip_batch(self.metadata_netns, [
             f"addr add {METADATA_IP}/32 dev eth0",
+            f"addr add {METADATA_IPV6}/64 dev eth0 nodad",
             "link set eth0 up",
             "link set lo up",
             f"route add {self.fixed_gateway.network} dev eth0",
@@ -82,9 +87,17 @@ class TopologyMixin:
         self._loop, self._loop_thread = loop, thread
         sock = netns.listening_socket_in_netns(self.metadata_netns, METADATA_IP, 80)
         try:
-            asyncio.run_coroutine_threadsafe(self.metadata.start(sock), loop).result(10)
+            sock6 = netns.listening_socket_in_netns(self.metadata_netns,
+                                                    f"{METADATA_IPV6}%eth0", 80)
         except BaseException:
             sock.close()
+            raise
+        try:
+            asyncio.run_coroutine_threadsafe(self.metadata.start(sock, sock6),
+                                             loop).result(10)
+        except BaseException:
+            sock.close()
+            sock6.close()
             raise
 
     def _stop_metadata_service(self) -> None:
