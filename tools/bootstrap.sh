@@ -10,7 +10,7 @@ python3 -S -m tests.lab.sweep
 python3 -S -m tests.lab.cloud.sweep
 
 apt_packages=(openssh-server openssh-client iproute2 busybox curl dash
-              iputils-ping procps util-linux chromium shellcheck)
+              iptables iputils-ping procps util-linux chromium shellcheck)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" \
