@@ -10,6 +10,9 @@ downtimes also travel as atomic actions, on the Rally host's clock:
   only, and Rally merges same-named ones per iteration, so this root is the one
   figure per iteration that trends and SLAs need. Its children, one
   `metadata.outage` per outage, keep each outage's own window.
+- `metadata.<family>.downtime` (e.g. `metadata.ipv6.downtime`) with
+  `metadata.<family>.outage` children, likewise, for each family of
+  metadata_families after the first (whose figures are `metadata.downtime`).
 - `network.downtime` with `network.outage` children, likewise, from ping.
 
 The roots overlap the steps they happened during (the migration, the recovery
@@ -19,7 +22,7 @@ descriptions of those charts cannot say; docs/design.md explains the choice.
 
 from __future__ import annotations
 
-from rally_metadata_downtime.records import IterationRecord
+from rally_metadata_downtime.records import IterationRecord, MetadataFigures
 
 METADATA_DOWNTIME = "metadata.downtime"
 METADATA_OUTAGE = "metadata.outage"
@@ -43,24 +46,33 @@ def _quiet_start(record: IterationRecord) -> float | None:
     return record.watch.end if record.watch is not None else None
 
 
+def _metadata_actions(figures: MetadataFigures, offset: float, quiet: float | None,
+                      root: str, child: str) -> list[dict]:
+    """One family's root action with its outages as children (none without a start)."""
+    outages = [_action(child, o.start + offset, o.end + offset, failed=o.unrecovered)
+               for o in figures.outages]
+    if outages:
+        start = outages[0]["started_at"]
+    elif quiet is not None:
+        start = quiet + offset
+    else:
+        return []
+    return [_action(root, start, start + figures.downtime, outages,
+                    failed=not figures.recovered)]
+
+
 def downtime_actions(record: IterationRecord) -> list[dict]:
     """The atomic actions (Rally's AtomicAction dicts) of an iteration's downtime."""
     actions = []
     offset = record.clock_offset
     quiet = _quiet_start(record)
     if record.metadata is not None and offset is not None:
-        outages = [_action(METADATA_OUTAGE, o.start + offset, o.end + offset,
-                           failed=o.unrecovered) for o in record.metadata.outages]
-        if outages:
-            start = outages[0]["started_at"]
-        elif quiet is not None:
-            start = quiet + offset
-        else:
-            start = None
-        if start is not None:
-            actions.append(_action(METADATA_DOWNTIME, start,
-                                   start + record.metadata.downtime, outages,
-                                   failed=not record.metadata.recovered))
+        actions += _metadata_actions(record.metadata, offset, quiet,
+                                     METADATA_DOWNTIME, METADATA_OUTAGE)
+        for figures in record.more_metadata:
+            actions += _metadata_actions(figures, offset, quiet,
+                                         f"metadata.{figures.family}.downtime",
+                                         f"metadata.{figures.family}.outage")
     if record.network is not None:
         outages = [_action(NETWORK_OUTAGE, start, end)
                    for start, end in record.network.outages]

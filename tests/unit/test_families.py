@@ -9,7 +9,7 @@ import pytest
 
 from rally_metadata_downtime.analysis import analyse
 from rally_metadata_downtime.meter import MetadataMeter, MeterError
-from rally_metadata_downtime.plugins import charts
+from rally_metadata_downtime.plugins import atomics, charts
 from rally_metadata_downtime.plugins.scenario import (
     BootAndLiveMigrate,
     BootAndWatch,
@@ -201,3 +201,14 @@ def test_recovery_waits_for_every_family():
                 sleep=lambda _: None)
     assert wait_for_recovery(lambda: ipv6_down, families=("ipv4",), **args)
     assert not wait_for_recovery(lambda: ipv6_down, families=("ipv4", "ipv6"), **args)
+
+
+def test_each_family_after_the_first_is_an_atomic_action_of_its_own():
+    measurement = two_family_measurement()
+    measurement.clock_offset = 1000.0
+    actions = {a["name"]: a for a in atomics.downtime_actions(measurement.record())}
+    assert set(actions) == {"metadata.downtime", "metadata.ipv6.downtime"}
+    assert actions["metadata.downtime"]["children"] == []
+    ipv6 = actions["metadata.ipv6.downtime"]
+    assert ipv6["finished_at"] - ipv6["started_at"] == pytest.approx(2.0, abs=0.01)
+    assert [c["name"] for c in ipv6["children"]] == ["metadata.ipv6.outage"]
