@@ -301,7 +301,10 @@ class _ActiveFault:
             return
         if shape not in ("refused", "timeout"):
             raise ValueError(f"unknown metadata fault shape {shape!r}")
-        for family in families:
+        # IPv6's switch (ip6tables) is the slow one: it goes first both ways, so
+        # that the window, opened and closed after the loop, sits within a fast
+        # `ip` call of each family's own fault.
+        for family in sorted(families, key=lambda name: name != "ipv6"):
             address = METADATA_IP if family == "ipv4" else METADATA_IPV6
             if shape == "refused" and family == "ipv4":
                 netns.ip("addr", "add" if on else "del", f"{METADATA_IP}/32", "dev", "lo",

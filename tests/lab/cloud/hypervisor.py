@@ -344,14 +344,17 @@ class Hypervisor:
         """Start the metadata outage, or extend the one still running (the guest sees
         one outage); a timer ends it."""
         with self._lock:
-            until = time.monotonic() + profile.metadata_outage
             running = self._outages.get(guest.uuid)
             if running is not None:
+                until = time.monotonic() + profile.metadata_outage
                 self._outages[guest.uuid] = (max(running[0], until), *running[1:])
                 running[1].detail = "extended by a later migration"
                 return
             self._switch_metadata(guest, profile.metadata_shape, on=True)
             window = self.ground_truth.open("metadata", profile.metadata_shape, guest.uuid)
+            # From the window's opening: a fault held until then lasts, as recorded,
+            # at least as long as asked.
+            until = time.monotonic() + profile.metadata_outage
             self._outages[guest.uuid] = (until, window, profile.metadata_shape)
         threading.Thread(target=self._end_outage, args=(guest, profile.metadata_shape),
                          daemon=True).start()

@@ -205,7 +205,7 @@ def test_metadata_outage_beyond_the_limit_fails_the_sla(cloud, tmp_path):
     outages = {w["server_id"]: w for w in run["injected"] if w["kind"] == "metadata"}
     for record in records:
         window = outages[record.server_id]
-        injected = window["end_wall"] - window["start_wall"]
+        injected = window["end_boottime"] - window["start_boottime"]
         assert injected >= 3.0
         assert abs(record.metadata.downtime - injected) <= (
             record.metadata.resolution + 0.1), (injected, record.metadata)
