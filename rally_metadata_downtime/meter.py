@@ -281,27 +281,36 @@ class MetadataMeter:
                 + "; ".join(parts))
 
     def stop(self) -> str:
-        """Stop the probe, return its final log, and remove its directory: one round
-        trip (TERM, wait for the requests in flight, read, remove)."""
+        """Stop the probe, return its final log, and remove its directory.
+
+        Two round trips (TERM, wait for the requests in flight, read; then remove),
+        each safe to repeat: a command whose answer a dropped SSH session lost is
+        sent again, and a log removed in the same command would be lost with it.
+        """
         self._require_started()
         status, out, err = self._run(
             "meter_stop.sh", *self._stop_args(grace=self.config.timeout + _STOP_MARGIN,
                                               print_log=True))
         if status != 0:
             raise self._log_gone(err)
-        self.directory = None
+        self._remove()
         return out
+
+    def _remove(self) -> None:
+        """Kill what is left of the probe and remove its directory (idempotent)."""
+        status, _, err = self._run("meter_stop.sh", *self._stop_args(grace=0,
+                                                                     print_log=False))
+        if status != 0:
+            raise MeterError(f"could not remove {self.directory} from the guest: "
+                             f"{err.strip() or f'exit status {status}'}")
+        self.directory = None
 
     def cleanup(self) -> None:
         """Kill the probe and its requests in flight, wait until they are gone
         (bounded), and remove its files, whatever state things are in."""
         if self.directory is not None:
             try:
-                status, _, err = self._run("meter_stop.sh",
-                                           *self._stop_args(grace=0, print_log=False))
-                if status != 0:
-                    raise MeterError(err.strip() or f"exit status {status}")
-                self.directory = None
+                self._remove()
             except MeterError:
                 LOG.warning("could not remove the probe from the guest (%s)",
                             self.directory, exc_info=True)

@@ -5,7 +5,9 @@
 # Usage: sh -c "$SCRIPT" sh DIRECTORY GRACE [log]
 #   DIRECTORY  the probe's private directory (as guest/meter_start.sh printed it)
 #   GRACE      tenths of a second to wait for a clean stop; 0: none (cleanup)
-#   log        print the probe's log before the directory is removed
+#   log        print the probe's log and keep the directory (the meter removes it in
+#              a second call): a call retried after its answer was lost in a dropped
+#              SSH session must find the log again
 #
 # 1. GRACE > 0: TERM the probe, which stops launching, waits for its requests in
 #    flight (each ends within the probe's -t), writes "# stopped" and exits; wait up
@@ -16,9 +18,9 @@
 #    fail-fast marker while the directory is being removed, and leave it behind.
 #    Without setsid (nohup) there is no group to wait for; step 4 retries. A pid
 #    file whose process is not this directory's probe is ignored.
-# 3. With `log`, print the log (exit 1 when it is gone: guest rebooted?).
-# 4. Remove the directory, retrying for up to 2 s should a late write recreate a
-#    file in it (exit 2 when it stays).
+# 3. With `log`, print the log (exit 1 when it is gone: guest rebooted?) and stop.
+# 4. Without it, remove the directory, retrying for up to 2 s should a late write
+#    recreate a file in it (exit 2 when it stays). Removing what is gone is success.
 # Zombies do not count as running: they write nothing, and how soon they are reaped
 # is up to the guest's init. busybox ash, dash and bash: POSIX sh only; dash's and
 # busybox's kill take no `--`, so a process group is `kill -SIG -PGID`.
@@ -89,9 +91,9 @@ if [ -n "$pid" ]; then
     done
 fi
 
-status=0
 if [ "$print_log" = log ]; then
-    cat "$d/probe.log" || status=1
+    cat "$d/probe.log" || exit 1
+    exit 0
 fi
 
 i=0
@@ -103,4 +105,4 @@ while ! rm -rf -- "$d" 2>/dev/null || [ -e "$d" ]; do
     sleep 0.1
     i=$((i + 1))
 done
-exit "$status"
+exit 0

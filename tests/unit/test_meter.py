@@ -35,6 +35,9 @@ class LocalShell:
 
     def __init__(self, shell: str, fail_next: int = 0) -> None:
         self.shell, self.fail_next = shell, fail_next
+        # Commands that run and then lose their answer, as in an SSH session that
+        # drops after the guest got the command.
+        self.lose_answer_of_next = 0
         self.commands: list[str] = []
         self.closed = 0
 
@@ -46,6 +49,9 @@ class LocalShell:
         proc = subprocess.run([self.shell, "-c", command], capture_output=True, text=True,
                               input=stdin.read() if isinstance(stdin, io.StringIO) else None,
                               stdin=None if stdin else subprocess.DEVNULL, timeout=timeout)
+        if self.lose_answer_of_next:
+            self.lose_answer_of_next -= 1
+            raise rally_exceptions.SSHError("Socket error.")
         return proc.returncode, proc.stdout, proc.stderr
 
     def close(self):
@@ -240,6 +246,28 @@ def test_a_dropped_connection_is_reopened(tmp_path, shell):
     finally:
         meter.cleanup()
     assert probe_dirs(tmp_path) == []
+
+
+@pytest.mark.parametrize("lost", [1, 2], ids=["read", "remove"])
+def test_a_stop_whose_answer_was_lost_is_repeated_without_losing_the_log(tmp_path, shell,
+                                                                       lost):
+    """CI saw 'the probe log ... is gone' when one round trip read and removed the
+    log and the session dropped before its answer came back; the retry found
+    nothing. Every step of stop() must survive being run twice."""
+    meter, connections = meter_in(tmp_path, shell)
+    meter.start()
+    directory = meter.directory
+    guest, real_execute = connections[0], connections[0].execute
+
+    def lose_one_answer(command, **kwargs):
+        # commands so far: start, then stop's read, then its removal
+        guest.lose_answer_of_next = int(len(guest.commands) == lost)
+        return real_execute(command, **kwargs)
+    guest.execute = lose_one_answer
+    assert "# rmd-probe v1" in meter.stop()
+    assert len(connections) == 2          # one reconnect, after the lost answer
+    assert probe_dirs(tmp_path) == [] and meter.directory is None
+    assert not Path(directory).exists()
 
 
 def test_values_reaching_the_shell_stay_inert(tmp_path, shell):
