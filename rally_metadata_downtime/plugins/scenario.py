@@ -221,16 +221,32 @@ class MetadataScenario(vm_utils.VMScenario):
 
 
 
-@validation.add("image_valid_on_flavor", flavor_param="flavor", image_param="image")
-@validation.add("external_network_exists", param_name="floating_network")
-@validation.add("required_services",
-                services=[consts.Service.NOVA, consts.Service.NEUTRON])
-@validation.add("required_platform", platform="openstack", admin=True, users=True)
-@validation.add("metadata_probe_args")
-@scenario.configure(context={"cleanup@openstack": ["nova", "neutron"],
-                             "keypair@openstack": {}, "allow_ssh@openstack": None},
-                    name="MetadataDowntime.boot_and_live_migrate",
-                    platform="openstack")
+def _metadata_scenario(name: str) -> typing.Callable[[type], type]:
+    """Register a scenario under `name` with the validators and contexts every
+    metadata scenario shares (as stacked decorators would, innermost first)."""
+    decorators = [
+        validation.add("image_valid_on_flavor", flavor_param="flavor",
+                       image_param="image"),
+        validation.add("external_network_exists", param_name="floating_network"),
+        validation.add("required_services",
+                       services=[consts.Service.NOVA, consts.Service.NEUTRON]),
+        validation.add("required_platform", platform="openstack", admin=True,
+                       users=True),
+        validation.add("metadata_probe_args"),
+        scenario.configure(context={"cleanup@openstack": ["nova", "neutron"],
+                                    "keypair@openstack": {},
+                                    "allow_ssh@openstack": None},
+                           name=name, platform="openstack"),
+    ]
+
+    def register(cls: type) -> type:
+        for decorator in reversed(decorators):
+            cls = decorator(cls)
+        return cls
+    return register
+
+
+@_metadata_scenario("MetadataDowntime.boot_and_live_migrate")
 class BootAndLiveMigrate(MetadataScenario):
 
     def run(self, image: typing.Annotated[str, types.Convert("glance_image")],
@@ -382,16 +398,7 @@ class BootAndLiveMigrate(MetadataScenario):
             interval=CONF.openstack.nova_server_live_migrate_poll_interval), request_id
 
 
-@validation.add("image_valid_on_flavor", flavor_param="flavor", image_param="image")
-@validation.add("external_network_exists", param_name="floating_network")
-@validation.add("required_services",
-                services=[consts.Service.NOVA, consts.Service.NEUTRON])
-@validation.add("required_platform", platform="openstack", admin=True, users=True)
-@validation.add("metadata_probe_args")
-@scenario.configure(context={"cleanup@openstack": ["nova", "neutron"],
-                             "keypair@openstack": {}, "allow_ssh@openstack": None},
-                    name="MetadataDowntime.boot_and_watch",
-                    platform="openstack")
+@_metadata_scenario("MetadataDowntime.boot_and_watch")
 class BootAndWatch(MetadataScenario):
 
     def run(self, image: typing.Annotated[str, types.Convert("glance_image")],
