@@ -336,6 +336,18 @@ def _watch_timeline(log: ProbeLog | None, record: IterationRecord) -> dict | Non
             "data": series}
 
 
+def _outage_row(number, outage, origin: float) -> list:
+    """An outage table's columns up to its reasons, in seconds since `origin`."""
+    end = "not recovered" if outage.unrecovered else round(outage.end - origin, 2)
+    start = round(outage.start - origin, 2)
+    if outage.began_before_log:
+        start = f"before {start}"
+    return [number, start, end, round(outage.duration, 2),
+            f"{_seconds(outage.min_duration)} - {_seconds(outage.max_duration)}",
+            outage.failed_probes,
+            ", ".join(f"{r} x{n}" for r, n in sorted(outage.reasons.items()))]
+
+
 def outage_table(record: IterationRecord) -> dict | None:
     """One row per outage, placed on the migration's timeline."""
     if record.metadata is None:
@@ -345,15 +357,8 @@ def outage_table(record: IterationRecord) -> dict | None:
     origin = record.migrations[0].start if record.migrations else 0.0
     rows = []
     for number, outage in _numbered_outages(record):
-        end = "not recovered" if outage.unrecovered else round(outage.end - origin, 2)
-        start = round(outage.start - origin, 2)
-        if outage.began_before_log:
-            start = f"before {start}"
-        rows.append([number, start, end, round(outage.duration, 2),
-                     f"{_seconds(outage.min_duration)} - {_seconds(outage.max_duration)}",
-                     outage.failed_probes,
-                     ", ".join(f"{r} x{n}" for r, n in sorted(outage.reasons.items())),
-                     _relative(outage.start, outage.end, _nova_finish(record, outage))])
+        rows.append(_outage_row(number, outage, origin) + [
+            _relative(outage.start, outage.end, _nova_finish(record, outage))])
     where = "the first migration started" if record.migrations else "the guest booted"
     return {"title": OUTAGES_TITLE,
             "description": f"Start and end in seconds since {where} (negative: "
@@ -375,17 +380,10 @@ def _watch_outage_table(record: IterationRecord) -> dict:
     origin = record.watch.start
     rows = []
     for number, outage in _numbered_outages(record):
-        end = "not recovered" if outage.unrecovered else round(outage.end - origin, 2)
-        start = round(outage.start - origin, 2)
-        if outage.began_before_log:
-            start = f"before {start}"
         run = records.owning_disruption(record, outage.start)
-        rows.append([number, start, end, round(outage.duration, 2),
-                     f"{_seconds(outage.min_duration)} - {_seconds(outage.max_duration)}",
-                     outage.failed_probes,
-                     ", ".join(f"{r} x{n}" for r, n in sorted(outage.reasons.items())),
-                     _relative(outage.start, outage.end, record.to_guest(
-                         run.started_at)) if run else "no marked hook ran"])
+        rows.append(_outage_row(number, outage, origin) + [
+            _relative(outage.start, outage.end, record.to_guest(run.started_at))
+            if run else "no marked hook ran"])
     return {"title": OUTAGES_TITLE,
             "description": "Start and end in seconds since the watch began "
                            "(negative: before it); the estimate takes the middle of "

@@ -115,13 +115,7 @@ class MigrationMixin:
             with self._lock:
                 self._migrating.discard(server_id)
             if outage is not None:
-                try:
-                    # `until` moves when a later migration extends the outage.
-                    while (remaining := outage.until - time.monotonic()) > 0:
-                        await self._sleep_while_present(guest, remaining)
-                except GuestNotFound:
-                    pass
-                await self._in_fault_thread(lambda: self._release_metadata_outage(outage))
+                await self._outlive_and_release(guest, outage)
                 outage = None
         finally:
             # Also reached on cancellation: remove synchronously, no further await.
@@ -150,17 +144,23 @@ class MigrationMixin:
             outage.window.detail = detail
         released = False
         try:
-            try:
-                while (remaining := outage.until - time.monotonic()) > 0:
-                    await self._sleep_while_present(guest, remaining)
-            except GuestNotFound:
-                pass
-            await self._in_fault_thread(lambda: self._release_metadata_outage(outage))
+            await self._outlive_and_release(guest, outage)
             released = True
         finally:
             if not released:  # cancelled: remove synchronously, no further await
                 self._release_metadata_outage(outage)
         return dataclasses.replace(outage.window)
+
+    async def _outlive_and_release(self, guest: Guest, outage: _ActiveFault) -> None:
+        """Wait until the outage's end (at once when the guest goes away), then
+        release this holder's share of it."""
+        try:
+            # `until` moves when a later migration extends the outage.
+            while (remaining := outage.until - time.monotonic()) > 0:
+                await self._sleep_while_present(guest, remaining)
+        except GuestNotFound:
+            pass
+        await self._in_fault_thread(lambda: self._release_metadata_outage(outage))
 
     def _hold_metadata_outage(self, guest: Guest, profile: FaultProfile) -> _ActiveFault:
         """The guest's metadata outage, applied now or extended, lasting at least
