@@ -27,13 +27,12 @@ each job is a module of its own, mixed into Fabric:
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import re
 import sys
 import threading
 from pathlib import Path
-from typing import IO, Self
+from typing import Self
 
 from tests.lab import addressing
 from tests.lab import ledger as ledger_mod
@@ -44,6 +43,7 @@ from tests.lab.guest_os import GuestImage
 from tests.lab.guests import Guest, GuestsMixin
 from tests.lab.metadata_service import MetadataService
 from tests.lab.migration import MigrationMixin, _ActiveFault
+from tests.lab.prefix_lock import PrefixLock
 from tests.lab.topology import METADATA_IP, TopologyMixin
 
 __all__ = ["METADATA_IP", "PREFIX_LOCK_DIR", "WAITING_FOR_LAB", "Fabric", "FabricError",
@@ -104,7 +104,7 @@ class Fabric(TopologyMixin, GuestsMixin, MigrationMixin):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._up = False
-        self._prefix_lock: IO[str] | None = None
+        self._prefix_lock: PrefixLock | None = None
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -164,18 +164,15 @@ class Fabric(TopologyMixin, GuestsMixin, MigrationMixin):
         # process the second is let through, to fail on the names it finds taken.
         if self._prefix_lock is not None or self.prefix in _PREFIXES_HELD:
             return
-        lock = open(PREFIX_LOCK_DIR / f"rmd-lab-{self.prefix}.lock", "a")  # noqa: SIM115
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            LOG.warning("another lab with prefix %s %s", self.prefix, WAITING_FOR_LAB)
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        lock = PrefixLock(PREFIX_LOCK_DIR / f"rmd-lab-{self.prefix}.lock")
+        lock.acquire(on_wait=lambda: LOG.warning("another lab with prefix %s %s",
+                                                 self.prefix, WAITING_FOR_LAB))
         self._prefix_lock = lock
         _PREFIXES_HELD.add(self.prefix)
 
     def _drop_prefix_lock(self) -> None:
         if self._prefix_lock is not None:
-            self._prefix_lock.close()  # closing releases the flock
+            self._prefix_lock.release()
             self._prefix_lock = None
             _PREFIXES_HELD.discard(self.prefix)
 
