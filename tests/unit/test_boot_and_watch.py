@@ -5,6 +5,7 @@ import types
 from unittest import mock
 
 import pytest
+from novaclient import api_versions
 from rally.task import atomic
 
 from rally_metadata_downtime import hook_marks
@@ -64,6 +65,7 @@ class WatchRig:
         monkeypatch.setattr(scenario_module, "PingMeter", self._pinger)
         monkeypatch.setattr(scenario_module.sshutils, "SSH", mock.Mock(name="SSH"))
         s = self.scenario
+        s._clients.nova.return_value.api_version = api_versions.APIVersion("2.1")
         s._boot_server_with_fip = mock.Mock(side_effect=self._boot)
         s._wait_for_ssh = mock.Mock()
         s._delete_server_with_fip = mock.Mock()

@@ -61,6 +61,9 @@ class Rig:
         monkeypatch.setattr(scenario_module, "PingMeter", self._pinger)
         monkeypatch.setattr(scenario_module.sshutils, "SSH", self.ssh_class)
         s = self.scenario
+        # The user's clients (boot): Nova at 2.1 picks a network by itself.
+        self.user_nova = s._clients.nova.return_value
+        self.user_nova.api_version = api_versions.APIVersion("2.1")
         s._boot_server_with_fip = mock.Mock(side_effect=self._boot)
         s._wait_for_ssh = mock.Mock(side_effect=self._timed("vm.wait_for_ssh"))
         self.nova = mock.Mock(name="admin nova", api_version=api_versions.APIVersion("2.96"))
@@ -199,6 +202,32 @@ def test_auto_block_migration_below_2_25_is_refused_before_boot(rig):
     rig.nova.api_version = api_versions.APIVersion("2.1")
     error = rig.fails(ValueError, block_migration="auto")
     assert str(error).startswith("block_migration: 'auto' needs Nova microversion 2.25")
+    assert "boot" not in rig.calls
+
+
+def test_without_a_network_context_nova_from_2_37_boots_on_the_projects_network(rig):
+    """An environment at api_info 2.79 and no network context: novaclient refuses a
+    boot without nics, so the scenario names the project's only network."""
+    rig.user_nova.api_version = api_versions.APIVersion("2.79")
+    rig.scenario.context["tenant"] = {"id": "p1"}
+    neutron = rig.scenario._clients.neutron.return_value
+    neutron.list_networks.return_value = {"networks": [
+        {"id": "net-1", "name": "shared", "shared": True, "project_id": "admin"},
+        {"id": "net-ext", "name": "public", "shared": True, "router:external": True}]}
+    rig.run()
+    assert rig.scenario._boot_server_with_fip.call_args.kwargs["nics"] == [
+        {"net-id": "net-1"}]
+    assert rig.actions[:2] == ["neutron.list_networks", "nova.boot_server"]
+
+
+def test_several_networks_and_no_context_is_refused_before_boot(rig):
+    rig.user_nova.api_version = api_versions.APIVersion("2.79")
+    rig.scenario.context["tenant"] = {"id": "p1"}
+    rig.scenario._clients.neutron.return_value.list_networks.return_value = {
+        "networks": [{"id": "a", "name": "a", "shared": True},
+                     {"id": "b", "name": "b", "project_id": "p1"}]}
+    error = rig.fails(ValueError)
+    assert str(error).startswith("boot_server_kwargs.nics: Nova 2.79 needs a network")
     assert "boot" not in rig.calls
 
 
