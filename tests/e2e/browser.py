@@ -75,6 +75,14 @@ RALLY_DEFECTS = (
             "checks used to move on that fast, on a loaded one they did not.",
         message="Cannot read properties of undefined (reading 'data')",
         code='attr("d",function(e){return e.data.length===0?"M 0 0"'),
+    RallyDefect(
+        why="The same hover layer, failing one step earlier: d3 3.4's "
+            "d3.geom.voronoi itself, given points that nearly coincide, closes a "
+            "cell with an edge that has no end and reads its .x. Seen once with two "
+            "CPU hogs beside the tests (a timeline with two points that close); "
+            "the chart is drawn by then, only hovering is lost.",
+        message="Cannot read properties of null (reading 'x')",
+        code="d3.geom.voronoi(i).map(function(e,t){return{data:h.clip(e)"),
 )
 # A stack frame: "    at fn (https://host/lib.js:10:12059)" or "    at file:///r.html:3:5".
 _FRAME = re.compile(r"^\s*at (?:.*? \()?(?P<url>(?:https?|file)://[^\s()]+)"

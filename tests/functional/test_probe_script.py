@@ -204,10 +204,10 @@ def test_outage_is_measured_where_the_lab_injected_it(shape_runs, shell, case):
         reason, TIMEOUT_REASON[client_of(case)]}, failed
     assert outage.reasons.get(reason, 0) >= outage.failed_probes - 2
     assert report.recovered and not outage.began_before_log
-    # Requests overlap, so even blackholed ones (timeout) do not slow the sampling.
-    starts = [p.start for p in log.probes]
-    assert max(b - a for a, b in zip(starts, starts[1:])) < 2 * INTERVAL + 0.1
-    assert report.resolution < 2 * INTERVAL + 0.1
+    # How closely launches followed each other is the scheduler's (two CPU hogs
+    # stretched gaps to 0.65 s): the accuracy bench reports it. The probe's own
+    # part, pausing INTERVAL or RETRY whatever is in flight, is checked below and
+    # in test_requests_in_flight_stay_bounded.
     # Each edge estimate is within half a launch spacing (<= resolution / 2) of the
     # switch the probe saw. That switch differs from the lab's record by the launch
     # latency (uptime is read before the fork and curl's first packet), the lab's
@@ -233,6 +233,11 @@ def test_requests_in_flight_stay_bounded(shape_runs, shell, case):
     in_flight = max(sum(1 for q in log.probes if q.start <= p.start < q.end)
                     for p in log.probes)
     assert in_flight <= bound
+    # A blackholed request does not hold the sampling back: the next launch came
+    # while it was still in flight.
+    by_seq = sorted(log.probes, key=lambda p: p.seq)
+    assert any(p.reason == expected_reason(case) and q.start < p.end
+               for p, q in zip(by_seq, by_seq[1:]))
 
 
 @pytest.mark.parametrize("case", CASES)
