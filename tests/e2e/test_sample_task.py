@@ -1,7 +1,10 @@
 """The real sample task, through the real rally command, against the lab (root).
 
 Ground truth is what the lab injected (tests/lab/faults.py): the plugin's figures
-must match it within the resolution the plugin itself states.
+must match it within the resolution the plugin itself states. The sample's SLA
+failing on an outage beyond its limit is shown on real services
+(tests/lab/cloud/test_cloud.py) and, with its verdict read in the HTML report, by
+tests/e2e/test_report_browser.py.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from tests.lab.faults import downtime_per_server
 
 INJECTED_OUTAGE = 3.0      # s of metadata outage after the switchover
 INJECTED_BLACKOUT = 1.0    # s of dropped packets at the switchover
-BROKEN_OUTAGE = 10.0
 
 
 def _lab_meta(outage: float, shape: str) -> dict:
@@ -30,13 +32,6 @@ def healthy(tmp_path_factory):
     return run_sample(tmp_path_factory.mktemp("healthy"),
                       task_args={"times": 4, "concurrency": 2,
                                  **_lab_meta(INJECTED_OUTAGE, "timeout")})
-
-
-@pytest.fixture(scope="module")
-def broken(tmp_path_factory):
-    return run_sample(tmp_path_factory.mktemp("broken"),
-                      task_args={"times": 2, "concurrency": 2,
-                                 **_lab_meta(BROKEN_OUTAGE, "http_503")})
 
 
 def _workload(result: dict) -> dict:
@@ -78,24 +73,8 @@ def test_measured_network_downtime_matches_injected_blackout(healthy):
         assert abs(figure - truth) <= 2 * 0.2 + 0.1, (blackouts, measured)
 
 
-def test_injected_10s_outage_fails_the_sla_and_names_the_worst_iteration(broken):
-    workload = _workload(broken)
-    assert broken["exit_code"] == 2
-    assert workload["pass_sla"] is False
-    [criterion] = [s for s in workload["sla_results"]["sla"]
-                   if s["criterion"] == "metadata_downtime"]
-    assert criterion["success"] is False
-    assert "worst metadata downtime" in criterion["detail"]
-    assert "allowed 6 s" in criterion["detail"]
-    assert broken["sla_check_exit_code"] != 0
-    worst = max(r.metadata.downtime for r in _records(broken))
-    assert worst > 6
-
-
-@pytest.mark.parametrize("run", ["healthy", "broken"])
-def test_nothing_left_behind(run, request):
-    result = request.getfixturevalue(run)
-    assert result["leftovers"] == {}
+def test_nothing_left_behind(healthy):
+    assert healthy["leftovers"] == {}
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "rmdlab" not in netns
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout

@@ -86,17 +86,38 @@ SAMPLE_TASK = config.REPO / "samples" / "live_migrate_metadata.yaml"
 CLOUD_ARGS = config.REPO / "samples" / "cloud-args.yaml"
 
 
+def sample_variants(variants: dict[str, dict]) -> dict:
+    """One task of the sample's workload once per variant (title -> task arguments
+    over samples/cloud-args.yaml), rendered as Rally renders the sample: one `rally`
+    start for all of them."""
+    import jinja2
+    import yaml
+    template = jinja2.Environment().from_string(SAMPLE_TASK.read_text())
+    cloud_args = yaml.safe_load(CLOUD_ARGS.read_text())
+    subtasks = []
+    for title, task_args in variants.items():
+        rendered = yaml.safe_load(template.render(**{**cloud_args, **task_args}))
+        [subtask] = rendered["subtasks"]
+        subtasks.append({**subtask, "title": title})
+    return {"version": 2, "title": "sample variants", "subtasks": subtasks}
+
+
 def run_sample(facts: dict, state: Path, out_dir: Path, task_args: dict | None = None,
-               task_file: Path = SAMPLE_TASK) -> dict:
+               task_file: Path = SAMPLE_TASK, api_info: dict | None = None) -> dict:
     """Our sample task (MetadataDowntime.boot_and_live_migrate) through the real
-    `rally` against the running cloud lab; what the run produced: task_uuid,
-    exit_code (2: SLA failed), report (JSON), html (path), injected (the
-    hypervisor's ground truth of this run), guests_left (guests still booted)."""
+    `rally` against the running cloud lab (a task file given is run as it is, a
+    template with the cloud's arguments; `api_info` goes into the environment);
+    what the run produced: task_uuid, exit_code (2: SLA failed), report (JSON),
+    html (path), injected (the hypervisor's ground truth of this run),
+    guests_left (guests still booted)."""
     from tests.lab.cloud import hypervisor
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     rally = CloudRally(out_dir / "rally", live_migrate_timeout=120)
-    rally.create_env("cloud", env_spec(facts))
+    spec = env_spec(facts)
+    if api_info:
+        spec["openstack"]["api_info"] = api_info
+    rally.create_env("cloud", spec)
     seen = len(hypervisor.ask(state, "/injected"))
     code, uuid = rally.start_task(task_file, "cloud", args=task_args, args_file=CLOUD_ARGS)
     return {"task_uuid": uuid, "exit_code": code, "report": rally.json_report(uuid),
