@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from rally_metadata_downtime import probe_config
 from rally_metadata_downtime.records import IterationRecord
 from tests.helpers import lab_workload, write_task
 from tests.lab.addressing import KEEP_OFF
@@ -17,6 +18,7 @@ from tests.lab.demo import lab_with_rally
 from tests.lab.harness import REPO_ROOT
 
 ARGS = {"settle": 1, "recovery_timeout": 10}
+PROBE_TIMEOUT = probe_config.DEFAULT_TIMEOUT     # the workloads leave it unset
 
 # name -> (extra scenario args, server metadata for the lab's fault profile)
 FAULTS = {
@@ -159,7 +161,14 @@ def test_outage_shapes_are_counted_as_down(faults_run, name, reason):
                      for it in workload["data"])
     assert len(truth) == len(figures) == 2
     for expected, (measured, resolution) in zip(truth, figures):
-        assert abs(measured - expected) <= resolution + 0.1
+        # Never much less than the fault lasted. More by up to one probe timeout at
+        # each edge on a loaded machine: a request launched just before the fault,
+        # or just after it, that load kept past its timeout, counts as a timeout
+        # (seen with two CPU hogs: 2.32 s for 2.02 s). How close it comes on an
+        # idle machine is the accuracy bench's figure.
+        assert measured >= expected - (resolution + 0.1), (measured, expected)
+        assert measured <= expected + resolution + 0.1 + 2 * PROBE_TIMEOUT, (
+            measured, expected)
 
 
 def test_nothing_left_in_the_lab_after_faults(faults_run):
