@@ -88,15 +88,17 @@ CLOUD_ARGS = config.REPO / "samples" / "cloud-args.yaml"
 
 def sample_variants(variants: dict[str, dict]) -> dict:
     """One task of the sample's workload once per variant (title -> task arguments
-    over samples/cloud-args.yaml), rendered as Rally renders the sample: one `rally`
-    start for all of them."""
-    import jinja2
+    over samples/cloud-args.yaml), each rendered by Rally's own template renderer
+    (which needs no database): one `rally` start for all of them."""
     import yaml
-    template = jinja2.Environment().from_string(SAMPLE_TASK.read_text())
+    from rally import api
+    renderer = api._Task(None)
+    template = SAMPLE_TASK.read_text()
     cloud_args = yaml.safe_load(CLOUD_ARGS.read_text())
     subtasks = []
     for title, task_args in variants.items():
-        rendered = yaml.safe_load(template.render(**{**cloud_args, **task_args}))
+        rendered = yaml.safe_load(renderer.render_template(
+            task_template=template, **{**cloud_args, **task_args}))
         [subtask] = rendered["subtasks"]
         subtasks.append({**subtask, "title": title})
     return {"version": 2, "title": "sample variants", "subtasks": subtasks}
