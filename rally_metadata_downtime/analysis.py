@@ -12,9 +12,15 @@ t[j]..t[k]:
 
 Each edge is estimated at the middle of its interval, so an edge estimate is off by
 at most half the spacing around that edge, and a duration by at most half the
-spacing at each of its two edges (the resolution). An outage with no success before it began before
-the log; one with no success after it is *unrecovered*: its estimate then only
-counts what the log saw, its upper bound is infinite, and the report says so.
+spacing at each of its two edges (the resolution). One with no success after it is
+*unrecovered*: its estimate then only counts what the log saw, its upper bound is
+infinite, and the report says so.
+
+Failures before the first success are not an outage: metadata had not answered this
+VM yet (on a real cloud, its host's metadata proxy may still be being set up when
+the VM boots), so there is no baseline to measure a loss against. They are reported
+apart, as the wait for the first answer, and the scenarios start the disruption only
+after it.
 """
 
 from __future__ import annotations
@@ -37,15 +43,16 @@ class NoSuccessfulProbe(AnalysisError):
 
 @dataclasses.dataclass(frozen=True)
 class Outage:
-    """Failed probes j..k and the successes that bound them (None: the log's edge).
+    """Failed probes j..k and the successes that bound them (None: the log ended
+    inside the outage).
 
     Times are guest uptime seconds. The four launch times are the bounds of the
     outage's edges; `start`/`end`/`duration` are the midpoint estimates and
     `min_duration`/`max_duration` the bounds of the duration (max is math.inf when
-    an edge is open: began before the log or unrecovered).
+    unrecovered).
     """
 
-    last_ok_before: float | None   # s[j-1]: earliest possible start
+    last_ok_before: float          # s[j-1]: earliest possible start
     first_failed: float            # s[j]:   latest possible start
     last_failed: float             # s[k]:   earliest possible end
     first_ok_after: float | None   # s[k+1]: latest possible end
@@ -53,7 +60,7 @@ class Outage:
     reasons: dict[str, int]
 
     @property
-    def earliest_start(self) -> float | None:
+    def earliest_start(self) -> float:
         return self.last_ok_before
 
     @property
@@ -69,18 +76,12 @@ class Outage:
         return self.first_ok_after
 
     @property
-    def began_before_log(self) -> bool:
-        return self.last_ok_before is None
-
-    @property
     def unrecovered(self) -> bool:
         return self.first_ok_after is None
 
     @property
     def start(self) -> float:
-        """Estimated start; the first failure when the log began inside the outage."""
-        if self.last_ok_before is None:
-            return self.first_failed
+        """Estimated start."""
         return (self.last_ok_before + self.first_failed) / 2
 
     @property
@@ -105,7 +106,7 @@ class Outage:
 
     @property
     def max_duration(self) -> float:
-        if self.last_ok_before is None or self.first_ok_after is None:
+        if self.first_ok_after is None:
             return math.inf
         return self.first_ok_after - self.last_ok_before
 
@@ -121,7 +122,6 @@ class Outage:
                 "earliest_start": self.earliest_start, "latest_start": self.latest_start,
                 "earliest_end": self.earliest_end, "latest_end": self.latest_end,
                 "failed_probes": self.failed_probes, "reasons": dict(self.reasons),
-                "began_before_log": self.began_before_log,
                 "unrecovered": self.unrecovered}
 
 
@@ -138,6 +138,7 @@ class DowntimeReport:
     longest_outage: float
     first_probe_at: float
     last_probe_at: float
+    first_answer_after: float      # from the first probe to the first success
     recovered: bool
     recovered_at: float | None
     settled_for: float
@@ -167,9 +168,10 @@ def sample_time(probe: Probe) -> float:
 
 
 def _outages(probes: tuple[Probe, ...]) -> list[Outage]:
+    """The outages of `probes`, which begin with a success."""
     outages = []
     run: list[Probe] = []
-    last_ok: float | None = None
+    last_ok = probes[0].end
     for probe in probes:
         if not probe.ok:
             run.append(probe)
@@ -183,7 +185,7 @@ def _outages(probes: tuple[Probe, ...]) -> list[Outage]:
     return outages
 
 
-def _outage(run: list[Probe], last_ok: float | None, next_ok: float | None) -> Outage:
+def _outage(run: list[Probe], last_ok: float, next_ok: float | None) -> Outage:
     return Outage(last_ok_before=last_ok, first_failed=run[0].start,
                   last_failed=run[-1].start, first_ok_after=next_ok,
                   failed_probes=len(run),
@@ -205,13 +207,10 @@ def _resolution(probes: tuple[Probe, ...], outages: list[Outage],
     """
     bounds = []
     for outage in outages:
-        widths = []
-        if outage.last_ok_before is not None:
-            widths.append(outage.first_failed - outage.last_ok_before)
+        widths = [outage.first_failed - outage.last_ok_before]
         if outage.first_ok_after is not None:
             widths.append(outage.first_ok_after - outage.last_failed)
-        if widths:
-            bounds.append(sum(widths) / 2)
+        bounds.append(sum(widths) / 2)
     if bounds:
         return max(bounds)
     gaps = [sample_time(b) - sample_time(a) for a, b in zip(probes, probes[1:])]
@@ -267,6 +266,10 @@ def analyse(log: ProbeLog, recovered_after: float | None = None,
             f"(most common failures: {', '.join(f'{r} x{n}' for r, n in reasons)})")
 
     probes = tuple(sorted(probes, key=lambda p: (sample_time(p), p.seq)))
+    first_probe_at = sample_time(probes[0])
+    first_answer = next(p for p in probes if p.ok)
+    first_answer_after = sample_time(first_answer) - first_probe_at
+    probes = probes[probes.index(first_answer):]     # the baseline and after
     outages = _outages(probes)
     since = float("-inf") if recovered_after is None else recovered_after
     recovery = None if log.clock_reset else _recovery(probes, since, settle)
@@ -276,12 +279,14 @@ def analyse(log: ProbeLog, recovered_after: float | None = None,
     unrecovered = outages[-1] if outages and outages[-1].unrecovered else None
 
     return DowntimeReport(
-        probes=len(probes), successes=successes, failures=len(probes) - successes,
+        probes=len(log.probes), successes=successes,
+        failures=len(log.probes) - successes,
         outages=tuple(outages),
         total_downtime=sum(o.duration for o in outages),
         tempest_style_downtime=_tempest_style(probes),
         longest_outage=max((o.duration for o in outages), default=0.0),
-        first_probe_at=sample_time(probes[0]), last_probe_at=last_probe_at,
+        first_probe_at=first_probe_at, last_probe_at=last_probe_at,
+        first_answer_after=first_answer_after,
         recovered=recovered, recovered_at=recovered_at,
         settled_for=settled_for,
         unrecovered_downtime=(last_probe_at - unrecovered.start) if unrecovered else 0.0,

@@ -18,9 +18,11 @@ from rally_metadata_downtime.ping_log import NetworkDowntime
 from rally_metadata_downtime.probe_log import ProbeLog
 
 RECORD_TITLE = "Metadata downtime record"
-RECORD_VERSION = 2
-# Version 1 (before metadata_families): IPv4 only, read as such.
-READABLE_VERSIONS = (1, 2)
+RECORD_VERSION = 3
+# Version 1 (before metadata_families): IPv4 only, read as such. Versions 1 and 2
+# (before first_answer_after) counted the wait for metadata's first answer as an
+# outage: read as they were written.
+READABLE_VERSIONS = (1, 2, 3)
 
 
 class RecordError(ValueError):
@@ -101,7 +103,6 @@ class OutageFigures:
     max_duration: float | None
     failed_probes: int
     reasons: dict[str, int]
-    began_before_log: bool
     unrecovered: bool
 
 
@@ -120,6 +121,9 @@ class MetadataFigures:
     unreadable_lines: int
     outages: tuple[OutageFigures, ...]
     family: str = "ipv4"          # the address family the figures are of
+    # Seconds from the probe's first request to metadata's first answer: before
+    # it there is no baseline, so it is no downtime. None: a version 1-2 record.
+    first_answer_after: float | None = None
 
     @classmethod
     def from_report(cls, report: DowntimeReport, family: str = "ipv4") -> MetadataFigures:
@@ -128,6 +132,7 @@ class MetadataFigures:
             recovered=report.recovered, still_down=report.unrecovered_downtime,
             resolution=report.resolution,
             tempest_style_downtime=report.tempest_style_downtime,
+            first_answer_after=report.first_answer_after,
             probes_ok=report.successes, probes_failed=report.failures,
             unreadable_lines=report.garbage_lines + int(report.truncated_last_line),
             outages=tuple(OutageFigures(
@@ -135,7 +140,7 @@ class MetadataFigures:
                 min_duration=o.min_duration,
                 max_duration=None if math.isinf(o.max_duration) else o.max_duration,
                 failed_probes=o.failed_probes, reasons=dict(o.reasons),
-                began_before_log=o.began_before_log, unrecovered=o.unrecovered)
+                unrecovered=o.unrecovered)
                 for o in report.outages))
 
 
@@ -274,7 +279,9 @@ class IterationRecord:
 
 def _metadata_figures(data: dict) -> MetadataFigures:
     return MetadataFigures(**{**data, "outages": tuple(
-        OutageFigures(**o) for o in data["outages"])})
+        # Versions 1-2 flagged an outage the log began inside (the first answer's wait).
+        OutageFigures(**{k: v for k, v in o.items() if k != "began_before_log"})
+        for o in data["outages"])})
 
 
 @dataclasses.dataclass

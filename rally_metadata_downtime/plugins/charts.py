@@ -131,6 +131,9 @@ def summary_table(record: IterationRecord) -> dict:
             ["resolution (s)", round(metadata.resolution, 3)],
             ["Tempest-style sum of failed probes (s)",
              round(metadata.tempest_style_downtime, 3)],
+            ["metadata's first answer, after the probe started (s; no downtime)",
+             "not recorded" if metadata.first_answer_after is None
+             else round(metadata.first_answer_after, 3)],
             ["unreadable log lines", metadata.unreadable_lines],
         ]
     if record.families != ("ipv4",):
@@ -339,10 +342,7 @@ def _watch_timeline(log: ProbeLog | None, record: IterationRecord) -> dict | Non
 def _outage_row(number, outage, origin: float) -> list:
     """An outage table's columns up to its reasons, in seconds since `origin`."""
     end = "not recovered" if outage.unrecovered else round(outage.end - origin, 2)
-    start = round(outage.start - origin, 2)
-    if outage.began_before_log:
-        start = f"before {start}"
-    return [number, start, end, round(outage.duration, 2),
+    return [number, round(outage.start - origin, 2), end, round(outage.duration, 2),
             f"{_seconds(outage.min_duration)} - {_seconds(outage.max_duration)}",
             outage.failed_probes,
             ", ".join(f"{r} x{n}" for r, n in sorted(outage.reasons.items()))]

@@ -249,12 +249,12 @@ def test_the_probe_sees_each_shape_where_the_lab_injected_it(shape_runs, shell, 
     # time out again later, in outages of timeouts alone).
     report = analyse(log, recovered_after=window.end_boottime, settle=0.0)
     assert report.recovered
-    # The outages the shape's verdicts fell in began after a success. (How many:
+    # The shape's verdicts fell in outages (after the first answer). (How many:
     # one on an idle machine; a success recorded late by a loaded one can split
     # it, and timeouts can add others: the accuracy bench counts that.)
     holding = [o for o in report.outages if any(
         o.first_failed <= p.start <= o.last_failed for p in shaped)]
-    assert holding and not any(o.began_before_log for o in holding), report.outages
+    assert holding, report.outages
     assert stderr == ""
 
 

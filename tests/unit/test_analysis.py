@@ -48,7 +48,8 @@ def test_outage_in_the_middle():
     assert outage.bounds == (approx(0.2), approx(0.9))
     assert outage.failed_probes == 2
     assert outage.reasons == {"curl=7": 2}
-    assert (outage.began_before_log, outage.unrecovered) == (False, False)
+    assert outage.unrecovered is False
+    assert report.first_answer_after == 0.0
     assert (report.probes, report.successes, report.failures) == (6, 4, 2)
     assert report.total_downtime == approx(0.55)
     assert report.longest_outage == approx(0.55)
@@ -66,20 +67,23 @@ def test_outage_in_the_middle():
     assert report.stopped is True
 
 
-def test_outage_when_the_log_began():
-    # 1.0 1.2 failed | 1.4 1.6: the start is unknown, so the estimate starts at the
-    # first failure (1.0) and ends at (1.2 + 1.4) / 2 = 1.3: 0.3, a lower bound.
-    report = analyse(make_log((1.0, "http=503"), (1.2, "http=404"), (1.4, "OK"), (1.6, "OK")))
+def test_failures_before_the_first_answer_are_the_wait_for_it_not_downtime():
+    # 1.0 1.2 failed | 1.4 1.6 | 1.8 failed | 2.0: metadata had not answered this VM
+    # yet (no baseline), so 1.0-1.2 is the wait for the first answer (1.4), not an
+    # outage; the outage is 1.8's alone.
+    report = analyse(make_log((1.0, "http=503"), (1.2, "http=404"), (1.4, "OK"),
+                              (1.6, "OK"), (1.8, "curl=28"), (2.0, "OK")))
     (outage,) = report.outages
-    assert outage.began_before_log is True
-    assert outage.earliest_start is None
-    assert outage.estimate == approx(0.3)
-    assert outage.bounds == (approx(0.2), math.inf)
-    assert outage.reasons == {"http=503": 1, "http=404": 1}
-    # The first failure has no earlier launch to count from: only 1.2 - 1.0.
-    assert report.tempest_style_downtime == approx(0.2)
-    assert report.resolution == approx(0.1)  # only the end edge: (1.4 - 1.2) / 2
-    assert (report.recovered, report.recovered_at) == (True, 1.4)
+    assert outage.reasons == {"curl=28": 1}
+    assert outage.earliest_start == approx(1.6)
+    assert report.first_answer_after == approx(0.4)
+    assert report.total_downtime == approx(outage.duration)
+    # Every request counts as sent, the waiting ones too.
+    assert (report.probes, report.successes, report.failures) == (6, 3, 3)
+    assert report.first_probe_at == approx(1.0)
+    # Tempest's figure from the first answer on, as the downtime.
+    assert report.tempest_style_downtime == approx(1.8 - 1.6)
+    assert (report.recovered, report.recovered_at) == (True, approx(2.0))
 
 
 def test_outage_still_going_when_the_log_ended_is_unrecovered_not_small():
@@ -225,10 +229,10 @@ def test_log_quality_is_carried_through():
 def test_to_dict_is_plain_json():
     report = analyse(make_log((1.0, "curl=7"), (1.2, "OK"), (1.4, "OK"), (1.6, "curl=28")))
     data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
-    assert data["outage_count"] == 2
+    assert data["outage_count"] == 1
     assert data["recovered"] is False
-    first, last = data["outages"]
-    assert first["began_before_log"] is True and first["max_duration"] is None
+    assert data["first_answer_after"] == approx(0.2)
+    [last] = data["outages"]
     assert last["unrecovered"] is True and last["latest_end"] is None
     assert last["min_duration"] == 0.0
     assert data["unrecovered_downtime"] == approx(0.1)  # 1.6 - (1.4 + 1.6) / 2
@@ -251,9 +255,12 @@ def test_outages_are_the_failed_runs_and_estimates_sit_within_their_bounds(state
     starts = [100 + sum(gaps[:i]) / 100 for i in range(len(states))]
     report = analyse(make_log(*((s, "OK" if ok else "curl=7")
                                 for s, ok in zip(starts, states))))
-    runs = "".join("x" if ok else "f" for ok in states).split("x")
+    # The failures before the first success are the wait for it, no outage.
+    waiting = states.index(True)
+    runs = "".join("x" if ok else "f" for ok in states[waiting:]).split("x")
     assert [o.failed_probes for o in report.outages] == [len(r) for r in runs if r]
     assert report.failures == sum(not ok for ok in states)
+    assert report.first_answer_after == approx(starts[waiting] - starts[0])
     for outage in report.outages:
         low, high = outage.bounds
         assert low - 1e-9 <= outage.estimate <= high + 1e-9

@@ -1,6 +1,7 @@
 """charts: what the report shows, checked against Rally's own output validation."""
 
 import dataclasses
+import json
 import math
 
 import pytest
@@ -108,6 +109,7 @@ def test_summary_rows():
     assert rows["longest metadata outage (s)"] == pytest.approx(2.0)
     assert rows[charts.ROW_RECOVERED] == "yes"
     assert rows[charts.ROW_NETWORK] == 0
+    assert rows["metadata's first answer, after the probe started (s; no downtime)"] == 0
 
 
 def test_summary_without_measurement_names_the_error():
@@ -194,6 +196,22 @@ def test_the_record_is_the_last_complete_chart_and_reads_back_whole():
     assert record.network.downtime == pytest.approx(1.0)
     assert record.migrations[0].destination_host == "compute-2"
     assert record.metadata.outages[0].reasons == {"curl=28": 10}
+
+
+def test_a_version_2_record_reads_with_its_first_answer_not_recorded():
+    """Before version 3 an outage the log began inside (the wait for the first
+    answer) was flagged and counted; such records still read, as written."""
+    data = json.loads(measured(failed=10).record().to_json())
+    data["version"] = 2
+    del data["metadata"]["first_answer_after"]
+    for outage in data["metadata"]["outages"]:
+        outage["began_before_log"] = False
+    old = IterationRecord.from_json(json.dumps(data))
+    assert old.metadata.first_answer_after is None
+    assert old.metadata.downtime == pytest.approx(2.0)
+    rows = dict(map(tuple, charts.summary_table(old)["data"]["rows"]))
+    assert rows["metadata's first answer, after the probe started (s; no downtime)"] \
+        == "not recorded"
 
 
 def test_novas_events_are_drawn_beside_ours_and_place_each_outage():
