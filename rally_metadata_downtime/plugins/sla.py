@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 from rally import consts
 from rally.task import sla
 
@@ -21,7 +23,11 @@ class MetadataDowntime(sla.SLA):
     before measuring), when metadata did not recover after the migration (or the
     watch of MetadataDowntime.boot_and_watch) over any family, or, if
     allowed_network_downtime is set, when the network downtime measured by ping
-    exceeds it. The details name the family when the task measured more than IPv4.
+    exceeds it, or, if allowed_median_metadata_downtime is set, when the median
+    over the measured iterations of their metadata downtime (the largest over the
+    families) exceeds it: a limit on the typical migration that a single slow one
+    (a TCP retransmission, a busy host) does not decide. The details name the
+    family when the task measured more than IPv4.
     """
 
     CONFIG_SCHEMA = {
@@ -36,6 +42,10 @@ class MetadataDowntime(sla.SLA):
                 "description": f"seconds of {family} metadata downtime allowed per "
                                f"iteration; default: allowed_metadata_downtime"}
                for family in FAMILIES},
+            "allowed_median_metadata_downtime": {
+                "type": "number", "minimum": 0.0,
+                "description": "seconds of metadata downtime allowed for the median "
+                               "iteration; not checked when absent"},
             "allowed_network_downtime": {
                 "type": "number", "minimum": 0.0,
                 "description": "seconds of network (ping) downtime allowed per "
@@ -52,6 +62,9 @@ class MetadataDowntime(sla.SLA):
             family: criterion_value.get(f"allowed_metadata_downtime_{family}",
                                         self.allowed) for family in FAMILIES}
         self.allowed_network = criterion_value.get("allowed_network_downtime")
+        self.allowed_median = criterion_value.get("allowed_median_metadata_downtime")
+        # Each measured iteration's metadata downtime (the largest over families).
+        self.downtimes: list[float] = []
         # Start time of each iteration, in the order they arrive (as they finish):
         # an iteration's arrival number is its index + 1; details() maps it to
         # the report's number.
@@ -87,6 +100,8 @@ class MetadataDowntime(sla.SLA):
             self.problems.append((number, f"metadata not measured ({reason})"))
         else:
             self.families.update(record.families)
+            self.downtimes.append(max(f.downtime for f in
+                                      record.metadata_by_family.values()))
             for family, figures in record.metadata_by_family.items():
                 worst = self.worst.get(family)
                 if worst is None or figures.downtime > worst[0]:
@@ -117,6 +132,9 @@ class MetadataDowntime(sla.SLA):
         if (self.allowed_network is not None and self.worst_network is not None
                 and self.worst_network[0] > self.allowed_network):
             return False
+        if (self.allowed_median is not None and self.downtimes
+                and statistics.median(self.downtimes) > self.allowed_median):
+            return False
         return True
 
     def merge(self, other):
@@ -126,6 +144,7 @@ class MetadataDowntime(sla.SLA):
         for pair, (downtime, migrations) in other.pairs.items():
             self._add_pair(pair, downtime, migrations)
         self.families |= other.families
+        self.downtimes += other.downtimes
         for family, (downtime, n) in other.worst.items():
             if family not in self.worst or downtime > self.worst[family][0]:
                 self.worst[family] = (downtime, n + offset)
@@ -161,6 +180,11 @@ class MetadataDowntime(sla.SLA):
                 parts.append(f"worst {self._named(family)}metadata downtime "
                              f"{downtime:.2f} s (iteration {number[n]}), allowed "
                              f"{self.allowed_by_family[family]:g} s")
+        if self.allowed_median is not None and self.downtimes:
+            parts.append(f"median metadata downtime "
+                         f"{statistics.median(self.downtimes):.2f} s over "
+                         f"{len(self.downtimes)} iterations, allowed "
+                         f"{self.allowed_median:g} s")
         if self.allowed_network is not None and self.worst_network is not None:
             parts.append(f"worst network downtime {self.worst_network[0]:.2f} s "
                          f"(iteration {number[self.worst_network[1]]}), allowed "

@@ -143,6 +143,21 @@ def test_merge_of_passing_parts_passes():
     assert first.details().startswith("worst metadata downtime 3.00 s (iteration 2)")
 
 
+def test_the_median_limit_is_not_decided_by_one_slow_iteration():
+    # Downtimes 1, 1 and 4 s (0.2 s per failed probe): median 1 s.
+    config = {"allowed_metadata_downtime": 5, "allowed_median_metadata_downtime": 1.5}
+    slow_one = run_sla(config, measured(failed=5), measured(failed=20), measured(failed=5))
+    assert slow_one.success
+    assert "median metadata downtime 1.00 s over 3 iterations, allowed 1.5 s" \
+        in slow_one.details()
+    typical = run_sla(config, measured(failed=10), measured(failed=10),
+                      measured(failed=10))
+    assert not typical.success      # median 2 s, each within the 5 s limit
+    # Merged parts judge the median of all their iterations: 1 1 2 2 2 4.
+    assert slow_one.merge(typical) is False
+    assert "median metadata downtime 2.00 s over 6 iterations" in slow_one.details()
+
+
 def test_details_before_any_iteration():
     assert MetadataDowntime({"allowed_metadata_downtime": 6}).details() == \
         "no iteration measured yet - Passed"
@@ -160,6 +175,7 @@ def test_details_lists_at_most_three_problems():
     {"allowed_metadata_downtime": "6"},
     {"allowed_metadata_downtime": 6, "allowed_network_downtime": -0.5},
     {"allowed_metadata_downtime": 6, "max_downtime": 1},
+    {"allowed_metadata_downtime": 6, "allowed_median_metadata_downtime": -1},
 ])
 def test_schema_rejects(config):
     with pytest.raises(jsonschema.ValidationError):
@@ -170,6 +186,7 @@ def test_schema_rejects(config):
 @pytest.mark.parametrize("config", [
     {"allowed_metadata_downtime": 0},
     {"allowed_metadata_downtime": 6.5, "allowed_network_downtime": 7},
+    {"allowed_metadata_downtime": 6.5, "allowed_median_metadata_downtime": 1},
 ])
 def test_schema_accepts(config):
     jsonschema.validate(config, MetadataDowntime.CONFIG_SCHEMA)
@@ -186,7 +203,7 @@ def test_an_unreadable_record_fails_naming_it():
     checker = run_sla({"allowed_metadata_downtime": 6}, broken)
     assert not checker.success
     assert "metadata not measured (unreadable Metadata downtime record: record " \
-           "version 99, this plugin reads 1, 2)" in checker.details()
+           "version 99, this plugin reads 1, 2, 3)" in checker.details()
 
 
 def test_the_human_table_is_not_what_the_sla_reads():
