@@ -10,13 +10,15 @@
 #                                              own venv (when no tox env has them)
 #   tools/install-lab-cloud.sh --repin         resolve afresh and rewrite the pins
 #
-# Environment: RMD_LAB_ROOT (default /opt/rmd-lab): venv/ and rally-venv/ under it.
+# Environment: RMD_LAB_ROOT (default /opt/rmd-lab): venv/, agent-2023.2/ and
+# rally-venv/ under it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 root=${RMD_LAB_ROOT:-/opt/rmd-lab}
 venv=$root/venv
 rally_venv=$root/rally-venv
+old_agent_venv=$root/agent-2023.2
 pins=tests/lab/cloud/constraints.txt
 rally_pins=tests/lab/cloud/rally-constraints.txt
 # The services and the few libraries the lab itself needs in their venv (the MySQL
@@ -24,6 +26,12 @@ rally_pins=tests/lab/cloud/rally-constraints.txt
 requirements=(keystone==30.0.0 openstack-placement==16.0.0 nova==34.0.0
               neutron==29.0.0 glance==33.0.0 PyMySQL gunicorn)
 rally_requirements=(rally==5.1.1 rally-openstack==4.1.0)
+# The metadata agent of the last Neutron release without the fix for Launchpad bug
+# 2036118, which the lab runs in place of the current one to show what the plugin
+# catches (tests/lab/cloud/agents.py). Its pins come from OpenStack's 2023.2-eol
+# upper-constraints, so --repin leaves them alone.
+old_agent_pins=tests/lab/cloud/agent-2023.2-constraints.txt
+old_agent_requirements=(neutron==23.3.0)
 with_rally=0 repin=0
 for arg in "$@"; do
     case $arg in
@@ -77,10 +85,6 @@ install_venv() {  # DIR PINS REQUIREMENT...
     fi
     [[ -x $dir/bin/python ]] || "$python" -m venv "$dir"
     if ((!repin)) && [[ -s $pinfile ]]; then
-        # Everything is pinned: uv installs the same packages in about a tenth of
-        # pip's time (10 s against 64 s for the services here).
-        "$python" -m uv --version >/dev/null 2>&1 \
-            || "$python" -m pip install -q --disable-pip-version-check 'uv>=0.5'
         nice -n 10 "$python" -m uv pip install -q --python "$dir/bin/python" \
             -c "$pinfile" "$@"
     else  # resolve afresh with pip, and write down what it chose
@@ -99,7 +103,19 @@ install_venv() {  # DIR PINS REQUIREMENT...
 }
 
 mkdir -p "$root"
+# Everything is pinned: uv installs the same packages in about a tenth of pip's time
+# (10 s against 64 s for the services here).
+if ((!repin)); then
+    "$python" -m uv --version >/dev/null 2>&1 \
+        || "$python" -m pip install -q --disable-pip-version-check 'uv>=0.5'
+    # Beside the services' venv: most of its time is downloads and one build.
+    install_venv "$old_agent_venv" "$old_agent_pins" "${old_agent_requirements[@]}" &
+    old_agent_install=$!
+fi
 install_venv "$venv" "$pins" "${requirements[@]}"
+if ((!repin)); then
+    wait "$old_agent_install"
+fi
 if ((with_rally)); then
     install_venv "$rally_venv" "$rally_pins" "${rally_requirements[@]}"
 fi

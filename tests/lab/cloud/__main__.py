@@ -1,4 +1,4 @@
-"""python -m tests.lab.cloud up|down|status|bench [--state-dir DIR]"""
+"""python -m tests.lab.cloud up|down|status|bench|rally|sample|agents [--state-dir DIR]"""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def bench_line(cloud: Cloud, facts: dict, idle_cpu: float | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.lab.cloud")
     parser.add_argument("command", choices=("up", "down", "status", "bench", "rally",
-                                             "sample"))
+                                             "sample", "agents"))
     parser.add_argument("--state-dir", default=str(config.DEFAULT_STATE_DIR))
     parser.add_argument("--times", type=int, default=2,
                         help="rally: iterations of each scenario")
@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="rally: iterations at once")
     parser.add_argument("--task-args", type=json.loads, default=None,
                         help="sample: JSON over samples/cloud-args.yaml")
+    parser.add_argument("--release", choices=tuple(config.AGENT_VENVS), default=None,
+                        help="agents: run this release's metadata agents instead")
     args = parser.parse_args(argv)
     cloud = Cloud(args.state_dir)
     if args.command == "up":
@@ -75,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(run['guests_left'])}")
         print(run["html"])
         return run["exit_code"]
+    elif args.command == "agents":
+        if args.release:
+            cloud.use_metadata_agents(args.release)
+        agent = cloud.info()["metadata_agent"]
+        print(f"metadata agents: {agent['release']} (neutron {agent['neutron']})")
     elif args.command == "bench":
         facts = cloud.up()
         try:

@@ -14,6 +14,10 @@ REPO = HERE.parents[2]
 LAB_ROOT = Path(os.environ.get("RMD_LAB_ROOT", "/opt/rmd-lab"))
 VENV = Path(os.environ.get("RMD_LAB_VENV", LAB_ROOT / "venv"))
 CACHE = LAB_ROOT / "cache"
+# The metadata agents the lab can run (metadata_path.py), by release: the pinned
+# Neutron's, and that of neutron 23.3.0 (2023.2), the last release without the fix
+# for Launchpad bug 2036118. tools/install-lab-cloud.sh installs both.
+AGENT_VENVS = {"current": VENV, "2023.2": LAB_ROOT / "agent-2023.2"}
 CONSTRAINTS = HERE / "constraints.txt"
 DEFAULT_STATE_DIR = Path(os.environ.get("RMD_CLOUD_STATE_DIR", "/tmp/rmdc-cloud"))
 HOST = "127.0.0.1"
@@ -21,6 +25,14 @@ REGION = "RegionOne"
 ADMIN_PASSWORD = "rmdc-admin"  # a loopback-only lab; every service uses admin
 RABBIT_USER, RABBIT_PASSWORD = "rmdc", "rmdc"
 COMPUTE_HOSTS = ("lab-compute-1", "lab-compute-2")
+# The one gateway chassis: routers' gateways and floating IPs are NATed there, and
+# its br-ex is wired to the Rally host (hypervisor.py).
+GATEWAY_HOST = COMPUTE_HOSTS[0]
+# Where the Rally host's port on the tenant network is plugged. A port of the network
+# on a host keeps its metadata namespace there: servers migrating into the other
+# host find none and wait for its metadata agent to set one up (tests that measure
+# that boot on this host, availability_zone "nova:<host>").
+RALLY_PORT_HOST = COMPUTE_HOSTS[1]
 # Netns and link names: "rmdc-" + short suffix (see the package docstring).
 NETNS_PREFIX = "rmdc-"
 

@@ -11,7 +11,7 @@ external_ids:iface-id = the Neutron port, as os-vif plugs a VM's tap: OVN carrie
 its traffic. A live migration moves that end to the destination host's bridge and
 announces the guest with a RARP, as QEMU does on resume.
 
-One more port joins the tenant network, on lab-compute-1's bridge: the Rally
+One more port joins the tenant network, on config.RALLY_PORT_HOST's bridge: the Rally
 host's, a Neutron port of its own (made by the lab, port security off) whose veth
 end stays in the root namespace: Rally reaches the guests' fixed addresses through
 OVN. Guests reach metadata the way Neutron's DHCP tells a cloud's guests: a route to
@@ -117,11 +117,14 @@ class Hypervisor:
         self.mtu = network["mtu"]
         self.rally_port = LabPort(**network["rally_port"])
         self.metadata_gateway = network["metadata_gateway"]
+        self.gateway = network["gateway"]
+        self.public = network["public"]
         self.work = state / "hypervisor"
         self.image = GuestImage(self.work)
         self.ground_truth = GroundTruth(self.work / "injected.jsonl")
         self.ledger = ResourceLedger(self.work / "resources.json", f"rmdc{self.tag}")
         self.rally_link = f"rmdc{self.tag}r0"
+        self.external_link = f"rmdc{self.tag}x0"
         self._lock = threading.Lock()
         self._guests: dict[str, CloudGuest] = {}
         self._next_index = 1
@@ -132,11 +135,30 @@ class Hypervisor:
     def setup(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
         self.image.prepare()
-        first = config.COMPUTE_HOSTS[0]
         # The Rally host's port: a veth from the root namespace.
-        self._plug_veth(self.rally_link, self.rally_port, first, inner_netns=None)
+        self._plug_veth(self.rally_link, self.rally_port, config.RALLY_PORT_HOST,
+                        inner_netns=None)
         netns.ip("addr", "add", f"{self.rally_port.ip}/{self.prefix_len}",
                  "dev", self.rally_link)
+        self._wire_external_network()
+
+    def _wire_external_network(self) -> None:
+        """The Rally host on the external network: a veth from the root namespace
+        into the gateway chassis' br-ex (the provider bridge of physnet "public"),
+        holding the subnet's gateway address, so floating IPs are reached through
+        OVN's gateway router as on a cloud. The veth goes with the chassis'
+        namespace."""
+        peer = f"rmdc{self.tag}x1"
+        self.ledger.add({"kind": "link", "name": self.external_link})
+        netns.ip("link", "add", self.external_link, "type", "veth", "peer", "name", peer)
+        target = host_netns(self.state, config.GATEWAY_HOST)
+        netns.ip("link", "set", peer, "netns", target)
+        for link, where in ((self.external_link, None), (peer, target)):
+            _no_tx_checksum(link, where)
+            netns.ip("link", "set", link, "up", netns=where)
+        _vsctl(self.state, config.GATEWAY_HOST, "--may-exist", "add-port", "br-ex", peer)
+        netns.ip("addr", "add", f"{self.public['address']}/{self.public['prefix_len']}",
+                 "dev", self.external_link)
 
     def _make_netns(self, name: str) -> None:
         self.ledger.add({"kind": "netns", "name": name})
@@ -214,7 +236,9 @@ class Hypervisor:
         _ip_batch(guest.netns, [
             f"addr add {guest.port.ip}/{self.prefix_len} dev eth0", "link set eth0 up",
             "link set lo up",
-            f"route add {METADATA_IP}/32 via {self.metadata_gateway} src {guest.port.ip}"])
+            f"route add {METADATA_IP}/32 via {self.metadata_gateway} src {guest.port.ip}",
+            # What a cloud's DHCP gives: the router, the way back to floating IPs' peers.
+            f"route add default via {self.gateway}"])
 
     def _wait_for_sshd(self, guest: CloudGuest) -> None:
         """Until sshd listens on port 22 inside the guest: its own TCP table, so that

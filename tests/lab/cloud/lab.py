@@ -23,11 +23,11 @@ INFRA = ("mariadb", "epmd", "rabbitmq")
 SERVICES = ("keystone", "openstack-placement", "glance", "nova", "neutron")
 
 
-def service_versions() -> dict[str, str]:
+def service_versions(venv: Path = config.VENV, services=SERVICES) -> dict[str, str]:
     """The installed versions of the services, as their venv reports them."""
-    out = run([config.venv_bin("python"), "-c",
+    out = run([str(venv / "bin" / "python"), "-c",
                "import importlib.metadata as m, sys\n"
-               "for name in sys.argv[1:]: print(name, m.version(name))", *SERVICES])
+               "for name in sys.argv[1:]: print(name, m.version(name))", *services])
     return dict(line.split() for line in out.stdout.splitlines())
 
 
@@ -139,7 +139,10 @@ class Cloud:
             cloud.start_metadata_agents(sup, chassis)
         with timed("hypervisor", timings):
             cloud.start_hypervisor(sup, token, ids["network"])
+        with timed("metadata_warm_up", timings):
+            cloud.warm_metadata_agents(token, ids["network"], chassis)
         timings["total"] = round(time.monotonic() - start, 2)
+        versions = service_versions()
         facts = {
             "auth_url": cloud.auth_url, "region": config.REGION,
             "admin": {"username": "admin", "password": config.ADMIN_PASSWORD,
@@ -149,7 +152,8 @@ class Cloud:
             "image": ids["image"], "network": ids["network"],
             "public_network": ids["public"], "rally_host_ip": RALLY_HOST_IP,
             "hosts": list(config.COMPUTE_HOSTS), "timings": timings,
-            "versions": service_versions(),
+            "versions": versions,
+            "metadata_agent": {"release": "current", "neutron": versions["neutron"]},
             "ready_after": {n: d.ready_after for n, d in sup.daemons.items()},
         }
         self.info_file.write_text(json.dumps(facts, indent=1))
@@ -199,6 +203,28 @@ class Cloud:
         if remove_state and not left:
             shutil.rmtree(self.state, ignore_errors=True)
         return left
+
+    def use_metadata_agents(self, release: str) -> str:
+        """Run the metadata agents of `release` (a key of config.AGENT_VENVS) on
+        every compute host in place of the running ones; Neutron's version."""
+        if release not in config.AGENT_VENVS:
+            raise ValueError(f"metadata agent release {release!r}: one of "
+                             f"{', '.join(config.AGENT_VENVS)}")
+        facts = self.info()
+        if facts["metadata_agent"]["release"] == release:
+            return facts["metadata_agent"]["neutron"]
+        venv = config.AGENT_VENVS[release]
+        if not (venv / "bin" / "neutron-ovn-metadata-agent").exists():
+            raise ProcError(f"no metadata agent at {venv}: run tools/install-lab-cloud.sh")
+        sup = Supervisor(self.state)
+        _, _, _, chassis, cloud = self._parts(sup)
+        cloud.replace_metadata_agents(sup, chassis, venv, [facts["network"]])
+        token, _ = cloud.token()
+        cloud.warm_metadata_agents(token, facts["network"], chassis)
+        version = service_versions(venv, ["neutron"])["neutron"]
+        facts["metadata_agent"] = {"release": release, "neutron": version}
+        self.info_file.write_text(json.dumps(facts, indent=1))
+        return version
 
     def vswitchd_crashes(self) -> dict[str, int]:
         """Per compute host: how often its vswitchd crashed and was restarted."""

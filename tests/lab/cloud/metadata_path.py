@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 from tests.lab.cloud import config
@@ -31,11 +32,16 @@ def agent_dir(chassis_dir: Path) -> Path:
     return chassis_dir / "metadata-agent"
 
 
-def agent_config(chassis, central, metadata_port: int) -> dict[str, dict[str, object]]:
-    """The agent's configuration for one chassis (tests.lab.cloud.ovn.Chassis)."""
+def agent_ini(chassis_dir: Path) -> Path:
+    return agent_dir(chassis_dir) / "metadata_agent.ini"
+
+
+def agent_config(chassis, central, metadata_port: int, venv: Path = config.VENV
+                 ) -> dict[str, dict[str, object]]:
+    """The configuration of the agent from `venv` for one chassis
+    (tests.lab.cloud.ovn.Chassis)."""
     state = agent_dir(chassis.dir)
-    ini = state / "metadata_agent.ini"
-    helper = f"{config.venv_bin('privsep-helper')} --config-file {ini}"
+    helper = f"{venv / 'bin' / 'privsep-helper'} --config-file {agent_ini(chassis.dir)}"
     return {
         "DEFAULT": {"state_path": state, "debug": True,
                     "metadata_proxy_socket": state / "metadata_proxy",
@@ -51,19 +57,35 @@ def agent_config(chassis, central, metadata_port: int) -> dict[str, dict[str, ob
     }
 
 
-def start_agent(sup: Supervisor, chassis, ini: Path, env: dict[str, str]) -> None:
-    """neutron-ovn-metadata-agent for `chassis`, registered in the SB database."""
-    name = f"metadata-agent-{chassis.host}"
-    proc = sup.start(name, [
+def agent_name(chassis) -> str:
+    return f"metadata-agent-{chassis.host}"
+
+
+def start_agent(sup: Supervisor, chassis, env: dict[str, str],
+                venv: Path = config.VENV) -> subprocess.Popen:
+    """neutron-ovn-metadata-agent from `venv` for `chassis`, started; wait_for_agent
+    waits until it registered in the SB database."""
+    name = agent_name(chassis)
+    env = {**env, "PATH": f"{venv / 'bin'}:{env.get('PATH', os.environ['PATH'])}"}
+    return sup.start(name, [
         "ip", "netns", "exec", chassis.netns,
         "unshare", "--mount", "--propagation", "private",
         "sh", "-c", _PRIVATE_NETNS, "metadata-agent",
-        config.venv_bin("neutron-ovn-metadata-agent"), "--config-file", str(ini)],
-        env=env)
-    log = Path(sup.daemons[name].log)
-    wait_for(f"metadata agent {chassis.host}", lambda: chassis.metadata_agent_registered(),
-             60, interval=0.2, proc=proc, log=log)
+        str(venv / "bin" / "neutron-ovn-metadata-agent"), "--config-file",
+        str(agent_ini(chassis.dir))], env=env)
+
+
+def wait_for_agent(sup: Supervisor, chassis, proc: subprocess.Popen) -> None:
+    name = agent_name(chassis)
+    wait_for(f"metadata agent {chassis.host}", chassis.metadata_agent_registered, 60,
+             interval=0.2, proc=proc, log=Path(sup.daemons[name].log))
     sup.ready(name)
+
+
+def localport_link(network_id: str) -> str:
+    """The host end of the veth the agent plugs into br-int for a network's
+    metadata port (neutron/agent/ovn/metadata/agent.py names it so)."""
+    return f"tap{network_id[:10]}0"
 
 
 def haproxy_pids(chassis_dir: Path) -> list[int]:
@@ -78,3 +100,4 @@ def stop_haproxies(chassis_dir: Path) -> None:
     for pid in haproxy_pids(chassis_dir):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+

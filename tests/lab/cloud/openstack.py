@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import configparser
+import ipaddress
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ from tests.lab.cloud import config, metadata_path
 from tests.lab.cloud.infra import MariaDB, RabbitMQ
 from tests.lab.cloud.metadata_path import SHARED_SECRET
 from tests.lab.cloud.ovn import Central
-from tests.lab.cloud.procs import Supervisor, run, wait_for
+from tests.lab.cloud.procs import Supervisor, alive, run, wait_for
 
 # Bump when build_databases() changes: it names the database snapshot.
 DB_RECIPE = 2
@@ -37,9 +38,12 @@ SUBNET_CIDR = "203.0.113.112/28"
 RALLY_HOST_IP = "203.0.113.126"
 GUEST_POOL = ("203.0.113.114", "203.0.113.125")
 # The external network (flat, physnet "public" = br-ex on each chassis): routers'
-# gateways and floating IPs. .241/.242 are the chassis' encap addresses (config
-# strings only so far), outside the allocation pool.
+# gateways and floating IPs. .241/.242 are the chassis' encap addresses (on br-ul,
+# inside the hosts' namespaces), outside the allocation pool; .243, the subnet's
+# gateway, is the Rally host's address on it (hypervisor.py wires it to the
+# gateway chassis' br-ex): floating IPs are reached as on a cloud.
 PUBLIC_NAME = "rmdc-public"
+ROUTER_NAME = "rmdc-router"
 PUBLIC_CIDR = "198.51.100.240/28"
 PUBLIC_GATEWAY = "198.51.100.243"
 PUBLIC_POOL = ("198.51.100.244", "198.51.100.254")
@@ -203,6 +207,7 @@ class OpenStack:
                         "vif_plugging_is_fatal": True, "vif_plugging_timeout": 60},
             "api": {"auth_strategy": "keystone"},
             "wsgi": {"api_paste_config": nova_etc / "api-paste.ini"},
+            "oslo_policy": {"policy_file": nova_etc / "policy.yaml"},
             "api_database": {"connection": self.db.url("nova_api")},
             "database": {"connection": self.db.url("nova")},
             "keystone_authtoken": self._authtoken(),
@@ -224,6 +229,11 @@ class OpenStack:
             "cinder": {"os_region_name": config.REGION},
         }
         _write_ini(nova_etc / "nova.conf", nova)
+        # A task may place its servers on a host (availability_zone "nova:HOST"),
+        # as an operator's policy may let its test projects: tests that need a
+        # migration's direction ask for it.
+        (nova_etc / "policy.yaml").write_text(
+            '"os_compute_api:servers:create:forced_host": ""\n')
         # Computes get no database (nova-compute refuses DB access and says so).
         _write_ini(nova_etc / "nova-cpu.conf",
                    {k: v for k, v in nova.items() if k not in ("database", "api_database")})
@@ -546,17 +556,39 @@ class OpenStack:
                 "enable_dhcp": False}}, token=token)
             if status != 201:
                 raise RuntimeError(f"external subnet: HTTP {status} {body}")
+        ids["router"] = self._ensure_router(token, ids)
         return ids
+
+    def _ensure_router(self, token: str, ids: dict[str, str]) -> str:
+        """The tenant network's router, its gateway on the external network: what
+        floating IPs are NATed by (on the gateway chassis, config.GATEWAY_HOST)."""
+        neutron = self.url("neutron") + "/v2.0"
+        _, _, routers = http("GET", neutron + f"/routers?name={ROUTER_NAME}", token=token)
+        if routers["routers"]:
+            return routers["routers"][0]["id"]
+        status, _, body = http("POST", neutron + "/routers", {"router": {
+            "name": ROUTER_NAME,
+            "external_gateway_info": {"network_id": ids["public"]}}}, token=token)
+        if status != 201:
+            raise RuntimeError(f"router: HTTP {status} {body}")
+        router = body["router"]["id"]
+        _, _, subnets = http("GET", neutron + f"/subnets?network_id={ids['network']}",
+                             token=token)
+        status, _, body = http("PUT", neutron + f"/routers/{router}/add_router_interface",
+                               {"subnet_id": subnets["subnets"][0]["id"]}, token=token)
+        if status != 200:
+            raise RuntimeError(f"router interface: HTTP {status} {body}")
+        return router
 
     def lab_ports(self, token: str, network_id: str) -> dict[str, dict[str, str]]:
         """The Rally host's Neutron port on the tenant network (port security off),
-        bound to the first compute host, where the hypervisor plugs it in."""
+        bound to config.RALLY_PORT_HOST, where the hypervisor plugs it in."""
         made = {}
         for role, address in (("rally_port", RALLY_HOST_IP),):
             status, _, body = http("POST", self.url("neutron") + "/v2.0/ports", {"port": {
                 "name": f"rmdc-{role.replace('_', '-')}", "network_id": network_id,
                 "fixed_ips": [{"ip_address": address}], "port_security_enabled": False,
-                "device_owner": "rmdc:lab", "binding:host_id": config.COMPUTE_HOSTS[0]}},
+                "device_owner": "rmdc:lab", "binding:host_id": config.RALLY_PORT_HOST}},
                 token=token)
             if status != 201:
                 raise RuntimeError(f"{role}: HTTP {status} {body}")
@@ -574,19 +606,80 @@ class OpenStack:
             return ips[0] if ips else None
         return wait_for("the network's metadata port", found, 30, interval=0.5)
 
-    def write_metadata_agent_configs(self, chassis: list) -> None:
+    def write_metadata_agent_configs(self, chassis: list,
+                                     venv: Path = config.VENV) -> None:
         for host in chassis:
-            state = metadata_path.agent_dir(host.dir)
-            state.mkdir(parents=True, exist_ok=True)
-            _write_ini(state / "metadata_agent.ini",
-                       metadata_path.agent_config(host, self.ovn, self.ports.metadata))
+            _write_ini(metadata_path.agent_ini(host.dir), metadata_path.agent_config(
+                host, self.ovn, self.ports.metadata, venv))
 
-    def start_metadata_agents(self, sup: Supervisor, chassis: list) -> None:
-        """One neutron-ovn-metadata-agent per compute host (metadata_path.py)."""
+    def start_metadata_agents(self, sup: Supervisor, chassis: list,
+                              venv: Path = config.VENV) -> None:
+        """One neutron-ovn-metadata-agent per compute host (metadata_path.py), all
+        started before waiting for each to register."""
+        procs = [metadata_path.start_agent(sup, host, self.env(), venv)
+                 for host in chassis]
+        for host, proc in zip(chassis, procs):
+            metadata_path.wait_for_agent(sup, host, proc)
+
+    def replace_metadata_agents(self, sup: Supervisor, chassis: list, venv: Path,
+                                networks: list[str]) -> None:
+        """Stop each host's agent (its haproxies with it: their ovnmeta- namespaces
+        live in the agent's private /run/netns and go with them) and start the one
+        from `venv` in its place, from an empty metadata state, as on a host whose
+        Neutron was just upgraded or downgraded."""
         for host in chassis:
-            metadata_path.start_agent(
-                sup, host, metadata_path.agent_dir(host.dir) / "metadata_agent.ini",
-                self.env())
+            sup.stop(metadata_path.agent_name(host))
+            metadata_path.stop_haproxies(host.dir)
+            shutil.rmtree(metadata_path.agent_dir(host.dir) / "external",
+                          ignore_errors=True)
+            # The agent's veths went with their namespaces, their br-int ports
+            # stayed: the next agent would re-create each veth under the same name,
+            # keep the port (--may-exist), and the userspace datapath would not
+            # reopen it: no metadata for that network on this host for about 30 s.
+            for network in networks:
+                host.vsctl("--if-exists", "del-port", "br-int",
+                           metadata_path.localport_link(network))
+            # The new agent's registration is what says it is up.
+            host.forget_metadata_agent()
+        self.write_metadata_agent_configs(chassis, venv)
+        self.start_metadata_agents(sup, chassis, venv)
+
+    def warm_metadata_agents(self, token: str, network_id: str, chassis: list) -> None:
+        """Have each host's agent serve the network once, then clean up where no lab
+        port keeps it: an agent sets up its first namespace slowly (it starts its
+        privsep daemons then: 8-11 s here, on top of a migration's outage), which a
+        cloud's hosts paid long ago. The port is a throwaway one, an OVS internal
+        port on the host's br-int."""
+        neutron = self.url("neutron") + "/v2.0"
+
+        def warm(host) -> None:
+            status, _, body = http("POST", neutron + "/ports", {"port": {
+                "name": f"rmdc-warm-up-{host.host}", "network_id": network_id,
+                "device_owner": "rmdc:warm-up", "binding:host_id": host.host,
+                "port_security_enabled": False}}, token=token)
+            if status != 201:
+                raise RuntimeError(f"warm-up port: HTTP {status} {body}")
+            port = body["port"]
+            link = "warm" + port["id"][:10]
+            try:
+                host.vsctl("add-port", "br-int", link, "--", "set", "Interface", link,
+                           "type=internal", f"external_ids:iface-id={port['id']}",
+                           f"external_ids:attached-mac={port['mac_address']}",
+                           "external_ids:iface-status=active")
+                wait_for(f"the metadata agent of {host.host} serving the network",
+                         lambda: [p for p in metadata_path.haproxy_pids(host.dir)
+                                  if alive(p)], 90, interval=0.2)
+            finally:
+                host.vsctl("--if-exists", "del-port", "br-int", link)
+                http("DELETE", neutron + f"/ports/{port['id']}", token=token)
+            if host.host != config.RALLY_PORT_HOST:
+                wait_for(f"the metadata agent of {host.host} cleaning up",
+                         lambda: not [p for p in metadata_path.haproxy_pids(host.dir)
+                                      if alive(p)], 60, interval=0.2)
+
+        with concurrent.futures.ThreadPoolExecutor(len(chassis)) as pool:
+            for done in [pool.submit(warm, host) for host in chassis]:
+                done.result()
 
     def start_hypervisor(self, sup: Supervisor, token: str, network_id: str) -> None:
         """The lab's hypervisor (hypervisor.py): the guests behind the virt driver."""
@@ -596,6 +689,9 @@ class OpenStack:
         network.write_text(json.dumps({
             "prefix_len": int(SUBNET_CIDR.split("/")[1]), "mtu": body["network"]["mtu"],
             "metadata_gateway": self.metadata_port_ip(token, network_id),
+            "gateway": str(ipaddress.ip_network(SUBNET_CIDR)[1]),
+            "public": {"address": PUBLIC_GATEWAY,
+                       "prefix_len": int(PUBLIC_CIDR.split("/")[1])},
             **self.lab_ports(token, network_id)}))
         proc = sup.start("hypervisor", [
             sys.executable, "-m", "tests.lab.cloud.hypervisor",

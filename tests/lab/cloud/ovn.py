@@ -125,10 +125,11 @@ class Chassis:
                "ovn-remote": self.central.sb, "ovn-encap-type": "geneve",
                "ovn-encap-ip": config.ENCAP_IPS[self.host], "ovn-bridge": "br-int",
                "ovn-bridge-datapath-type": "netdev",
-               # Gateway chassis for routers: the external network's physnet
-               # "public" on br-ex (not yet wired to the Rally host).
-               "ovn-cms-options": "enable-chassis-as-gw",
+               # The external network's physnet "public" on br-ex.
                "ovn-bridge-mappings": "public:br-ex"}
+        if self.host == config.GATEWAY_HOST:
+            # Routers' gateways here only: the Rally host is wired to this br-ex.
+            ids["ovn-cms-options"] = "enable-chassis-as-gw"
         self.vsctl("set", "Open_vSwitch", ".",
                    *(f"external_ids:{k}=\"{v}\"" for k, v in ids.items()))
         self.vsctl("--may-exist", "add-br", "br-ex", "--", "set", "Bridge", "br-ex",
@@ -169,6 +170,12 @@ class Chassis:
                    "--columns=external_ids", "find", "Chassis_Private",
                    f"name={self.system_id}"], env=self.central.env(), timeout=10).stdout
         return "neutron:ovn-metadata-id" in out
+
+    def forget_metadata_agent(self) -> None:
+        """Remove the metadata agent's id from this chassis' SB record."""
+        run(["ovn-sbctl", f"--db={self.central.sb}", "remove", "Chassis_Private",
+             self.system_id, "external_ids", '"neutron:ovn-metadata-id"'],
+            env=self.central.env(), timeout=10)
 
     def stop(self, sup: Supervisor) -> None:
         # ovn-controller first: it would re-create br-int and its taps.
