@@ -44,6 +44,7 @@ from tests.lab.guests import Guest, GuestsMixin
 from tests.lab.metadata_service import MetadataService
 from tests.lab.migration import MigrationMixin, _ActiveFault
 from tests.lab.prefix_lock import PrefixLock
+from tests.lab.sweep import PREFIX_LOCK_DIR
 from tests.lab.topology import METADATA_IP, TopologyMixin
 
 __all__ = ["METADATA_IP", "PREFIX_LOCK_DIR", "WAITING_FOR_LAB", "Fabric", "FabricError",
@@ -52,7 +53,6 @@ __all__ = ["METADATA_IP", "PREFIX_LOCK_DIR", "WAITING_FOR_LAB", "Fabric", "Fabri
 LOG = logging.getLogger(__name__)
 
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
-PREFIX_LOCK_DIR = Path("/run/lock")
 # Logged while the lock is held elsewhere; tests.lab.harness waits longer on seeing it.
 WAITING_FOR_LAB = "is running: waiting for it"
 _PREFIXES_HELD: set[str] = set()  # the prefix locks this process holds

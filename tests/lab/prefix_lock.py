@@ -62,6 +62,21 @@ class PrefixLock:
             self._file.close()  # closing releases the flock
             self._file = None
 
+    def remove_if_free(self) -> bool:
+        """Remove the file if no one holds it (what a killed lab left); whether it
+        was removed. Taken first, as release() does, so a waiter rechecks."""
+        if self._file is not None or not self.path.exists():
+            return False
+        with open(self.path, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            if not self._is_at_path(lock):
+                return False
+            self.path.unlink(missing_ok=True)
+            return True
+
     def _is_at_path(self, lock: IO[str]) -> bool:
         try:
             at_path = os.stat(self.path)

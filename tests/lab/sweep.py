@@ -6,7 +6,8 @@ session killed along with its temporary files), this project's namespaces and li
 stay behind, and a bridge among them keeps routing lab addresses. This sweep finds
 them by the project's naming scheme (prefix "rmd", see tests.lab.fabric) and removes
 them, but never while a process runs in any of them: a live lab is left alone and
-reported. Exit 1 only when something could not be removed. Standard library only, so
+reported. Lock files of lab prefixes (/run/lock/rmd-lab-*.lock) that no process holds
+go too. Exit 1 only when something could not be removed. Standard library only, so
 it runs before anything is installed.
 """
 
@@ -17,8 +18,13 @@ import dataclasses
 import os
 import re
 import sys
+from pathlib import Path
 
 from tests.lab import netns
+from tests.lab.prefix_lock import PrefixLock
+
+# Where fabric.py keeps each lab prefix's lock file (rmd-lab-<prefix>.lock).
+PREFIX_LOCK_DIR = Path("/run/lock")
 
 # <prefix>-meta and <prefix>-g<N> namespaces; <prefix>br0, <prefix>m0, <prefix>v<N>
 # links, with <prefix> = "rmd" + up to 7 lowercase letters/digits.
@@ -75,6 +81,10 @@ def sweep(prefixes: list[str] | None = None) -> int:
     labs = find_remains()
     if prefixes is not None:
         labs = {prefix: labs[prefix] for prefix in prefixes if prefix in labs}
+    for path in sorted(PREFIX_LOCK_DIR.glob("rmd-lab-*.lock")):
+        prefix = path.name.removeprefix("rmd-lab-").removesuffix(".lock")
+        if (prefixes is None or prefix in prefixes) and PrefixLock(path).remove_if_free():
+            print(f"lab sweep: removed {path}, which no lab holds")
     if not labs:
         print("lab sweep: nothing left by earlier labs")
         return 0

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from tests.lab import ledger, netns, sweep
+from tests.lab.prefix_lock import PrefixLock
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sweep needs root")
 
@@ -69,6 +70,20 @@ def test_sweep_removes_a_dead_lab_and_leaves_a_running_one(remains, capsys):
     assert "198.51.100.253" not in netns.ip("-o", "addr")
     assert netns.netns_exists(f"{BUSY}-g1")
     assert remains.poll() is None
+
+
+def test_sweep_removes_lock_files_no_lab_holds(monkeypatch, tmp_path, capsys):
+    dead = tmp_path / f"rmd-lab-{STALE}.lock"
+    dead.touch()
+    live = PrefixLock(tmp_path / f"rmd-lab-{BUSY}.lock")
+    live.acquire()
+    monkeypatch.setattr(sweep, "PREFIX_LOCK_DIR", tmp_path)
+    try:
+        sweep.sweep(prefixes=[STALE, BUSY])
+        assert not dead.exists() and live.path.exists()
+        assert f"removed {dead}" in capsys.readouterr().out
+    finally:
+        live.release()
 
 
 def test_sweep_runs_with_the_standard_library_alone():

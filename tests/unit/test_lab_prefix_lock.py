@@ -74,3 +74,17 @@ def test_a_waiter_on_a_removed_file_takes_the_new_one(tmp_path):
     assert third.held
     third.release()
     assert not path.exists()
+
+
+def test_a_file_no_one_holds_is_removed_a_held_one_is_not(tmp_path):
+    """What a killed lab left (a file, no holder) goes; a running lab's stays."""
+    left = PrefixLock(tmp_path / "rmd-lab-dead.lock")
+    left.path.touch()
+    assert PrefixLock(left.path).remove_if_free() is True
+    assert not left.path.exists()
+    held = PrefixLock(tmp_path / "rmd-lab-live.lock")
+    held.acquire()
+    assert PrefixLock(held.path).remove_if_free() is False
+    assert held.path.exists() and held.held
+    held.release()
+    assert PrefixLock(held.path).remove_if_free() is False   # nothing left to remove
