@@ -154,6 +154,22 @@ def test_ports_on_two_hosts_talk_through_ovn_and_geneve(cloud):
 
 # --- our plugin against the real services -------------------------------------------
 
+TIMEOUT_REASONS = {"wget=timeout", "curl=28"}
+
+
+def _outage_of_window(record, start: float, end: float):
+    """The one measured outage that meets the injected window [start, end] (guest
+    uptime). Any other must be timeouts alone: on a loaded machine a request can
+    outlast the probe's timeout, which the probe rightly calls a timeout."""
+    slack = record.metadata.resolution
+    meeting = [o for o in record.metadata.outages
+               if o.start - slack <= end and o.end + slack >= start]
+    others = [o for o in record.metadata.outages if o not in meeting]
+    assert all(set(o.reasons) <= TIMEOUT_REASONS for o in others), others
+    [outage] = meeting
+    return outage
+
+
 def _records(run: dict) -> list:
     [(_, workload)] = demo.report_workloads(run["report"])
     return workload, demo.iteration_records(workload)
@@ -237,9 +253,11 @@ def test_metadata_outage_beyond_the_limit_fails_the_sla(cloud, tmp_path):
         window = outages[record.server_id]
         injected = window["end_boottime"] - window["start_boottime"]
         assert injected >= 3.0
-        assert abs(record.metadata.downtime - injected) <= (
+        outage = _outage_of_window(record, window["start_boottime"],
+                                   window["end_boottime"])
+        assert abs(outage.duration - injected) <= (
             record.metadata.resolution + 0.1), (injected, record.metadata)
-        assert {"wget=timeout", "curl=28"} & set(record.metadata.outages[0].reasons)
+        assert TIMEOUT_REASONS & set(outage.reasons)
 
 
 ENV_MICROVERSION = "2.79"     # the version of the defect's report, in the environment
@@ -305,7 +323,8 @@ def test_every_microversion_path_and_migrations_during_an_outage(cloud, tmp_path
     assert "extended" in window["detail"]
     [record] = demo.iteration_records(workloads["three migrations in one outage"])
     injected = window["end_wall"] - window["start_wall"]
-    assert abs(record.metadata.downtime - injected) <= (
+    outage = _outage_of_window(record, window["start_boottime"], window["end_boottime"])
+    assert abs(outage.duration - injected) <= (
         record.metadata.resolution + 0.1), (injected, record.metadata)
 
 

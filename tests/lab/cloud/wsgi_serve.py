@@ -40,7 +40,10 @@ def main() -> None:
                 "threads": threads, "timeout": 300, "graceful_timeout": 5,
                 "pidfile": pidfile, "proc_name": f"rmdc-{service}",
                 "accesslog": None, "errorlog": "-", "loglevel": "warning",
-                "keepalive": 5,
+                # Longer than a client leaves a pooled connection idle: a server
+                # closing one as the client reuses it resets the client's request
+                # (novaclient does not retry it; seen under two CPU hogs).
+                "keepalive": 75,
             }.items():
                 self.cfg.set(key, value)
 
