@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 from tests.lab.cloud import config
-from tests.lab.cloud.procs import Supervisor, read_pid, wait_for
+from tests.lab.cloud.procs import Supervisor, alive, read_pid, wait_for
 
 SHARED_SECRET = "rmdc-metadata-secret"  # a loopback-only lab
 # The privsep contexts the agent's Neutron code may start (neutron/privileged).
@@ -93,6 +93,11 @@ def haproxy_pids(chassis_dir: Path) -> list[int]:
     pids = agent_dir(chassis_dir) / "external" / "pids"
     found = [read_pid(path) for path in sorted(pids.glob("*"))] if pids.exists() else []
     return [pid for pid in found if pid]
+
+
+def running_haproxies(chassis_dir: Path) -> list[int]:
+    """The agent's haproxies that still run: the host serves a network's metadata."""
+    return [pid for pid in haproxy_pids(chassis_dir) if alive(pid)]
 
 
 def stop_haproxies(chassis_dir: Path) -> None:

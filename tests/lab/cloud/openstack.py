@@ -23,7 +23,7 @@ from tests.lab.cloud import config, metadata_path
 from tests.lab.cloud.infra import MariaDB, RabbitMQ
 from tests.lab.cloud.metadata_path import SHARED_SECRET
 from tests.lab.cloud.ovn import Central
-from tests.lab.cloud.procs import Supervisor, alive, run, wait_for
+from tests.lab.cloud.procs import Supervisor, run, wait_for
 
 # Bump when build_databases() changes: it names the database snapshot.
 DB_RECIPE = 2
@@ -667,15 +667,15 @@ class OpenStack:
                            f"external_ids:attached-mac={port['mac_address']}",
                            "external_ids:iface-status=active")
                 wait_for(f"the metadata agent of {host.host} serving the network",
-                         lambda: [p for p in metadata_path.haproxy_pids(host.dir)
-                                  if alive(p)], 90, interval=0.2)
+                         lambda: metadata_path.running_haproxies(host.dir), 90,
+                         interval=0.2)
             finally:
                 host.vsctl("--if-exists", "del-port", "br-int", link)
                 http("DELETE", neutron + f"/ports/{port['id']}", token=token)
             if host.host != config.RALLY_PORT_HOST:
                 wait_for(f"the metadata agent of {host.host} cleaning up",
-                         lambda: not [p for p in metadata_path.haproxy_pids(host.dir)
-                                      if alive(p)], 60, interval=0.2)
+                         lambda: not metadata_path.running_haproxies(host.dir), 60,
+                         interval=0.2)
 
         with concurrent.futures.ThreadPoolExecutor(len(chassis)) as pool:
             for done in [pool.submit(warm, host) for host in chassis]:
