@@ -153,6 +153,18 @@ def test_one_iteration_in_order(rig):
     assert (event.name, event.finish - event.start) == ("compute_live_migration", 2.5)
 
 
+def test_each_migration_ends_the_ssh_session_before_the_meter_is_asked_again(rig):
+    order = []
+    rig.meter.close.side_effect = lambda: order.append("close")
+    rig.scenario._live_migrate_server.side_effect = (
+        lambda *args: order.append("migrate") or ("compute-1", "compute-2", "req-1"))
+    log = rig.meter.stop.return_value
+    rig.meter.fetch_log.side_effect = lambda: order.append("fetch") or log
+    rig.run(migrations=2)
+    assert order[:4] == ["migrate", "close", "migrate", "close"]
+    assert order[4:] and set(order[4:]) == {"fetch"}
+
+
 def test_boot_ssh_and_meter_arguments(rig):
     rig.run(port=2222, password="pw", floating_network="public", probe_interval=0.5,
             boot_server_kwargs={"availability_zone": "nova"})
