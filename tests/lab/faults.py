@@ -147,6 +147,10 @@ class InjectedWindow:
 
     start/end are taken right after the fault was applied/removed, so the fault was
     certainly active over [start, end]. end is None while the fault lasts.
+    acted_start/acted_end (CLOCK_BOOTTIME) and acted_count: where a lab counts the
+    fault's effects where it acts (the cloud lab's real-path faults: resets sent,
+    packets dropped, connections refused), the first and last it counted, and how
+    many; None and 0 where nothing was counted.
     """
 
     kind: str
@@ -158,6 +162,9 @@ class InjectedWindow:
     end_wall: float | None = None
     detail: str = ""
     families: str = ALL_FAMILIES
+    acted_start_boottime: float | None = None
+    acted_end_boottime: float | None = None
+    acted_count: int = 0
 
     def hits(self, family: str) -> bool:
         return family in self.families.split(",")

@@ -17,9 +17,11 @@ end stays in the root namespace: Rally reaches the guests' fixed addresses throu
 OVN. Guests reach metadata the way Neutron's DHCP tells a cloud's guests: a route to
 169.254.169.254 through the network's metadata port (OVN's localport, served by
 neutron-ovn-metadata-agent on each host: metadata_path.py). The fault profile's
-metadata outages are injected in the guest (`refused`: the address on its lo;
-`timeout`: its route into a blackhole); the HTTP shapes belong to the real
-components (issue 15) and are refused here.
+metadata outages are injected where the server's `lab_metadata_fault_site` says:
+`guest` (the default: `refused` is the address on its lo, `timeout` its route into a
+blackhole; an outage there follows the guest through any number of migrations) or
+`path`, the real metadata path of the migration's destination (path_faults.py:
+`refused`, `timeout`, `http_503`), with the ground truth counted where it acts.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from aiohttp import web
 
 from tests.lab import netns
 from tests.lab.cloud import config
-from tests.lab.faults import FaultProfile, GroundTruth
+from tests.lab.cloud.path_faults import PATH_SHAPES, NovaCut, PathFaults
+from tests.lab.faults import FaultProfile, GroundTruth, InjectedWindow
 from tests.lab.guest_os import GuestImage
 from tests.lab.ledger import ResourceLedger, kill_process, process_starttime
 
@@ -54,6 +57,9 @@ _RARP = 0x8035
 SSHD_TIMEOUT = 30.0
 _NEXT_NIC = "eth0next"  # the destination's NIC in the guest until the switchover
 GUEST_SIDE_SHAPES = ("refused", "timeout")
+# Server metadata: where a metadata outage is injected, and what each place can do.
+FAULT_SITE_KEY = "lab_metadata_fault_site"
+FAULT_SITES = {"guest": GUEST_SIDE_SHAPES, "path": PATH_SHAPES}
 # A server without lab_* metadata migrates as real code makes it: no wait, no extra
 # blackout, no outage beyond what moving its NIC and OVN's reaction cause.
 NO_FAULTS = FaultProfile(duration=0.0, network_blackout=0.0)
@@ -83,6 +89,29 @@ class CloudGuest:
     @property
     def tap(self) -> str:
         return tap_name(self.port.port_id)
+
+
+@dataclasses.dataclass
+class MetadataOutage:
+    """A guest's running metadata outage: until when (time.monotonic()), its
+    ground-truth window, its shape and site, and the hosts whose real path it broke."""
+
+    until: float
+    window: InjectedWindow
+    shape: str
+    site: str
+    hosts: list[str] = dataclasses.field(default_factory=list)
+
+
+def fault_site(meta: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The server metadata's fault site, and the rest of its metadata (FaultProfile's
+    keys); ValueError naming the key for an unknown site."""
+    rest = dict(meta)
+    site = str(rest.pop(FAULT_SITE_KEY, "guest")).strip()
+    if site not in FAULT_SITES:
+        raise ValueError(f"{FAULT_SITE_KEY}: {site!r} is not one of "
+                         f"{', '.join(FAULT_SITES)}")
+    return site, rest
 
 
 def tap_name(port_id: str) -> str:
@@ -117,6 +146,8 @@ class Hypervisor:
         self.mtu = network["mtu"]
         self.rally_port = LabPort(**network["rally_port"])
         self.metadata_gateway = network["metadata_gateway"]
+        self.nova_cut = NovaCut()
+        self.path_faults = PathFaults(state, network["network_id"], self.nova_cut)
         self.gateway = network["gateway"]
         self.public = network["public"]
         self.work = state / "hypervisor"
@@ -128,8 +159,7 @@ class Hypervisor:
         self._lock = threading.Lock()
         self._guests: dict[str, CloudGuest] = {}
         self._next_index = 1
-        # uuid -> (until, its ground-truth window, shape) of the metadata outage
-        self._outages: dict[str, tuple[float, Any, str]] = {}
+        self._outages: dict[str, MetadataOutage] = {}
 
     # --- the lab ports ----------------------------------------------------------------
     def setup(self) -> None:
@@ -293,22 +323,24 @@ class Hypervisor:
         `network_blackout`, moves to `dest`'s bridge and sends its RARP."""
         guest = self.guest(uuid)
         try:
+            site, meta = fault_site(meta)
             profile = FaultProfile.from_metadata(NO_FAULTS, meta)
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         if profile.result == "hang" or profile.guest_event != "none":
             raise web.HTTPNotImplemented(
                 text="the cloud lab does not inject migration hangs or guest events")
-        if profile.metadata_outage > 0 and profile.metadata_shape not in GUEST_SIDE_SHAPES:
+        if profile.metadata_outage > 0 and profile.metadata_shape not in FAULT_SITES[site]:
             raise web.HTTPNotImplemented(
                 text=f"metadata_shape {profile.metadata_shape}: the cloud lab injects "
-                     f"only {', '.join(GUEST_SIDE_SHAPES)} (in the guest)")
+                     f"only {', '.join(FAULT_SITES[site])} at {FAULT_SITE_KEY} {site}")
         await asyncio.sleep(profile.duration)
         if profile.result == "error":
             raise web.HTTPConflict(text=f"lab: migration of {uuid} failed (profile)")
         loop = asyncio.get_running_loop()
         if profile.metadata_outage > 0:
-            await loop.run_in_executor(None, self._hold_outage, guest, profile)
+            await loop.run_in_executor(None, self._hold_outage, guest, profile, site,
+                                       dest)
         window = self.ground_truth.open("network", "blackout", uuid)
         source = host_netns(self.state, guest.host)
         netns.ip("link", "set", guest.tap, "down", netns=source)
@@ -353,7 +385,7 @@ class Hypervisor:
         with self._lock:
             guest.host, guest.prepared = dest, None
             outage = self._outages.get(guest.uuid)
-        if outage is not None and outage[2] == "timeout":
+        if outage is not None and outage.site == "guest" and outage.shape == "timeout":
             # That fault lives on eth0's route and neighbour: the new eth0 gets it.
             self._switch_metadata(guest, "timeout", on=True)
         frame = rarp_frame(guest.port.mac)
@@ -364,35 +396,74 @@ class Hypervisor:
                 raw.send(frame)
         netns.run_in_netns(guest.netns, announce)
 
-    def _hold_outage(self, guest: CloudGuest, profile: FaultProfile) -> None:
+    def _hold_outage(self, guest: CloudGuest, profile: FaultProfile, site: str,
+                     dest: str) -> None:
         """Start the metadata outage, or extend the one still running (the guest sees
-        one outage); a timer ends it."""
+        one outage; in the real path, `dest`'s is broken too); a timer ends it."""
+        shape = profile.metadata_shape
         with self._lock:
             running = self._outages.get(guest.uuid)
             if running is not None:
-                until = time.monotonic() + profile.metadata_outage
-                self._outages[guest.uuid] = (max(running[0], until), *running[1:])
-                running[1].detail = "extended by a later migration"
-                return
-            self._switch_metadata(guest, profile.metadata_shape, on=True)
-            window = self.ground_truth.open("metadata", profile.metadata_shape, guest.uuid)
+                if running.site != site or running.shape != shape:
+                    raise web.HTTPConflict(
+                        text=f"guest {guest.uuid}: a {running.site} {running.shape} "
+                             f"outage still runs; this migration asks {site} {shape}")
+                running.until = max(running.until,
+                                    time.monotonic() + profile.metadata_outage)
+                running.window.detail += "; extended by a later migration"
+                if site != "path" or dest in running.hosts:
+                    return
+        # Breaking a real path may wait for the agent: not under the lock.
+        if running is not None:
+            self._break_path(guest, shape, dest)
+            with self._lock:
+                if self._outages.get(guest.uuid) is running:
+                    running.hosts.append(dest)
+                    return
+            # It ended meanwhile: so does this host's share.
+            self.path_faults.mend(shape, dest, guest.port.ip)
+            return
+        if site == "path":
+            self._break_path(guest, shape, dest)
+        else:
+            self._switch_metadata(guest, shape, on=True)
+        window = self.ground_truth.open("metadata", shape, guest.uuid)
+        window.detail = f"{site}: {dest}" if site == "path" else site
+        with self._lock:
             # From the window's opening: a fault held until then lasts, as recorded,
             # at least as long as asked.
-            until = time.monotonic() + profile.metadata_outage
-            self._outages[guest.uuid] = (until, window, profile.metadata_shape)
-        threading.Thread(target=self._end_outage, args=(guest, profile.metadata_shape),
-                         daemon=True).start()
+            self._outages[guest.uuid] = MetadataOutage(
+                time.monotonic() + profile.metadata_outage, window, shape, site,
+                [dest] if site == "path" else [])
+        threading.Thread(target=self._end_outage, args=(guest,), daemon=True).start()
 
-    def _end_outage(self, guest: CloudGuest, shape: str) -> None:
+    def _break_path(self, guest: CloudGuest, shape: str, host: str) -> None:
+        try:
+            self.path_faults.apply(shape, host, guest.port.ip, guest.index)
+        except Exception as exc:  # noqa: BLE001 - the driver's error names it
+            raise web.HTTPInternalServerError(
+                text=f"{shape} in {host}'s metadata path: {exc}") from None
+
+    def _end_outage(self, guest: CloudGuest) -> None:
         while True:
             with self._lock:
-                until, window, _ = self._outages[guest.uuid]
-                remaining = until - time.monotonic()
+                outage = self._outages[guest.uuid]
+                remaining = outage.until - time.monotonic()
                 if remaining <= 0:
                     del self._outages[guest.uuid]
                     break
             time.sleep(min(remaining, 0.25))
-        self._switch_metadata(guest, shape, on=False)
+        window = outage.window
+        if outage.site == "guest":
+            self._switch_metadata(guest, outage.shape, on=False)
+        for host in outage.hosts:
+            acted = self.path_faults.mend(outage.shape, host, guest.port.ip)
+            window.acted_count += acted.count
+            if acted.first is not None:
+                window.acted_start_boottime = min(
+                    acted.first, window.acted_start_boottime or acted.first)
+                window.acted_end_boottime = max(acted.last,
+                                                window.acted_end_boottime or acted.last)
         self.ground_truth.close(window)
 
     def _switch_metadata(self, guest: CloudGuest, shape: str, on: bool) -> None:
@@ -414,6 +485,7 @@ class Hypervisor:
 
     # --- teardown ----------------------------------------------------------------------------
     def teardown(self) -> list[str]:
+        self.path_faults.mend_all()
         for uuid in list(self._guests):
             self.delete(uuid, None)
         return self.ledger.release_all()
@@ -525,24 +597,32 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def forward_loopback(state: Path, port: int) -> list[asyncio.AbstractServer]:
+async def forward_loopback(state: Path, port: int, cut: NovaCut
+                           ) -> list[asyncio.AbstractServer]:
     """127.0.0.1:`port` inside each compute host's namespace, forwarded to the
     root namespace's: the metadata agents run in the hosts' namespaces (beside their
-    vswitchd) and reach Nova's metadata API on loopback as on a one-node cloud."""
-    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(config.HOST, port)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+    vswitchd) and reach Nova's metadata API on loopback as on a one-node cloud. A
+    host `cut` has its connections closed unanswered: its agent cannot reach Nova."""
+    def forwarder(host: str):
+        async def forward(reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+            if not cut.admits(host):
+                writer.close()
+                return
+            try:
+                up_reader, up_writer = await asyncio.open_connection(config.HOST, port)
+            except OSError:
+                writer.close()
+                return
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        return forward
 
     servers = []
     for host in config.COMPUTE_HOSTS:
         name = host_netns(state, host)
         netns.ip("link", "set", "lo", "up", netns=name)
         sock = netns.listening_socket_in_netns(name, config.HOST, port)
-        servers.append(await asyncio.start_server(forward, sock=sock))
+        servers.append(await asyncio.start_server(forwarder(host), sock=sock))
     return servers
 
 
@@ -550,7 +630,7 @@ async def serve(hv: Hypervisor, sock_path: Path, ready: Path,
                 metadata_api_port: int) -> None:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, hv.setup)
-    forwarders = await forward_loopback(hv.state, metadata_api_port)
+    forwarders = await forward_loopback(hv.state, metadata_api_port, hv.nova_cut)
     runner = web.AppRunner(make_app(hv))
     await runner.setup()
     sock_path.unlink(missing_ok=True)

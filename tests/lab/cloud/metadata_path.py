@@ -49,8 +49,10 @@ def agent_config(chassis, central, metadata_port: int, venv: Path = config.VENV
                     "nova_metadata_port": metadata_port,
                     "metadata_proxy_shared_secret": SHARED_SECRET,
                     "metadata_workers": 1},
-        # Root already: no sudo or rootwrap in front of its commands.
-        "agent": {"root_helper": ""},
+        # Root already: no sudo or rootwrap in front of its commands. No process
+        # monitor: it would respawn a haproxy the lab stopped (path_faults.py)
+        # at its next 60 s check, at a random point of the fault's window.
+        "agent": {"root_helper": "", "check_child_processes_interval": 0},
         "ovs": {"ovsdb_connection": chassis.db},
         "ovn": {"ovn_sb_connection": central.sb},
         **{section: {"helper_command": helper} for section in PRIVSEP_SECTIONS},

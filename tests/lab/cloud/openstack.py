@@ -687,6 +687,7 @@ class OpenStack:
                           token=token)
         network = self.state / "hypervisor-network.json"
         network.write_text(json.dumps({
+            "network_id": network_id,
             "prefix_len": int(SUBNET_CIDR.split("/")[1]), "mtu": body["network"]["mtu"],
             "metadata_gateway": self.metadata_port_ip(token, network_id),
             "gateway": str(ipaddress.ip_network(SUBNET_CIDR)[1]),

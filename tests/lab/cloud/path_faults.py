@@ -1,0 +1,328 @@
+"""Metadata outages injected where the real metadata path breaks (issue 15, item 4),
+on the destination host of a live migration, each with its ground truth taken where
+the fault acts (item 5), beside when it was asked for:
+
+- refused: the network's haproxy on that host is killed by its PID. Its ovnmeta
+  namespace keeps 169.254.169.254, so the kernel answers each SYN with a reset. At
+  the end it starts again with its own command line in its own namespace. Truth: the
+  namespace's TCP OutRsts (read through a sleeper process in it).
+- timeout: an OpenFlow rule on that host's br-int drops the guest's packets to
+  169.254.169.254 before OVN's pipeline sees them; it is removed at the end. Truth:
+  the rule's packet counter.
+- http_503: the host's path to Nova's metadata API is cut (the hypervisor's loopback
+  forwarder closes each connection the agent opens), so the agent answers 503.
+  Truth: the connections it closed.
+
+A fault acts on a whole host (its haproxy, its path to Nova), except the rule, which
+matches one guest: two guests migrating to one host share the host's fault, which
+mends when the last of them ends. The lab's agents run without their process
+monitor (metadata_path.agent_config), which would otherwise respawn a killed haproxy
+within its 60 s check, at a random point of a window.
+
+The 404 and wrong-instance shapes are not here: the agent maps a request to an
+instance from the OVN Southbound database, which ovn-northd rewrites from Neutron's
+Northbound records; breaking that mapping means changing Neutron's records, which
+would move the port itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.lab.cloud import metadata_path
+from tests.lab.cloud.procs import alive, read_pid, wait_for
+from tests.lab.faults import MAX_SECONDS, boottime
+
+PATH_SHAPES = ("refused", "timeout", "http_503")
+SAMPLE_INTERVAL = 0.02
+METADATA_IP = "169.254.169.254"
+# The agent may still be setting up the destination's namespace (bug 2036118's fix
+# does it when the migration starts): the haproxy to stop is waited for this long.
+HAPROXY_WAIT = 30.0
+
+
+@dataclasses.dataclass
+class Acted:
+    """When a fault was seen acting: its first and last counted effect (CLOCK_BOOTTIME)
+    and how many effects were counted."""
+
+    first: float | None = None
+    last: float | None = None
+    count: int = 0
+
+
+class CounterWatch:
+    """Samples a counter every SAMPLE_INTERVAL s in a thread, from start() until
+    stop(), and keeps when it first and last grew: the fault's effects as counted
+    where it acts. Bounded by MAX_SECONDS."""
+
+    def __init__(self, read: Callable[[], int]) -> None:
+        self._read = read
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.acted = Acted()
+        self._base = 0
+
+    def start(self) -> None:
+        self._base = self._last_value = self._read()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        try:
+            value = self._read()
+        except (OSError, ValueError, subprocess.SubprocessError):
+            return
+        if value > self._last_value:
+            now = boottime()
+            if self.acted.first is None:
+                self.acted.first = now
+            self.acted.last = now
+            self.acted.count = value - self._base
+        self._last_value = value
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + MAX_SECONDS
+        while not self._stop.wait(SAMPLE_INTERVAL) and time.monotonic() < deadline:
+            self._sample()
+
+    def stop(self) -> Acted:
+        """The last sample, taken after the fault was mended (once)."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=5)
+            self._thread = None
+            self._sample()
+        return self.acted
+
+
+def tcp_out_resets(pid: int) -> int:
+    """Tcp OutRsts of the network namespace `pid` is in."""
+    with open(f"/proc/{pid}/net/snmp") as snmp:
+        tcp = [line.split() for line in snmp if line.startswith("Tcp:")]
+    return int(tcp[1][tcp[0].index("OutRsts")])
+
+
+class PathFault:
+    """One fault on one host; apply() then mend(), each once."""
+
+    shape = ""
+
+    def __init__(self) -> None:
+        self.watch: CounterWatch | None = None
+
+    def apply(self) -> None:
+        raise NotImplementedError
+
+    def mend(self) -> Acted:
+        raise NotImplementedError
+
+
+class HaproxyStopped(PathFault):
+    """refused: the network's haproxy on `chassis_dir`'s host killed, then restarted."""
+
+    shape = "refused"
+
+    def __init__(self, chassis_dir: Path, network_id: str) -> None:
+        super().__init__()
+        self.pidfile = (metadata_path.agent_dir(chassis_dir) / "external" / "pids"
+                        / f"{network_id}.pid")
+        self.argv: list[str] = []
+        self.netns_fd: int | None = None
+        self.sleeper: subprocess.Popen | None = None
+
+    def _in_netns(self, argv: list[str], **kwargs):
+        return ["nsenter", f"--net=/proc/self/fd/{self.netns_fd}", *argv], {
+            "pass_fds": (self.netns_fd,), **kwargs}
+
+    def apply(self) -> None:
+        def running() -> int | None:
+            pid = read_pid(self.pidfile)
+            return pid if pid and alive(pid) else None
+        pid = wait_for(f"haproxy of {self.pidfile.stem}", running, HAPROXY_WAIT,
+                       interval=0.05)
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            self.argv = [a.decode() for a in cmdline.read().split(b"\0") if a]
+        self.netns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+        try:
+            argv, kwargs = self._in_netns(["sleep", str(int(MAX_SECONDS))])
+            self.sleeper = subprocess.Popen(argv, stdin=subprocess.DEVNULL, **kwargs)
+            wait_for("a sleeper in the ovnmeta namespace",
+                     lambda: tcp_out_resets(self.sleeper.pid) >= 0, 10, interval=0.01)
+            self.watch = CounterWatch(lambda: tcp_out_resets(self.sleeper.pid))
+            self.watch.start()
+            os.kill(pid, signal.SIGKILL)
+            wait_for(f"haproxy {pid} gone", lambda: not alive(pid), 10, interval=0.01)
+        except BaseException:
+            self._release()
+            raise
+
+    def mend(self) -> Acted:
+        try:
+            config_file = Path(self.argv[self.argv.index("-f") + 1])
+            # Gone when the agent tore the namespace down (no port of the network
+            # left here): nothing to restart then.
+            if config_file.exists():
+                argv, kwargs = self._in_netns(self.argv, capture_output=True, text=True,
+                                              timeout=30, check=False)
+                done = subprocess.run(argv, **kwargs)
+                if done.returncode != 0:
+                    raise RuntimeError(f"haproxy did not start again: {done.stderr}")
+            return self.watch.stop()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self.watch is not None:
+            self.watch.stop()
+        if self.sleeper is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.sleeper.kill()
+            self.sleeper.wait(timeout=10)
+            self.sleeper = None
+        if self.netns_fd is not None:
+            os.close(self.netns_fd)
+            self.netns_fd = None
+
+
+class MetadataFlowsDropped(PathFault):
+    """timeout: one guest's packets to 169.254.169.254 dropped on a host's br-int."""
+
+    shape = "timeout"
+
+    def __init__(self, chassis_dir: Path, guest_ip: str, cookie: int) -> None:
+        super().__init__()
+        self.env = {**os.environ, "OVS_RUNDIR": str(chassis_dir)}
+        self.match = f"ip,nw_src={guest_ip},nw_dst={METADATA_IP}"
+        self.cookie = f"{cookie:#x}"
+
+    def _ofctl(self, *args: str) -> str:
+        done = subprocess.run(["ovs-ofctl", *args], env=self.env,
+                              capture_output=True, text=True, timeout=30, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"ovs-ofctl {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def dropped(self) -> int:
+        out = self._ofctl("dump-flows", "br-int", f"cookie={self.cookie}/-1")
+        return sum(int(field.split("=")[1].rstrip(",")) for field in out.split()
+                   if field.startswith("n_packets="))
+
+    def apply(self) -> None:
+        # Above every flow of OVN's table 0, which only tells ports apart.
+        self._ofctl("add-flow", "br-int", f"table=0,priority=65535,cookie={self.cookie},"
+                                          f"{self.match},actions=drop")
+        self.watch = CounterWatch(self.dropped)
+        self.watch.start()
+
+    def mend(self) -> Acted:
+        # The last count, then the rule goes: its counter goes with it.
+        acted = self.watch.stop()
+        self._ofctl("del-flows", "br-int", f"cookie={self.cookie}/-1")
+        return acted
+
+
+class NovaCut:
+    """The hosts whose path to Nova's metadata API is cut; the hypervisor's loopback
+    forwarders ask it for each connection the agents open."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cut: set[str] = set()
+        self.refused: dict[str, int] = {}
+
+    def admits(self, host: str) -> bool:
+        with self._lock:
+            if host not in self._cut:
+                return True
+            self.refused[host] = self.refused.get(host, 0) + 1
+            return False
+
+    def set(self, host: str, cut: bool) -> None:
+        with self._lock:
+            (self._cut.add if cut else self._cut.discard)(host)
+
+    def count(self, host: str) -> int:
+        with self._lock:
+            return self.refused.get(host, 0)
+
+
+class NovaUnreachable(PathFault):
+    """http_503: `host`'s agent cannot reach Nova's metadata API."""
+
+    shape = "http_503"
+
+    def __init__(self, cut: NovaCut, host: str) -> None:
+        super().__init__()
+        self.cut, self.host = cut, host
+
+    def apply(self) -> None:
+        self.watch = CounterWatch(lambda: self.cut.count(self.host))
+        self.watch.start()
+        self.cut.set(self.host, True)
+
+    def mend(self) -> Acted:
+        self.cut.set(self.host, False)
+        return self.watch.stop()
+
+
+class PathFaults:
+    """The faults applied in the real path, shared per host and shape."""
+
+    def __init__(self, state: Path, network_id: str, cut: NovaCut) -> None:
+        self.state, self.network_id, self.cut = state, network_id, cut
+        self._lock = threading.Lock()
+        self._held: dict[tuple[str, str], tuple[PathFault, int]] = {}
+
+    def _make(self, shape: str, host: str, guest_ip: str, guest_index: int) -> PathFault:
+        chassis_dir = self.state / "chassis" / host
+        if shape == "refused":
+            return HaproxyStopped(chassis_dir, self.network_id)
+        if shape == "timeout":
+            return MetadataFlowsDropped(chassis_dir, guest_ip, 0x7D000000 + guest_index)
+        if shape == "http_503":
+            return NovaUnreachable(self.cut, host)
+        raise ValueError(f"metadata_shape {shape!r} is not injected in the real path "
+                         f"(only {', '.join(PATH_SHAPES)})")
+
+    def _key(self, shape: str, host: str, guest_ip: str) -> tuple[str, str]:
+        return (shape, host if shape != "timeout" else f"{host}/{guest_ip}")
+
+    def apply(self, shape: str, host: str, guest_ip: str, guest_index: int) -> None:
+        """Break `host`'s path for the guest (or join the fault already there)."""
+        key = self._key(shape, host, guest_ip)
+        with self._lock:
+            held = self._held.get(key)
+            if held is None:
+                fault = self._make(shape, host, guest_ip, guest_index)
+                fault.apply()
+                self._held[key] = (fault, 1)
+            else:
+                self._held[key] = (held[0], held[1] + 1)
+
+    def mend(self, shape: str, host: str, guest_ip: str) -> Acted:
+        """Leave the fault; the last to leave mends it. What was counted so far."""
+        key = self._key(shape, host, guest_ip)
+        with self._lock:
+            fault, users = self._held[key]
+            if users > 1:
+                self._held[key] = (fault, users - 1)
+                return dataclasses.replace(fault.watch.acted)
+            del self._held[key]
+            return fault.mend()
+
+    def mend_all(self) -> None:
+        """The lab is going away: every fault still held is mended."""
+        with self._lock:
+            held, self._held = list(self._held.values()), {}
+        for fault, _ in held:
+            with contextlib.suppress(Exception):
+                fault.mend()
