@@ -4,6 +4,8 @@ tests/conftest.py).
 - wait_until: poll a condition until a deadline.
 - public_key: a paramiko key as an authorized_keys line.
 - logged_probes: how many probes a MetadataMeter's log holds so far.
+- outages_meeting, outage_of_window: a record's measured outages against a window
+  the lab injected.
 - syntax_errors: Rally's syntax validation of the scenario's arguments (unit tests;
   Rally's plugins must be loaded, as tests/unit/conftest.py does).
 - lab_workload, write_task: the e2e tests' Rally tasks against the lab.
@@ -12,6 +14,7 @@ tests/conftest.py).
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -57,6 +60,33 @@ def logged_probes(meter: Any) -> int:
         return len(parse_probe_log(meter.fetch_log()).probes)
     except ProbeLogError:
         return 0
+
+
+# --- measured outages against the lab's injected windows --------------------------------
+
+# What the probe calls a request that got no answer in time (busybox wget, curl).
+TIMEOUT_REASONS = frozenset({"wget=timeout", "curl=28"})
+
+
+def outages_meeting(record: Any, start: float, end: float) -> tuple[list, list]:
+    """The measured outages of an iteration record that meet an injected window
+    [start, end] (guest uptime), each edge widened by the record's resolution (an
+    edge estimate's reach), and the others."""
+    slack = record.metadata.resolution
+    meeting = [o for o in record.metadata.outages
+               if o.start - slack <= end
+               and (math.inf if o.unrecovered else o.end + slack) >= start]
+    return meeting, [o for o in record.metadata.outages if o not in meeting]
+
+
+def outage_of_window(record: Any, start: float, end: float) -> Any:
+    """The one measured outage that meets the window. Any other must be timeouts
+    alone: on a loaded machine a request can outlast the probe's timeout, which the
+    probe rightly calls a timeout; anything else would be a measurement error."""
+    meeting, others = outages_meeting(record, start, end)
+    assert all(set(o.reasons) <= TIMEOUT_REASONS for o in others), others
+    assert len(meeting) == 1, (start, end, record.metadata.outages)
+    return meeting[0]
 
 
 # --- the scenario's argument validation (unit) -----------------------------------------

@@ -17,7 +17,6 @@ starting a lab.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
@@ -29,7 +28,7 @@ from playwright.sync_api import Page
 
 from rally_metadata_downtime.plugins import charts
 from tests.e2e.browser import CDN_COPIES, ReportBrowser, choose_iteration, click
-from tests.helpers import lab_workload
+from tests.helpers import TIMEOUT_REASONS, lab_workload, outages_meeting
 from tests.lab.demo import iteration_records, report_workloads, run_sample
 from tests.lab.harness import REPO_ROOT
 from tests.lab.rally_cli import RallyHome
@@ -464,9 +463,6 @@ def test_per_iteration_timeline_and_outages_render(run, browser, shots, variant)
                        for w in workloads(run)]
 
 
-TIMEOUT_REASONS = {"wget=timeout", "curl=28"}
-
-
 def test_each_injected_outage_is_measured_once(run):
     """One measured outage per iteration meets the lab's metadata window for its
     server. A loaded machine may add another: a request the lab's metadata service
@@ -478,12 +474,8 @@ def test_each_injected_outage_is_measured_once(run):
         counts = []
         for record in iteration_records(workload):
             window = windows[record.server_id]
-            slack = record.metadata.resolution     # an edge estimate's reach
-            meeting = [o for o in record.metadata.outages
-                       if o.start - slack <= window["end_boottime"]
-                       and (math.inf if o.unrecovered else o.end + slack)
-                       >= window["start_boottime"]]
-            others = [o for o in record.metadata.outages if o not in meeting]
+            meeting, others = outages_meeting(record, window["start_boottime"],
+                                              window["end_boottime"])
             assert all(set(o.reasons) <= TIMEOUT_REASONS for o in others), others
             counts.append(len(meeting))
         seen.append(counts)

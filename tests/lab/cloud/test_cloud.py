@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import TIMEOUT_REASONS, outage_of_window
 from tests.lab import demo
 from tests.lab.cloud import config, rally_task
 from tests.lab.cloud.__main__ import bench_line
@@ -154,22 +155,6 @@ def test_ports_on_two_hosts_talk_through_ovn_and_geneve(cloud):
 
 # --- our plugin against the real services -------------------------------------------
 
-TIMEOUT_REASONS = {"wget=timeout", "curl=28"}
-
-
-def _outage_of_window(record, start: float, end: float):
-    """The one measured outage that meets the injected window [start, end] (guest
-    uptime). Any other must be timeouts alone: on a loaded machine a request can
-    outlast the probe's timeout, which the probe rightly calls a timeout."""
-    slack = record.metadata.resolution
-    meeting = [o for o in record.metadata.outages
-               if o.start - slack <= end and o.end + slack >= start]
-    others = [o for o in record.metadata.outages if o not in meeting]
-    assert all(set(o.reasons) <= TIMEOUT_REASONS for o in others), others
-    [outage] = meeting
-    return outage
-
-
 def _records(run: dict) -> list:
     [(_, workload)] = demo.report_workloads(run["report"])
     return workload, demo.iteration_records(workload)
@@ -253,7 +238,7 @@ def test_metadata_outage_beyond_the_limit_fails_the_sla(cloud, tmp_path):
         window = outages[record.server_id]
         injected = window["end_boottime"] - window["start_boottime"]
         assert injected >= 3.0
-        outage = _outage_of_window(record, window["start_boottime"],
+        outage = outage_of_window(record, window["start_boottime"],
                                    window["end_boottime"])
         assert abs(outage.duration - injected) <= (
             record.metadata.resolution + 0.1), (injected, record.metadata)
@@ -296,7 +281,7 @@ def test_faults_in_the_real_path_are_measured_where_they_act(cloud, tmp_path):
             shape, f"path: {migration.destination_host}")
         start, end = window["start_boottime"], window["end_boottime"]
         assert end - start >= PATH_OUTAGE
-        outage = _outage_of_window(record, start, end)
+        outage = outage_of_window(record, start, end)
         print(shape, f"held {end - start:.2f} s, measured {outage.duration:.2f} s, "
               f"acted {window['acted_count']}x over "
               f"{window['acted_start_boottime'] - start:+.2f}..."
@@ -381,7 +366,7 @@ def test_every_microversion_path_and_migrations_during_an_outage(cloud, tmp_path
     assert "extended" in window["detail"]
     [record] = demo.iteration_records(workloads["three migrations in one outage"])
     injected = window["end_wall"] - window["start_wall"]
-    outage = _outage_of_window(record, window["start_boottime"], window["end_boottime"])
+    outage = outage_of_window(record, window["start_boottime"], window["end_boottime"])
     assert abs(outage.duration - injected) <= (
         record.metadata.resolution + 0.1), (injected, record.metadata)
 
