@@ -102,7 +102,7 @@ def test_a_host_fault_is_applied_once_and_mended_by_its_last_user(monkeypatch, t
     assert faults.mend("refused", "h1", "10.0.0.5") == Acted()
     assert faults.mend("refused", "h1", "10.0.0.6") == Acted(1.0, 2.0, 3)
     faults.mend("timeout", "h1", "10.0.0.6")
-    faults.mend_all()
+    faults.abandon_all()
     assert log[3:] == [("mend", ("refused", "h1", "10.0.0.5")),
                        ("mend", ("timeout", "h1", "10.0.0.6")),
                        ("mend", ("timeout", "h1", "10.0.0.5"))]

@@ -457,7 +457,12 @@ class Hypervisor:
         if outage.site == "guest":
             self._switch_metadata(guest, outage.shape, on=False)
         for host in outage.hosts:
-            acted = self.path_faults.mend(outage.shape, host, guest.port.ip)
+            try:
+                acted = self.path_faults.mend(outage.shape, host, guest.port.ip)
+            except Exception as exc:  # noqa: BLE001 - recorded with the window
+                LOG.exception("mending %s in %s's metadata path", outage.shape, host)
+                window.detail += f"; not mended in {host}: {exc}"
+                continue
             window.acted_count += acted.count
             if acted.first is not None:
                 window.acted_start_boottime = min(
@@ -485,7 +490,7 @@ class Hypervisor:
 
     # --- teardown ----------------------------------------------------------------------------
     def teardown(self) -> list[str]:
-        self.path_faults.mend_all()
+        self.path_faults.abandon_all()
         for uuid in list(self._guests):
             self.delete(uuid, None)
         return self.ledger.release_all()

@@ -19,10 +19,11 @@ mends when the last of them ends. The lab's agents run without their process
 monitor (metadata_path.agent_config), which would otherwise respawn a killed haproxy
 within its 60 s check, at a random point of a window.
 
-The 404 and wrong-instance shapes are not here: the agent maps a request to an
-instance from the OVN Southbound database, which ovn-northd rewrites from Neutron's
-Northbound records; breaking that mapping means changing Neutron's records, which
-would move the port itself.
+The 404 and wrong-instance shapes are not here. The agent maps a request to an
+instance by the port's device_id in the Southbound database, which ovn-northd copies
+from the port's Northbound record; Neutron rewrites that record during the migration
+itself (the port's binding moves), so a mapping broken there would be mended at a
+point of the window that nobody chose.
 """
 
 from __future__ import annotations
@@ -125,6 +126,11 @@ class PathFault:
     def mend(self) -> Acted:
         raise NotImplementedError
 
+    def abandon(self) -> None:
+        """The lab is going away: let go of the fault without mending what the lab
+        stops anyway."""
+        self.mend()
+
 
 class HaproxyStopped(PathFault):
     """refused: the network's haproxy on `chassis_dir`'s host killed, then restarted."""
@@ -179,6 +185,10 @@ class HaproxyStopped(PathFault):
             return self.watch.stop()
         finally:
             self._release()
+
+    def abandon(self) -> None:
+        # No haproxy started while the lab stops the agents' by their PID files.
+        self._release()
 
     def _release(self) -> None:
         if self.watch is not None:
@@ -319,10 +329,10 @@ class PathFaults:
             del self._held[key]
             return fault.mend()
 
-    def mend_all(self) -> None:
-        """The lab is going away: every fault still held is mended."""
+    def abandon_all(self) -> None:
+        """The lab is going away: every fault still held is let go."""
         with self._lock:
             held, self._held = list(self._held.values()), {}
         for fault, _ in held:
             with contextlib.suppress(Exception):
-                fault.mend()
+                fault.abandon()
