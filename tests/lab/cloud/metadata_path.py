@@ -90,6 +90,12 @@ def localport_link(network_id: str) -> str:
     return f"tap{network_id[:10]}0"
 
 
+def haproxy_pidfile(chassis_dir: Path, network_id: str) -> Path:
+    """Where the agent keeps the PID of a network's haproxy (neutron's
+    ProcessManager: <external_pids>/<uuid>.pid.<service>)."""
+    return agent_dir(chassis_dir) / "external" / "pids" / f"{network_id}.pid.haproxy"
+
+
 def haproxy_pids(chassis_dir: Path) -> list[int]:
     """The haproxy processes the agent started (their PID files)."""
     pids = agent_dir(chassis_dir) / "external" / "pids"

@@ -139,8 +139,7 @@ class HaproxyStopped(PathFault):
 
     def __init__(self, chassis_dir: Path, network_id: str) -> None:
         super().__init__()
-        self.pidfile = (metadata_path.agent_dir(chassis_dir) / "external" / "pids"
-                        / f"{network_id}.pid")
+        self.pidfile = metadata_path.haproxy_pidfile(chassis_dir, network_id)
         self.argv: list[str] = []
         self.netns_fd: int | None = None
         self.sleeper: subprocess.Popen | None = None
@@ -153,7 +152,7 @@ class HaproxyStopped(PathFault):
         def running() -> int | None:
             pid = read_pid(self.pidfile)
             return pid if pid and alive(pid) else None
-        pid = wait_for(f"haproxy of {self.pidfile.stem}", running, HAPROXY_WAIT,
+        pid = wait_for(f"haproxy of {self.pidfile.name}", running, HAPROXY_WAIT,
                        interval=0.05)
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
             self.argv = [a.decode() for a in cmdline.read().split(b"\0") if a]
