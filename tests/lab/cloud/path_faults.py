@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -176,7 +177,11 @@ class HaproxyStopped(PathFault):
             # Gone when the agent tore the namespace down (no port of the network
             # left here): nothing to restart then.
             if config_file.exists():
-                argv, kwargs = self._in_netns(self.argv, capture_output=True, text=True,
+                # argv[0] as the agent ran it, found where Debian keeps it.
+                program = shutil.which(self.argv[0], path=f"{os.environ.get('PATH', '')}"
+                                       ":/usr/sbin:/sbin") or self.argv[0]
+                argv, kwargs = self._in_netns([program, *self.argv[1:]],
+                                              capture_output=True, text=True,
                                               timeout=30, check=False)
                 done = subprocess.run(argv, **kwargs)
                 if done.returncode != 0:
