@@ -43,6 +43,7 @@ class Figure:
     end_after_acted: float | None  # its end after the last effect counted
     resolution: float
     acted: int              # effects counted where the fault acts
+    start_after_open: float | None = None  # its start after the window opened
 
     @property
     def error(self) -> float | None:
@@ -78,18 +79,19 @@ def figures(run: dict) -> dict[str, list[Figure]]:
                 end_after_acted=(outage.end - acted_end
                                  if outage and acted_end is not None else None),
                 resolution=record.metadata.resolution,
-                acted=window.get("acted_count", 0)))
+                acted=window.get("acted_count", 0),
+                start_after_open=outage.start - start if outage else None))
     return rows
 
 
-def _range(values: list[float]) -> str:
-    return f"{min(values):.2f}-{max(values):.2f}" if values else "-"
+def _range(values: list[float], form: str = ".2f") -> str:
+    return f"{min(values):{form}}-{max(values):{form}}" if values else "-"
 
 
 def table(rows: dict[str, list[Figure]]) -> list[str]:
-    lines = ["| shape, length | measured | error, mean / max | end after the last "
-             "counted effect, min / max | resolution | effects counted | within "
-             "resolution + 0.1 s |", "|---|---|---|---|---|---|---|"]
+    lines = ["| shape, length | measured | error, mean / max | start after the window "
+             "opened | end after the last counted effect | resolution | effects "
+             "counted | within resolution + 0.1 s |", "|---|---|---|---|---|---|---|---|"]
     for title, figs in rows.items():
         errors = [abs(f.error) for f in figs if f.error is not None]
         ends = [f.end_after_acted for f in figs if f.end_after_acted is not None]
@@ -98,9 +100,12 @@ def table(rows: dict[str, list[Figure]]) -> list[str]:
         lines.append(
             f"| {title} | {len(errors)}/{len(figs)} | "
             f"{statistics.mean(errors) if errors else 0:.2f} / "
-            f"{max(errors) if errors else 0:.2f} s | {_range(ends)} s | "
+            f"{max(errors) if errors else 0:.2f} s | "
+            f"{_range([f.start_after_open for f in figs if f.start_after_open is not None])}"
+            f" s | {_range(ends)} s | "
             f"{_range([f.resolution for f in figs if f.measured is not None])} s | "
-            f"{_range([f.acted for f in figs])} | {within}/{len(figs)} |")
+            f"{_range([f.acted for f in figs if f.measured is not None], 'd')} | "
+            f"{within}/{len(figs)} |")
     return lines
 
 

@@ -21,17 +21,19 @@ def test_one_workload_per_shape_and_length_with_the_fault_in_the_real_path():
 
 
 def test_the_table_holds_errors_against_the_held_window_and_counts_misses():
-    rows = {"timeout 2 s": [Figure(2.0, 2.05, 0.04, 0.1, 12),
-                            Figure(2.0, 1.8, -0.02, 0.08, 9),
+    rows = {"timeout 2 s": [Figure(2.0, 2.05, 0.04, 0.1, 12, 0.01),
+                            Figure(2.0, 1.8, -0.02, 0.08, 9, 0.03),
                             Figure(0, None, None, 0, 0)]}
     [_, _, row] = table(rows)
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[0] == "timeout 2 s"
     assert cells[1] == "2/3"                      # one VM gave no figure
     assert cells[2] == "0.12 / 0.20 s"            # mean of 0.05 and 0.20, max 0.20
-    assert cells[3] == "-0.02-0.04 s"
-    assert cells[4] == "0.08-0.10 s"
-    assert cells[6] == "1/3"                      # 0.20 > 0.08 + 0.1
+    assert cells[3] == "0.01-0.03 s"
+    assert cells[4] == "-0.02-0.04 s"
+    assert cells[5] == "0.08-0.10 s"
+    assert cells[6] == "9-12"
+    assert cells[7] == "1/3"                      # 0.20 > 0.08 + 0.1
 
 
 @pytest.mark.parametrize("argv, message", [
