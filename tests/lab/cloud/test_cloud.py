@@ -309,6 +309,16 @@ def test_faults_in_the_real_path_are_measured_where_they_act(cloud, tmp_path):
 
 
 ENV_MICROVERSION = "2.79"     # the version of the defect's report, in the environment
+NAMED_SOURCE = config.RALLY_PORT_HOST
+NAMED_DESTINATION = next(h for h in config.COMPUTE_HOSTS if h != NAMED_SOURCE)
+
+
+def _to_a_named_host(version: str) -> dict:
+    return {"nova_microversion": version, "destination_host": NAMED_DESTINATION,
+            "block_migration": "auto",
+            "boot_server_kwargs": {"availability_zone": f"nova:{NAMED_SOURCE}"}}
+
+
 MICROVERSION_VARIANTS = {
     # title: (task arguments, the version Nova must have served the migration at)
     "environment 2.79": ({}, ENV_MICROVERSION),
@@ -316,6 +326,10 @@ MICROVERSION_VARIANTS = {
                                    "block_migration": False}, "2.1"),
     "2.25 auto": ({"nova_microversion": "2.25", "block_migration": "auto"}, "2.25"),
     "2.latest": ({"nova_microversion": "2.latest"}, None),
+    # destination_host: at 2.30 Nova takes `force` (never sent: the scheduler still
+    # checks the host), from 2.68 it refuses it.
+    "2.30 to a named host": (_to_a_named_host("2.30"), "2.30"),
+    "2.68 to a named host": (_to_a_named_host("2.68"), "2.68"),
     "three migrations in one outage": (
         {"migrations": 3, "recovery_timeout": 90, "boot_server_kwargs": {"meta": {
             "lab_metadata_outage": "25", "lab_metadata_shape": "refused",
@@ -333,7 +347,8 @@ def _migration_microversions(nova_api_log: Path) -> list[str]:
 def test_every_microversion_path_and_migrations_during_an_outage(cloud, tmp_path):
     """Real Nova's own version negotiation, in one `rally` run: 2.79 from the
     environment's api_info (the defect's report), 2.1 (disk_over_commit), 2.25
-    (block_migration auto), 2.latest; and three migrations during one outage (each
+    (block_migration auto), 2.latest, a named destination_host at 2.30 and 2.68
+    (force allowed, then refused); and three migrations during one outage (each
     live migration takes real Nova 6-11 s here, so the outage lasts 25 s after
     each), which Nova accepts once the server is ACTIVE on its new host. Nova
     refuses a body its version does not accept, so a pass is the proof; its request
@@ -358,6 +373,10 @@ def test_every_microversion_path_and_migrations_during_an_outage(cloud, tmp_path
         assert len(record.migrations) == args.get("migrations", 1), title
         hosts = [m.destination_host for m in record.migrations]
         assert all(a != b for a, b in zip(hosts, hosts[1:])), hosts
+        if "destination_host" in args:
+            [migration] = record.migrations
+            assert (migration.source_host, migration.destination_host) == (
+                NAMED_SOURCE, NAMED_DESTINATION), title
         expected_versions += [version] * len(record.migrations)
     assert run["exit_code"] == 0
     # Workloads run one after another: the actions nova-api served, in order
@@ -374,6 +393,20 @@ def test_every_microversion_path_and_migrations_during_an_outage(cloud, tmp_path
     outage = outage_of_window(record, window["start_boottime"], window["end_boottime"])
     assert abs(outage.duration - injected) <= (
         record.metadata.resolution + 0.1), (injected, record.metadata)
+
+
+def test_latest_in_the_environment_is_refused_by_novaclient(cloud, tmp_path):
+    """novaclient's Client() takes only an explicit version and rally-openstack
+    hands it "2.latest" as is: no cloud can make such an environment work, and the
+    plugin's nova_microversion argument is the way to ask for the newest."""
+    _, facts = cloud
+    rally = rally_task.CloudRally(tmp_path / "rally")
+    spec = rally_task.env_spec(facts)
+    spec["openstack"]["api_info"] = {"nova": {"version": "2.latest"}}
+    rally.create_env("v2_latest", spec)
+    check = rally.run("env", "check", "v2_latest", check=False)
+    assert check.returncode != 0
+    assert "Can not create 'nova' with 2.latest version" in check.stdout + check.stderr
 
 
 # Between the two agents' typical outages here: python -m tests.bench real-outage
