@@ -341,9 +341,11 @@ class Hypervisor:
         if profile.metadata_outage > 0:
             await loop.run_in_executor(None, self._hold_outage, guest, profile, site,
                                        dest)
-        window = self.ground_truth.open("network", "blackout", uuid)
         source = host_netns(self.state, guest.host)
         netns.ip("link", "set", guest.tap, "down", netns=source)
+        # Opened once the link is down: the cut certainly lasts the whole window
+        # (on a loaded machine `ip` alone may take a tenth of a second).
+        window = self.ground_truth.open("network", "blackout", uuid)
         await asyncio.sleep(profile.network_blackout)
         await loop.run_in_executor(None, self._switch_over, guest, dest)
         self.ground_truth.close(window)
