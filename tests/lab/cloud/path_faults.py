@@ -157,12 +157,16 @@ class HaproxyStopped(PathFault):
                        interval=0.05)
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
             self.argv = [a.decode() for a in cmdline.read().split(b"\0") if a]
+        namespace = os.readlink(f"/proc/{pid}/ns/net")
         self.netns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
         try:
             argv, kwargs = self._in_netns(["sleep", str(int(MAX_SECONDS))])
             self.sleeper = subprocess.Popen(argv, stdin=subprocess.DEVNULL, **kwargs)
+            # Until nsenter has entered it, the sleeper's counters are the root
+            # namespace's.
             wait_for("a sleeper in the ovnmeta namespace",
-                     lambda: tcp_out_resets(self.sleeper.pid) >= 0, 10, interval=0.01)
+                     lambda: os.readlink(f"/proc/{self.sleeper.pid}/ns/net") == namespace,
+                     10, interval=0.01)
             self.watch = CounterWatch(lambda: tcp_out_resets(self.sleeper.pid))
             self.watch.start()
             os.kill(pid, signal.SIGKILL)
