@@ -299,8 +299,10 @@ def test_faults_in_the_real_path_are_measured_where_they_act(cloud, tmp_path):
               f"{window['acted_end_boottime'] - end:+.2f} s of the window, "
               f"outage {outage.start - start:+.2f}...{outage.end - end:+.2f} s",
               outage.reasons)
-        assert set(outage.reasons) & reasons, (shape, outage.reasons)
-        assert set(outage.reasons) <= reasons | TIMEOUT_REASONS, (shape, outage.reasons)
+        # Failing the way the broken component fails. A request in flight at the
+        # switchover may end otherwise (its connection reset by the destination).
+        failed_so = sum(n for reason, n in outage.reasons.items() if reason in reasons)
+        assert failed_so >= 0.8 * sum(outage.reasons.values()), (shape, outage.reasons)
         # Counted where it acts: after the fault was in place, before it was gone.
         assert window["acted_count"] > 0, window
         assert start <= window["acted_start_boottime"] <= window["acted_end_boottime"]
