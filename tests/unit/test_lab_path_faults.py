@@ -91,27 +91,27 @@ def test_a_host_fault_is_applied_once_and_mended_by_its_last_user(monkeypatch, t
     faults = PathFaults(tmp_path, "net", NovaCut())
     monkeypatch.setattr(faults, "_make",
                         lambda shape, host, ip, index: _Fault(log, (shape, host, ip)))
-    faults.apply("refused", "h1", "10.0.0.5", 1)
-    faults.apply("refused", "h1", "10.0.0.6", 2)
-    faults.apply("timeout", "h1", "10.0.0.5", 1)
-    faults.apply("timeout", "h1", "10.0.0.6", 2)
+    faults.apply("refused", "h1", "203.0.113.115", 1)
+    faults.apply("refused", "h1", "203.0.113.116", 2)
+    faults.apply("timeout", "h1", "203.0.113.115", 1)
+    faults.apply("timeout", "h1", "203.0.113.116", 2)
     # refused is the host's (one haproxy), timeout the guest's (its own rule).
-    assert log == [("apply", ("refused", "h1", "10.0.0.5")),
-                   ("apply", ("timeout", "h1", "10.0.0.5")),
-                   ("apply", ("timeout", "h1", "10.0.0.6"))]
-    assert faults.mend("refused", "h1", "10.0.0.5") == Acted()
-    assert faults.mend("refused", "h1", "10.0.0.6") == Acted(1.0, 2.0, 3)
-    faults.mend("timeout", "h1", "10.0.0.6")
+    assert log == [("apply", ("refused", "h1", "203.0.113.115")),
+                   ("apply", ("timeout", "h1", "203.0.113.115")),
+                   ("apply", ("timeout", "h1", "203.0.113.116"))]
+    assert faults.mend("refused", "h1", "203.0.113.115") == Acted()
+    assert faults.mend("refused", "h1", "203.0.113.116") == Acted(1.0, 2.0, 3)
+    faults.mend("timeout", "h1", "203.0.113.116")
     faults.abandon_all()
-    assert log[3:] == [("mend", ("refused", "h1", "10.0.0.5")),
-                       ("mend", ("timeout", "h1", "10.0.0.6")),
-                       ("mend", ("timeout", "h1", "10.0.0.5"))]
+    assert log[3:] == [("mend", ("refused", "h1", "203.0.113.115")),
+                       ("mend", ("timeout", "h1", "203.0.113.116")),
+                       ("mend", ("timeout", "h1", "203.0.113.115"))]
 
 
 def test_an_unknown_shape_is_refused_naming_the_path_shapes(tmp_path):
     faults = PathFaults(tmp_path, "net", NovaCut())
     with pytest.raises(ValueError, match="http_404.*refused, timeout, http_503"):
-        faults.apply("http_404", "h1", "10.0.0.5", 1)
+        faults.apply("http_404", "h1", "203.0.113.115", 1)
 
 
 def test_the_fault_site_defaults_to_the_guest_and_is_checked():
