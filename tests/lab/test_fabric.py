@@ -311,7 +311,8 @@ def test_network_blackout_drops_ping_and_an_ssh_session_survives(lab, vm_a, key)
     assert {"kind": "network", "shape": "blackout", "server_id": "srv-a", "detail": "",
             "start_boottime": window.start_boottime, "end_boottime": window.end_boottime,
             "start_wall": window.start_wall, "end_wall": window.end_wall,
-            "families": "ipv4,ipv6"} in logged
+            "families": "ipv4,ipv6", "acted_start_boottime": None,
+            "acted_end_boottime": None, "acted_count": 0} in logged
 
 
 def test_migration_error_hang_and_concurrent_requests(lab, vm_b):
