@@ -116,8 +116,6 @@ def tcp_out_resets(pid: int) -> int:
 class PathFault:
     """One fault on one host; apply() then mend(), each once."""
 
-    shape = ""
-
     def __init__(self) -> None:
         self.watch: CounterWatch | None = None
 
@@ -135,8 +133,6 @@ class PathFault:
 
 class HaproxyStopped(PathFault):
     """refused: the network's haproxy on `chassis_dir`'s host killed, then restarted."""
-
-    shape = "refused"
 
     def __init__(self, chassis_dir: Path, network_id: str) -> None:
         super().__init__()
@@ -214,8 +210,6 @@ class HaproxyStopped(PathFault):
 class MetadataFlowsDropped(PathFault):
     """timeout: one guest's packets to 169.254.169.254 dropped on a host's br-int."""
 
-    shape = "timeout"
-
     def __init__(self, chassis_dir: Path, guest_ip: str, cookie: int) -> None:
         super().__init__()
         self.env = {**os.environ, "OVS_RUNDIR": str(chassis_dir)}
@@ -275,8 +269,6 @@ class NovaCut:
 
 class NovaUnreachable(PathFault):
     """http_503: `host`'s agent cannot reach Nova's metadata API."""
-
-    shape = "http_503"
 
     def __init__(self, cut: NovaCut, host: str) -> None:
         super().__init__()
