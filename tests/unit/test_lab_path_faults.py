@@ -3,6 +3,8 @@ on real haproxy, OVS and the agent's path to Nova: tests/lab/cloud/test_cloud.py
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import threading
 import time
@@ -10,15 +12,21 @@ import time
 import pytest
 
 from tests.lab.cloud import path_faults
-from tests.lab.cloud.hypervisor import FAULT_SITE_KEY, fault_site
+from tests.lab.cloud.hypervisor import FAULT_SITE_KEY, _request_head, fault_site
 from tests.lab.cloud.path_faults import (
     Acted,
     CounterWatch,
+    FaultTarget,
     NovaCut,
+    NovaRequests,
     PathFault,
     PathFaults,
+    PortIdentityChanged,
     tcp_out_resets,
 )
+
+GUEST_1 = FaultTarget("h1", "203.0.113.115", 1, "port-1", "server-1")
+GUEST_2 = FaultTarget("h1", "203.0.113.116", 2, "port-2", "server-2")
 
 
 def test_a_counter_watch_keeps_the_first_and_last_growth(monkeypatch):
@@ -89,29 +97,113 @@ class _Fault(PathFault):
 def test_a_host_fault_is_applied_once_and_mended_by_its_last_user(monkeypatch, tmp_path):
     log = []
     faults = PathFaults(tmp_path, "net", NovaCut())
-    monkeypatch.setattr(faults, "_make",
-                        lambda shape, host, ip, index: _Fault(log, (shape, host, ip)))
-    faults.apply("refused", "h1", "203.0.113.115", 1)
-    faults.apply("refused", "h1", "203.0.113.116", 2)
-    faults.apply("timeout", "h1", "203.0.113.115", 1)
-    faults.apply("timeout", "h1", "203.0.113.116", 2)
+    monkeypatch.setattr(faults, "_make", lambda shape, target: _Fault(
+        log, (shape, target.host, target.guest_ip)))
+    faults.apply("refused", GUEST_1)
+    faults.apply("refused", GUEST_2)
+    faults.apply("timeout", GUEST_1)
+    faults.apply("timeout", GUEST_2)
     # refused is the host's (one haproxy), timeout the guest's (its own rule).
     assert log == [("apply", ("refused", "h1", "203.0.113.115")),
                    ("apply", ("timeout", "h1", "203.0.113.115")),
                    ("apply", ("timeout", "h1", "203.0.113.116"))]
-    assert faults.mend("refused", "h1", "203.0.113.115") == Acted()
-    assert faults.mend("refused", "h1", "203.0.113.116") == Acted(1.0, 2.0, 3)
-    faults.mend("timeout", "h1", "203.0.113.116")
+    assert faults.mend("refused", GUEST_1) == Acted()
+    assert faults.mend("refused", GUEST_2) == Acted(1.0, 2.0, 3)
+    faults.mend("timeout", GUEST_2)
     faults.abandon_all()
     assert log[3:] == [("mend", ("refused", "h1", "203.0.113.115")),
                        ("mend", ("timeout", "h1", "203.0.113.116")),
                        ("mend", ("timeout", "h1", "203.0.113.115"))]
 
 
+def test_an_identity_fault_is_the_ports_wherever_the_guest_runs(monkeypatch, tmp_path):
+    log = []
+    faults = PathFaults(tmp_path, "net", NovaCut())
+    monkeypatch.setattr(faults, "_make", lambda shape, target: _Fault(
+        log, (shape, target.port_id)))
+    faults.apply("http_404", GUEST_1)
+    # The same guest's outage extended by a migration to another host: one fault.
+    faults.apply("http_404", dataclasses.replace(GUEST_1, host="h2"))
+    faults.apply("http_404", GUEST_2)
+    assert log == [("apply", ("http_404", "port-1")), ("apply", ("http_404", "port-2"))]
+    faults.mend("http_404", GUEST_1)
+    assert log[2:] == []
+    faults.mend("http_404", dataclasses.replace(GUEST_1, host="h2"))
+    assert log[2:] == [("mend", ("http_404", "port-1"))]
+
+
 def test_an_unknown_shape_is_refused_naming_the_path_shapes(tmp_path):
     faults = PathFaults(tmp_path, "net", NovaCut())
-    with pytest.raises(ValueError, match="http_404.*refused, timeout, http_503"):
-        faults.apply("http_404", "h1", "203.0.113.115", 1)
+    with pytest.raises(ValueError, match="http_302.*refused, timeout, http_503, "
+                                         "http_404, wrong_instance"):
+        faults.apply("http_302", GUEST_1)
+
+
+def test_identity_shapes_need_neutron_and_wrong_instance_a_decoy(tmp_path):
+    with pytest.raises(ValueError, match="'http_404': this lab has no Neutron"):
+        PathFaults(tmp_path, "net", NovaCut()).apply("http_404", GUEST_1)
+    faults = PathFaults(tmp_path, "net", NovaCut(), ports=_Ports())
+    with pytest.raises(ValueError, match="'wrong_instance': no other server"):
+        faults.apply("wrong_instance", GUEST_1)
+
+
+class _Ports:
+    """Neutron's ports as NeutronPorts sees them: device_id by port."""
+
+    def __init__(self, **owners):
+        self.owners, self.calls = dict(owners), []
+
+    def device_id(self, port_id):
+        return self.owners[port_id]
+
+    def set_device_id(self, port_id, device_id):
+        self.calls.append((port_id, device_id))
+        self.owners[port_id] = device_id
+
+
+def test_a_port_gets_the_decoys_identity_and_its_own_back(monkeypatch, tmp_path):
+    monkeypatch.setattr(path_faults, "SAMPLE_INTERVAL", 60)
+    ports, requests = _Ports(**{"port-1": "server-1"}), NovaRequests()
+    faults = PathFaults(tmp_path, "net", NovaCut(), ports, requests)
+    target = dataclasses.replace(GUEST_1, decoy_id="server-2")
+    faults.apply("wrong_instance", target)
+    assert ports.owners["port-1"] == "server-2"
+    for _ in range(3):
+        requests.saw(b"GET /latest/meta-data/hostname HTTP/1.1\r\nHost: x\r\n"
+                     b"x-instance-id: server-2\r\nX-Forwarded-For: 203.0.113.115\r\n"
+                     b"\r\n")
+    # The decoy's own requests, and the guest's for itself, are not the fault's.
+    requests.saw(b"GET / HTTP/1.1\r\nX-Instance-ID: server-2\r\n"
+                 b"X-Forwarded-For: 203.0.113.116\r\n\r\n")
+    requests.saw(b"GET / HTTP/1.1\r\nX-Instance-ID: server-1\r\n"
+                 b"X-Forwarded-For: 203.0.113.115\r\n\r\n")
+    acted = faults.mend("wrong_instance", target)
+    assert ports.owners["port-1"] == "server-1"
+    assert acted.count == 3
+
+
+def test_a_404_names_a_server_nobody_has_and_a_foreign_port_is_left_alone(tmp_path):
+    ports = _Ports(**{"port-1": "server-1", "port-2": "someone-else"})
+    faults = PathFaults(tmp_path, "net", NovaCut(), ports)
+    faults.apply("http_404", GUEST_1)
+    [(port, bogus)] = ports.calls
+    assert port == "port-1" and bogus not in ("server-1", "server-2", "")
+    faults.abandon_all()  # the lab going away gives the port its server back
+    assert ports.owners["port-1"] == "server-1"
+    # A port that is not the guest's (any more) is not touched.
+    with pytest.raises(RuntimeError, match="port port-2 belongs to 'someone-else'"):
+        PortIdentityChanged(ports, NovaRequests(), GUEST_2, "server-1").apply()
+    assert ports.owners["port-2"] == "someone-else"
+
+
+def test_nova_requests_are_counted_by_instance_header():
+    requests = NovaRequests()
+    requests.saw(b"GET / HTTP/1.1\r\nX-Instance-ID:  abc \r\nX-Tenant-ID: t\r\n"
+                 b"x-forwarded-for: 203.0.113.115\r\n\r\n")
+    requests.saw(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")  # no instance: not counted
+    requests.saw(b"")
+    assert requests.count("abc", "203.0.113.115") == 1
+    assert (requests.count("abc", "203.0.113.116"), requests.count("t", "")) == (0, 0)
 
 
 def test_the_fault_site_defaults_to_the_guest_and_is_checked():
@@ -120,3 +212,19 @@ def test_the_fault_site_defaults_to_the_guest_and_is_checked():
     assert fault_site({FAULT_SITE_KEY: " path "})[0] == "path"
     with pytest.raises(ValueError, match=f"{FAULT_SITE_KEY}: 'host' is not one of"):
         fault_site({FAULT_SITE_KEY: "host"})
+
+
+@pytest.mark.parametrize("sent, head, rest", [
+    (b"GET / HTTP/1.1\r\nX-Instance-ID: a\r\n\r\nbody", b"GET / HTTP/1.1\r\n"
+     b"X-Instance-ID: a\r\n\r\n", b"body"),
+    (b"GET / HTT", b"GET / HTT", b""),       # the peer closed before a whole head
+    (b"x" * 70000, b"x" * 65536, b"x" * 4464),  # no head at all: forwarded as it came
+])
+def test_the_forwarder_reads_a_request_head_and_leaves_the_rest(sent, head, rest):
+    async def read():
+        reader = asyncio.StreamReader(limit=65536)
+        reader.feed_data(sent)
+        reader.feed_eof()
+        first = await _request_head(reader)
+        return first, await reader.read()
+    assert asyncio.run(read()) == (head, rest)

@@ -21,7 +21,8 @@ metadata outages are injected where the server's `lab_metadata_fault_site` says:
 `guest` (the default: `refused` is the address on its lo, `timeout` its route into a
 blackhole; an outage there follows the guest through any number of migrations) or
 `path`, the real metadata path of the migration's destination (path_faults.py:
-`refused`, `timeout`, `http_503`), with the ground truth counted where it acts.
+`refused`, `timeout`, `http_503` from the switchover; `http_404`, `wrong_instance`
+from Nova's post-live-migration there), with the ground truth counted where it acts.
 """
 
 from __future__ import annotations
@@ -45,7 +46,15 @@ from aiohttp import web
 
 from tests.lab import netns
 from tests.lab.cloud import config
-from tests.lab.cloud.path_faults import PATH_SHAPES, NovaCut, PathFaults
+from tests.lab.cloud.path_faults import (
+    IDENTITY_SHAPES,
+    PATH_SHAPES,
+    FaultTarget,
+    NeutronPorts,
+    NovaCut,
+    NovaRequests,
+    PathFaults,
+)
 from tests.lab.faults import FaultProfile, GroundTruth, InjectedWindow
 from tests.lab.guest_os import GuestImage
 from tests.lab.ledger import ResourceLedger, kill_process, process_starttime
@@ -56,6 +65,9 @@ _BLACKHOLE_MAC = "02:00:00:00:00:01"
 _RARP = 0x8035
 SSHD_TIMEOUT = 30.0
 _NEXT_NIC = "eth0next"  # the destination's NIC in the guest until the switchover
+# wrong_instance takes another server's data: how long the fault waits for one to be
+# booted, and how long a server whose data is shown has its deletion wait for the end.
+DECOY_WAIT = 30.0
 GUEST_SIDE_SHAPES = ("refused", "timeout")
 # Server metadata: where a metadata outage is injected, and what each place can do.
 FAULT_SITE_KEY = "lab_metadata_fault_site"
@@ -85,6 +97,7 @@ class CloudGuest:
     init_entry: dict | None = None
     console_log: Path | None = None
     prepared: str | None = None  # the host a migration plugged a second NIC on
+    project_id: str = ""
 
     @property
     def tap(self) -> str:
@@ -101,6 +114,7 @@ class MetadataOutage:
     shape: str
     site: str
     hosts: list[str] = dataclasses.field(default_factory=list)
+    decoy: str = ""  # wrong_instance: the server whose data the guest gets
 
 
 def fault_site(meta: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -147,7 +161,14 @@ class Hypervisor:
         self.rally_port = LabPort(**network["rally_port"])
         self.metadata_gateway = network["metadata_gateway"]
         self.nova_cut = NovaCut()
-        self.path_faults = PathFaults(state, network["network_id"], self.nova_cut)
+        self.nova_requests = NovaRequests()
+        ports = None
+        if network.get("neutron_url"):
+            from tests.lab.cloud.openstack import admin_token
+            auth_url = network["auth_url"]
+            ports = NeutronPorts(network["neutron_url"], lambda: admin_token(auth_url)[0])
+        self.path_faults = PathFaults(state, network["network_id"], self.nova_cut,
+                                      ports, self.nova_requests)
         self.gateway = network["gateway"]
         self.public = network["public"]
         self.work = state / "hypervisor"
@@ -160,6 +181,8 @@ class Hypervisor:
         self._guests: dict[str, CloudGuest] = {}
         self._next_index = 1
         self._outages: dict[str, MetadataOutage] = {}
+        # Identity faults asked for at the switchover, applied at post-live-migration.
+        self._after_migration: dict[str, FaultProfile] = {}
 
     # --- the lab ports ----------------------------------------------------------------
     def setup(self) -> None:
@@ -237,7 +260,8 @@ class Hypervisor:
             index = self._next_index
             self._next_index += 1
             guest = CloudGuest(uuid=uuid, index=index, host=host, port=port,
-                               netns=f"{config.NETNS_PREFIX}{self.tag}-g{index}")
+                               netns=f"{config.NETNS_PREFIX}{self.tag}-g{index}",
+                               project_id=request.get("project_id", ""))
             self._guests[uuid] = guest
         files = self.image.write_guest(uuid, request.get("public_key"))
         guest.console_log = files.console_log
@@ -288,11 +312,13 @@ class Hypervisor:
                                           f"{SSHD_TIMEOUT} s")
 
     def delete(self, uuid: str, host: str | None) -> bool:
+        self._wait_while_a_decoy(uuid)
         with self._lock:
             guest = self._guests.get(uuid)
             if guest is None or (host is not None and guest.host != host):
                 return False
             del self._guests[uuid]
+            self._after_migration.pop(uuid, None)
         if guest.init_entry and kill_process(guest.init_entry["pid"],
                                              guest.init_entry["starttime"]):
             self.ledger.discard(guest.init_entry)
@@ -338,7 +364,10 @@ class Hypervisor:
         if profile.result == "error":
             raise web.HTTPConflict(text=f"lab: migration of {uuid} failed (profile)")
         loop = asyncio.get_running_loop()
-        if profile.metadata_outage > 0:
+        if profile.metadata_outage > 0 and profile.metadata_shape in IDENTITY_SHAPES:
+            with self._lock:
+                self._after_migration[uuid] = profile
+        elif profile.metadata_outage > 0:
             await loop.run_in_executor(None, self._hold_outage, guest, profile, site,
                                        dest)
         source = host_netns(self.state, guest.host)
@@ -349,6 +378,17 @@ class Hypervisor:
         await asyncio.sleep(profile.network_blackout)
         await loop.run_in_executor(None, self._switch_over, guest, dest)
         self.ground_truth.close(window)
+
+    def migrated(self, uuid: str, dest: str) -> bool:
+        """Nova's post-live-migration on `dest`, after its last port update: the
+        identity fault the migration asked for starts (True), if any."""
+        guest = self.guest(uuid)
+        with self._lock:
+            profile = self._after_migration.pop(uuid, None)
+        if profile is None:
+            return False
+        self._hold_outage(guest, profile, "path", dest)
+        return True
 
     def prepare(self, uuid: str, dest: str) -> None:
         """The destination's NIC, plugged before the switchover as Nova's
@@ -417,16 +457,18 @@ class Hypervisor:
                     return
         # Breaking a real path may wait for the agent: not under the lock.
         if running is not None:
-            self._break_path(guest, shape, dest)
+            self._break_path(guest, shape, dest, running.decoy)
             with self._lock:
                 if self._outages.get(guest.uuid) is running:
                     running.hosts.append(dest)
                     return
             # It ended meanwhile: so does this host's share.
-            self.path_faults.mend(shape, dest, guest.port.ip)
+            self.path_faults.mend(shape, self._target(guest, dest, running.decoy))
             return
+        decoy = ""
         if site == "path":
-            self._break_path(guest, shape, dest)
+            decoy = self._decoy_for(guest) if shape == "wrong_instance" else ""
+            self._break_path(guest, shape, dest, decoy)
         else:
             self._switch_metadata(guest, shape, on=True)
         window = self.ground_truth.open("metadata", shape, guest.uuid)
@@ -436,15 +478,51 @@ class Hypervisor:
             # at least as long as asked.
             self._outages[guest.uuid] = MetadataOutage(
                 time.monotonic() + profile.metadata_outage, window, shape, site,
-                [dest] if site == "path" else [])
+                [dest] if site == "path" else [], decoy)
         threading.Thread(target=self._end_outage, args=(guest,), daemon=True).start()
 
-    def _break_path(self, guest: CloudGuest, shape: str, host: str) -> None:
+    @staticmethod
+    def _target(guest: CloudGuest, host: str, decoy: str) -> FaultTarget:
+        return FaultTarget(host, guest.port.ip, guest.index, guest.port.port_id,
+                           guest.uuid, decoy)
+
+    def _break_path(self, guest: CloudGuest, shape: str, host: str, decoy: str) -> None:
         try:
-            self.path_faults.apply(shape, host, guest.port.ip, guest.index)
+            self.path_faults.apply(shape, self._target(guest, host, decoy))
         except Exception as exc:  # noqa: BLE001 - the driver's error names it
             raise web.HTTPInternalServerError(
                 text=f"{shape} in {host}'s metadata path: {exc}") from None
+
+    def _decoy_for(self, guest: CloudGuest) -> str:
+        """Another server of the guest's project (Nova shows a server's data only to
+        its own project's ports), waited for up to DECOY_WAIT s: the one booted
+        first, which is the likeliest to outlive the fault."""
+        def other() -> str | None:
+            with self._lock:
+                return next((g.uuid for g in sorted(self._guests.values(),
+                                                    key=lambda g: g.index)
+                             if g.uuid != guest.uuid and g.project_id == guest.project_id),
+                            None)
+        deadline = time.monotonic() + DECOY_WAIT
+        while (found := other()) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if found is None:
+            raise web.HTTPNotImplemented(
+                text=f"wrong_instance for {guest.uuid}: no other server of project "
+                     f"{guest.project_id} booted within {DECOY_WAIT:g} s")
+        return found
+
+    def _wait_while_a_decoy(self, uuid: str) -> None:
+        """A server whose data a wrong_instance fault shows stays (Nova keeps its
+        record until its driver let it go) until that fault ends, up to
+        DECOY_WAIT s after the fault was due to end."""
+        while True:
+            with self._lock:
+                until = max((o.until for o in self._outages.values() if o.decoy == uuid),
+                            default=None)
+            if until is None or time.monotonic() > until + DECOY_WAIT:
+                return
+            time.sleep(0.1)
 
     def _end_outage(self, guest: CloudGuest) -> None:
         while True:
@@ -460,7 +538,8 @@ class Hypervisor:
             self._switch_metadata(guest, outage.shape, on=False)
         for host in outage.hosts:
             try:
-                acted = self.path_faults.mend(outage.shape, host, guest.port.ip)
+                acted = self.path_faults.mend(outage.shape,
+                                              self._target(guest, host, outage.decoy))
             except Exception as exc:  # noqa: BLE001 - recorded with the window
                 LOG.exception("mending %s in %s's metadata path", outage.shape, host)
                 window.detail += f"; not mended in {host}: {exc}"
@@ -569,6 +648,11 @@ def make_app(hv: Hypervisor) -> web.Application:
         await hv.migrate(request.match_info["uuid"], body["dest"], body.get("meta") or {})
         return web.json_response({"host": body["dest"]})
 
+    async def migrated(request: web.Request) -> web.Response:
+        body = await request.json()
+        started = await in_thread(hv.migrated, request.match_info["uuid"], body["dest"])
+        return web.json_response({"fault_started": started})
+
     async def console(request: web.Request) -> web.Response:
         guest = hv.guest(request.match_info["uuid"])
         text = guest.console_log.read_text(errors="replace") if guest.console_log else ""
@@ -588,6 +672,7 @@ def make_app(hv: Hypervisor) -> web.Application:
     app.router.add_post("/guests/{uuid}/prepare", prepare)
     app.router.add_post("/guests/{uuid}/unprepare", unprepare)
     app.router.add_post("/guests/{uuid}/migrate", migrate)
+    app.router.add_post("/guests/{uuid}/migrated", migrated)
     app.router.add_get("/guests/{uuid}/console", console)
     app.router.add_get("/injected", injected)
     return app
@@ -604,12 +689,25 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def forward_loopback(state: Path, port: int, cut: NovaCut
+async def _request_head(reader: asyncio.StreamReader) -> bytes:
+    """What comes first on a connection: an HTTP request's line and headers (or all
+    that came, if the peer sent less or more than a head)."""
+    try:
+        return await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as short:
+        return short.partial
+    except asyncio.LimitOverrunError:
+        return await reader.read(65536)
+
+
+async def forward_loopback(state: Path, port: int, cut: NovaCut, requests: NovaRequests
                            ) -> list[asyncio.AbstractServer]:
     """127.0.0.1:`port` inside each compute host's namespace, forwarded to the
     root namespace's: the metadata agents run in the hosts' namespaces (beside their
     vswitchd) and reach Nova's metadata API on loopback as on a one-node cloud. A
-    host `cut` has its connections closed unanswered: its agent cannot reach Nova."""
+    host `cut` has its connections closed unanswered: its agent cannot reach Nova.
+    Each connection's first request is counted by its X-Instance-ID (the agents
+    open one connection per request)."""
     def forwarder(host: str):
         async def forward(reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
@@ -621,6 +719,12 @@ async def forward_loopback(state: Path, port: int, cut: NovaCut
             except OSError:
                 writer.close()
                 return
+            try:
+                head = await _request_head(reader)
+            except ConnectionError:
+                head = b""
+            requests.saw(head)
+            up_writer.write(head)
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         return forward
 
@@ -637,7 +741,8 @@ async def serve(hv: Hypervisor, sock_path: Path, ready: Path,
                 metadata_api_port: int) -> None:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, hv.setup)
-    forwarders = await forward_loopback(hv.state, metadata_api_port, hv.nova_cut)
+    forwarders = await forward_loopback(hv.state, metadata_api_port, hv.nova_cut,
+                                         hv.nova_requests)
     runner = web.AppRunner(make_app(hv))
     await runner.setup()
     sock_path.unlink(missing_ok=True)

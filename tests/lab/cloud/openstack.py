@@ -106,6 +106,18 @@ def http(method: str, url: str, body: object = None, token: str | None = None,
     return status, rhdrs, parsed
 
 
+def admin_token(auth_url: str) -> tuple[str, dict]:
+    """A token of the lab's admin, scoped to its project; (token, its body)."""
+    status, headers, body = http("POST", auth_url + "/auth/tokens", {
+        "auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"name": "Default"},
+            "password": config.ADMIN_PASSWORD}}},
+            "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})
+    if status != 201:
+        raise RuntimeError(f"keystone token: HTTP {status} {body}")
+    return headers["X-Subject-Token"], body["token"]
+
+
 def _answers(url: str) -> bool:
     try:
         http("GET", url, timeout=2)
@@ -448,15 +460,7 @@ class OpenStack:
 
     # --- API objects --------------------------------------------------------------
     def token(self) -> tuple[str, dict]:
-        status, headers, body = http("POST", self.auth_url + "/auth/tokens", {
-            "auth": {"identity": {"methods": ["password"], "password": {"user": {
-                "name": "admin", "domain": {"name": "Default"},
-                "password": config.ADMIN_PASSWORD}}},
-                "scope": {"project": {"name": "admin",
-                                      "domain": {"name": "Default"}}}}})
-        if status != 201:
-            raise RuntimeError(f"keystone token: HTTP {status} {body}")
-        return headers["X-Subject-Token"], body["token"]
+        return admin_token(self.auth_url)
 
     def ensure_catalog(self, token: str, body: dict) -> None:
         """The service role for admin (every service's user here), the catalog."""
@@ -693,6 +697,8 @@ class OpenStack:
             "gateway": str(ipaddress.ip_network(SUBNET_CIDR)[1]),
             "public": {"address": PUBLIC_GATEWAY,
                        "prefix_len": int(PUBLIC_CIDR.split("/")[1])},
+            # For the identity faults (path_faults.py): the port's device_id.
+            "neutron_url": self.url("neutron"), "auth_url": self.auth_url,
             **self.lab_ports(token, network_id)}))
         proc = sup.start("hypervisor", [
             sys.executable, "-m", "tests.lab.cloud.hypervisor",

@@ -12,18 +12,25 @@ the fault acts (item 5), beside when it was asked for:
 - http_503: the host's path to Nova's metadata API is cut (the hypervisor's loopback
   forwarder closes each connection the agent opens), so the agent answers 503.
   Truth: the connections it closed.
+- http_404 and wrong_instance: the guest's port gets another device_id through
+  Neutron's API (an unknown server's; another server's of its project), which Neutron
+  writes into the port's Northbound record and ovn-northd into the Southbound's,
+  where the agent maps a request to its instance: the agent asks Nova's metadata API
+  for that server, and Nova answers 404 or that server's data. Truth: the requests
+  the agents sent Nova for that id (the loopback forwarders read each one's
+  X-Instance-ID).
 
-A fault acts on a whole host (its haproxy, its path to Nova), except the rule, which
-matches one guest: two guests migrating to one host share the host's fault, which
-mends when the last of them ends. The lab's agents run without their process
-monitor (metadata_path.agent_config), which would otherwise respawn a killed haproxy
-within its 60 s check, at a random point of a window.
+A fault acts on a whole host (its haproxy, its path to Nova), except the rule and the
+port's identity, which are one guest's: two guests migrating to one host share the
+host's fault, which mends when the last of them ends. The lab's agents run without
+their process monitor (metadata_path.agent_config), which would otherwise respawn a
+killed haproxy within its 60 s check, at a random point of a window.
 
-The 404 and wrong-instance shapes are not here. The agent maps a request to an
-instance by the port's device_id in the Southbound database, which ovn-northd copies
-from the port's Northbound record; Neutron rewrites that record during the migration
-itself (the port's binding moves), so a mapping broken there would be mended at a
-point of the window that nobody chose.
+The identity faults (404, wrong instance) start after Nova's last port update of the
+migration (the destination's post-live-migration, virt.py): Neutron rewrites the
+port's Northbound record while the binding moves, and a mapping broken in OVN alone
+would be mended there at a moment nobody chose. Changed in Neutron itself, it stays
+broken through those rewrites until the fault ends.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,7 +51,11 @@ from tests.lab.cloud import metadata_path
 from tests.lab.cloud.procs import alive, read_pid, wait_for
 from tests.lab.faults import MAX_SECONDS, boottime
 
-PATH_SHAPES = ("refused", "timeout", "http_503")
+# Applied from the switchover, on the destination host.
+SWITCHOVER_SHAPES = ("refused", "timeout", "http_503")
+# Applied from Nova's post-live-migration on the destination, on the guest's port.
+IDENTITY_SHAPES = ("http_404", "wrong_instance")
+PATH_SHAPES = SWITCHOVER_SHAPES + IDENTITY_SHAPES
 SAMPLE_INTERVAL = 0.02
 METADATA_IP = "169.254.169.254"
 # The agent may still be setting up the destination's namespace (bug 2036118's fix
@@ -284,43 +296,161 @@ class NovaUnreachable(PathFault):
         return self.watch.stop()
 
 
-class PathFaults:
-    """The faults applied in the real path, shared per host and shape."""
+class NovaRequests:
+    """How many requests the agents sent Nova's metadata API for each instance and
+    guest address: the hypervisor's loopback forwarders read each request's
+    X-Instance-ID and X-Forwarded-For (another server's own requests carry its id
+    too, from its own address)."""
 
-    def __init__(self, state: Path, network_id: str, cut: NovaCut) -> None:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str], int] = {}
+
+    def saw(self, head: bytes) -> None:
+        """One request's head (its request line and headers)."""
+        headers = {}
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip().decode("ascii", "replace")
+        if b"x-instance-id" in headers:
+            key = (headers[b"x-instance-id"], headers.get(b"x-forwarded-for", ""))
+            with self._lock:
+                self._seen[key] = self._seen.get(key, 0) + 1
+
+    def count(self, instance: str, guest_ip: str) -> int:
+        with self._lock:
+            return self._seen.get((instance, guest_ip), 0)
+
+
+class NeutronPorts:
+    """The one Neutron call the identity faults make: a port's device_id, read and
+    set with the lab's admin token (taken again when it expires)."""
+
+    def __init__(self, neutron_url: str, token: Callable[[], str]) -> None:
+        self.url, self._new_token = neutron_url.rstrip("/"), token
+        self._token: str | None = None
+
+    def _call(self, method: str, port_id: str, body: dict | None = None) -> dict:
+        from tests.lab.cloud.openstack import http
+        for _ in range(2):
+            if self._token is None:
+                self._token = self._new_token()
+            status, _, answer = http(method, f"{self.url}/v2.0/ports/{port_id}", body,
+                                     token=self._token, timeout=30)
+            if status != 401:
+                break
+            self._token = None
+        if status != 200:
+            raise RuntimeError(f"Neutron {method} port {port_id}: HTTP {status} {answer}")
+        return answer["port"]
+
+    def device_id(self, port_id: str) -> str:
+        return self._call("GET", port_id)["device_id"]
+
+    def set_device_id(self, port_id: str, device_id: str) -> None:
+        self._call("PUT", port_id, {"port": {"device_id": device_id}})
+
+
+class PortIdentityChanged(PathFault):
+    """http_404 / wrong_instance: the port's device_id set to `device_id` (an unknown
+    server's, another server's) until mended, when the server's own comes back."""
+
+    def __init__(self, ports: NeutronPorts, requests: NovaRequests,
+                 target: FaultTarget, device_id: str) -> None:
+        super().__init__()
+        self.ports, self.requests, self.device_id = ports, requests, device_id
+        self.port_id, self.server_id = target.port_id, target.server_id
+        self.guest_ip = target.guest_ip
+
+    def apply(self) -> None:
+        owner = self.ports.device_id(self.port_id)
+        if owner != self.server_id:
+            raise RuntimeError(f"port {self.port_id} belongs to {owner!r}, "
+                               f"not to server {self.server_id}")
+        self.watch = CounterWatch(lambda: self.requests.count(self.device_id,
+                                                              self.guest_ip))
+        self.watch.start()
+        self.ports.set_device_id(self.port_id, self.device_id)
+
+    def mend(self) -> Acted:
+        try:
+            self.ports.set_device_id(self.port_id, self.server_id)
+        finally:
+            acted = self.watch.stop()
+        return acted
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultTarget:
+    """Whose metadata path a fault breaks: the migration's destination host, and the
+    guest (its address, lab index, port and server; for wrong_instance, the server
+    whose data it is to get)."""
+
+    host: str
+    guest_ip: str
+    guest_index: int
+    port_id: str = ""
+    server_id: str = ""
+    decoy_id: str = ""
+
+
+class PathFaults:
+    """The faults applied in the real path, shared per host and shape (per guest
+    where the fault is the guest's own)."""
+
+    def __init__(self, state: Path, network_id: str, cut: NovaCut,
+                 ports: NeutronPorts | None = None,
+                 requests: NovaRequests | None = None) -> None:
         self.state, self.network_id, self.cut = state, network_id, cut
+        self.ports, self.requests = ports, requests or NovaRequests()
         self._lock = threading.Lock()
         self._held: dict[tuple[str, str], tuple[PathFault, int]] = {}
 
-    def _make(self, shape: str, host: str, guest_ip: str, guest_index: int) -> PathFault:
-        chassis_dir = self.state / "chassis" / host
+    def _make(self, shape: str, target: FaultTarget) -> PathFault:
+        chassis_dir = self.state / "chassis" / target.host
         if shape == "refused":
             return HaproxyStopped(chassis_dir, self.network_id)
         if shape == "timeout":
-            return MetadataFlowsDropped(chassis_dir, guest_ip, 0x7D000000 + guest_index)
+            return MetadataFlowsDropped(chassis_dir, target.guest_ip,
+                                        0x7D000000 + target.guest_index)
         if shape == "http_503":
-            return NovaUnreachable(self.cut, host)
+            return NovaUnreachable(self.cut, target.host)
+        if shape in IDENTITY_SHAPES:
+            if self.ports is None:
+                raise ValueError(f"metadata_shape {shape!r}: this lab has no Neutron "
+                                 "to change the port's device_id")
+            if shape == "wrong_instance" and not target.decoy_id:
+                raise ValueError("metadata_shape 'wrong_instance': no other server of "
+                                 "the project to take the data of")
+            device_id = target.decoy_id if shape == "wrong_instance" else str(
+                uuid.uuid4())
+            return PortIdentityChanged(self.ports, self.requests, target, device_id)
         raise ValueError(f"metadata_shape {shape!r} is not injected in the real path "
                          f"(only {', '.join(PATH_SHAPES)})")
 
-    def _key(self, shape: str, host: str, guest_ip: str) -> tuple[str, str]:
-        return (shape, host if shape != "timeout" else f"{host}/{guest_ip}")
+    @staticmethod
+    def _key(shape: str, target: FaultTarget) -> tuple[str, str]:
+        if shape in IDENTITY_SHAPES:  # the port's, wherever the guest runs
+            return (shape, target.port_id)
+        if shape == "timeout":
+            return (shape, f"{target.host}/{target.guest_ip}")
+        return (shape, target.host)
 
-    def apply(self, shape: str, host: str, guest_ip: str, guest_index: int) -> None:
-        """Break `host`'s path for the guest (or join the fault already there)."""
-        key = self._key(shape, host, guest_ip)
+    def apply(self, shape: str, target: FaultTarget) -> None:
+        """Break the target's path (or join the fault already there)."""
+        key = self._key(shape, target)
         with self._lock:
             held = self._held.get(key)
             if held is None:
-                fault = self._make(shape, host, guest_ip, guest_index)
+                fault = self._make(shape, target)
                 fault.apply()
                 self._held[key] = (fault, 1)
             else:
                 self._held[key] = (held[0], held[1] + 1)
 
-    def mend(self, shape: str, host: str, guest_ip: str) -> Acted:
+    def mend(self, shape: str, target: FaultTarget) -> Acted:
         """Leave the fault; the last to leave mends it. What was counted so far."""
-        key = self._key(shape, host, guest_ip)
+        key = self._key(shape, target)
         with self._lock:
             fault, users = self._held[key]
             if users > 1:

@@ -259,22 +259,30 @@ def test_metadata_outage_beyond_the_limit_fails_the_sla(cloud, tmp_path):
 # What the probe calls each real-path fault (path_faults.py), as a guest's busybox
 # wget or curl says it.
 PATH_FAULT_REASONS = {"refused": {"wget=refused", "curl=7"}, "timeout": TIMEOUT_REASONS,
-                      "http_503": {"http=503"}}
+                      "http_503": {"http=503"}, "http_404": {"http=404"},
+                      "wrong_instance": {"mismatch"}}
 PATH_OUTAGE = 3.0
+# wrong_instance shows another server's data, of the same project: two at once.
+PATH_FAULT_SERVERS = {"wrong_instance": 2}
 
 
 def test_faults_in_the_real_path_are_measured_where_they_act(cloud, tmp_path):
-    """Each real-path fault (the destination's haproxy killed, the guest's metadata
-    packets dropped on the destination's br-int, the destination's agent cut off
-    from Nova's metadata API), one migration each, in one `rally` run: the outage
-    the probe measured meets the window the hypervisor held, fails the way the
-    broken component fails, and ends when the counters where the fault acts
+    """Each real-path fault, one migration each (two for another server's data), in
+    one `rally` run: the destination's haproxy killed, the guest's metadata packets
+    dropped on the destination's br-int, the destination's agent cut off from Nova's
+    metadata API (from the switchover); the port's device_id changed in Neutron to
+    an unknown server's or another server's (from Nova's post-live-migration). The
+    outage the probe measured meets the window the hypervisor held, fails the way
+    the broken component fails, and ends when the counters where the fault acts
     (resets sent from the ovnmeta namespace, the drop rule's packets, the
-    connections refused to the agent) last moved."""
+    connections refused to the agent, the agent's requests to Nova for the wrong
+    server) last moved."""
     lab, facts = cloud
     task = tmp_path / "path-faults.json"
     task.write_text(json.dumps(rally_task.sample_variants({
-        shape: {"times": 1, "concurrency": 1, "allowed_metadata_downtime": 60,
+        shape: {"times": PATH_FAULT_SERVERS.get(shape, 1),
+                "concurrency": PATH_FAULT_SERVERS.get(shape, 1),
+                "allowed_metadata_downtime": 60,
                 "boot_server_kwargs": {"meta": {
                     "lab_metadata_outage": str(PATH_OUTAGE), "lab_metadata_shape": shape,
                     "lab_metadata_fault_site": "path"}}}
@@ -285,41 +293,46 @@ def test_faults_in_the_real_path_are_measured_where_they_act(cloud, tmp_path):
     assert run["exit_code"] == 0, {t: w["data"][0]["error"] for t, w in workloads.items()}
     windows = {w["server_id"]: w for w in run["injected"] if w["kind"] == "metadata"}
     for shape, reasons in PATH_FAULT_REASONS.items():
-        [record] = demo.iteration_records(workloads[shape])
-        [migration] = record.migrations
-        window = windows[record.server_id]
-        assert (window["shape"], window["detail"]) == (
-            shape, f"path: {migration.destination_host}")
-        start, end = window["start_boottime"], window["end_boottime"]
-        assert end - start >= PATH_OUTAGE
-        outage = outage_of_window(record, start, end, _migration_spans(record))
-        print(shape, f"held {end - start:.2f} s, measured {outage.duration:.2f} s, "
-              f"acted {window['acted_count']}x over "
-              f"{window['acted_start_boottime'] - start:+.2f}..."
-              f"{window['acted_end_boottime'] - end:+.2f} s of the window, "
-              f"outage {outage.start - start:+.2f}...{outage.end - end:+.2f} s",
-              outage.reasons)
-        # Failing the way the broken component fails. A request in flight at the
-        # switchover may end otherwise (its connection reset by the destination).
-        failed_so = sum(n for reason, n in outage.reasons.items() if reason in reasons)
-        assert failed_so >= 0.8 * sum(outage.reasons.values()), (shape, outage.reasons)
-        # Counted where it acts: after the fault was in place, before it was gone.
-        assert window["acted_count"] > 0, window
-        assert start <= window["acted_start_boottime"] <= window["acted_end_boottime"]
-        assert window["acted_end_boottime"] <= end + 0.1, window
-        # The guest's outage: from the migration's cut (the fault was already in
-        # place) until the fault was mended, one probe interval either way.
-        slack = record.metadata.resolution + 0.1
-        assert abs(outage.duration - (end - start)) <= slack, (window, outage)
-        # The last failing answer where the fault acts is the guest's last, where
-        # the fault answers each request. A blackholed probe stops sending once
-        # ceil(timeout/interval)+1 requests wait: the rule's last dropped packet
-        # may come up to a few tenths of a second before the end (the
-        # real-accuracy bench saw 0.37 s).
-        if shape != "timeout":
-            assert abs(outage.end - window["acted_end_boottime"]) <= slack, (
-                window, outage)
+        records = demo.iteration_records(workloads[shape])
+        assert len(records) == PATH_FAULT_SERVERS.get(shape, 1)
+        for record in records:
+            _check_path_fault(shape, reasons, record, windows[record.server_id])
     assert run["guests_left"] == []
+
+
+def _check_path_fault(shape: str, reasons: set[str], record, window: dict) -> None:
+    [migration] = record.migrations
+    assert (window["shape"], window["detail"]) == (
+        shape, f"path: {migration.destination_host}")
+    start, end = window["start_boottime"], window["end_boottime"]
+    assert end - start >= PATH_OUTAGE
+    outage = outage_of_window(record, start, end, _migration_spans(record))
+    print(shape, f"held {end - start:.2f} s, measured {outage.duration:.2f} s, "
+          f"acted {window['acted_count']}x over "
+          f"{window['acted_start_boottime'] - start:+.2f}..."
+          f"{window['acted_end_boottime'] - end:+.2f} s of the window, "
+          f"outage {outage.start - start:+.2f}...{outage.end - end:+.2f} s",
+          outage.reasons)
+    # Failing the way the broken component fails. A request in flight at the
+    # switchover may end otherwise (its connection reset by the destination).
+    failed_so = sum(n for reason, n in outage.reasons.items() if reason in reasons)
+    assert failed_so >= 0.8 * sum(outage.reasons.values()), (shape, outage.reasons)
+    # Counted where it acts: after the fault was in place, before it was gone.
+    assert window["acted_count"] > 0, window
+    assert start <= window["acted_start_boottime"] <= window["acted_end_boottime"]
+    assert window["acted_end_boottime"] <= end + 0.1, window
+    # The guest's outage: from the migration's cut (the fault was already in
+    # place) until the fault was mended, one probe interval either way.
+    slack = record.metadata.resolution + 0.1
+    assert abs(outage.duration - (end - start)) <= slack, (window, outage)
+    # The last failing answer where the fault acts is the guest's last, where
+    # the fault answers each request. A blackholed probe stops sending once
+    # ceil(timeout/interval)+1 requests wait: the rule's last dropped packet
+    # may come up to a few tenths of a second before the end (the
+    # real-accuracy bench saw 0.37 s).
+    if shape != "timeout":
+        assert abs(outage.end - window["acted_end_boottime"]) <= slack, (
+            window, outage)
 
 
 ENV_MICROVERSION = "2.79"     # the version of the defect's report, in the environment

@@ -208,6 +208,7 @@ class LabDriver(driver.ComputeDriver):
             "key_name": instance.key_name, "public_key": instance.key_data,
             "meta": dict(instance.metadata or {}),
             "availability_zone": instance.availability_zone,
+            "project_id": instance.project_id,
             "launch_index": instance.launch_index or 0})
 
     def _delete_guest(self, instance):
@@ -341,6 +342,9 @@ class LabDriver(driver.ComputeDriver):
                                            block_migration=False,
                                            block_device_info=None):
         self._add(instance)
+        # Nova has made its last port update of the migration (the binding moved):
+        # from here a fault in the port's identity lasts as long as asked.
+        _hypervisor("POST", f"/guests/{instance.uuid}/migrated", {"dest": self._host})
 
     def rollback_live_migration_at_destination(self, context, instance,
                                                network_info, block_device_info,
