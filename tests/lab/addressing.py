@@ -20,6 +20,10 @@ can run beside it as long as their guest addresses stay apart::
     cost bench guests     fixed 198.51.100.113/28   floating 203.0.113.113/28
                           (the top of the main lab's pool: beside a main lab of
                           fewer than about 100 servers, e.g. a test's)
+    cloud lab (tests/lab/cloud/; its own, not through this module)
+                          tenant 203.0.113.112/28, external 203.0.113.64/28 (both
+                          in the root namespace), OVN underlay 198.51.100.240/28
+                          inside its namespaces only
 """
 
 from __future__ import annotations

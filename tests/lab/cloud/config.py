@@ -42,7 +42,7 @@ def netns_name(state_dir: Path, index: int) -> str:
     two labs with different state directories can run side by side."""
     tag = hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:4]
     return f"{NETNS_PREFIX}{tag}-h{index}"
-# OVN encapsulation addresses (198.51.100.240/28 is this lab's; nothing else), on
+# OVN encapsulation addresses (198.51.100.240/28 inside the lab's namespaces only), on
 # br-ul inside each host's namespace only (ovn.connect_underlay), a /30.
 ENCAP_IPS = {"lab-compute-1": "198.51.100.241", "lab-compute-2": "198.51.100.242"}
 

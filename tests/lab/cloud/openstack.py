@@ -38,15 +38,15 @@ SUBNET_CIDR = "203.0.113.112/28"
 RALLY_HOST_IP = "203.0.113.126"
 GUEST_POOL = ("203.0.113.114", "203.0.113.125")
 # The external network (flat, physnet "public" = br-ex on each chassis): routers'
-# gateways and floating IPs. .241/.242 are the chassis' encap addresses (on br-ul,
-# inside the hosts' namespaces), outside the allocation pool; .243, the subnet's
-# gateway, is the Rally host's address on it (hypervisor.py wires it to the
-# gateway chassis' br-ex): floating IPs are reached as on a cloud.
+# gateways and floating IPs. .67, the subnet's gateway, is the Rally host's address
+# on it (hypervisor.py wires it to the gateway chassis' br-ex): floating IPs are
+# reached as on a cloud. Outside every other lab's range (tests/lab/addressing.py),
+# so the cloud lab runs beside them.
 PUBLIC_NAME = "rmdc-public"
 ROUTER_NAME = "rmdc-router"
-PUBLIC_CIDR = "198.51.100.240/28"
-PUBLIC_GATEWAY = "198.51.100.243"
-PUBLIC_POOL = ("198.51.100.244", "198.51.100.254")
+PUBLIC_CIDR = "203.0.113.64/28"
+PUBLIC_GATEWAY = "203.0.113.67"
+PUBLIC_POOL = ("203.0.113.68", "203.0.113.78")
 SERVICE_TYPES = {  # catalog type -> (name, port attribute, path)
     "compute": ("nova", "nova", "/v2.1"),
     "placement": ("placement", "placement", ""),
