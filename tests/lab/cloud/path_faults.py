@@ -48,6 +48,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.lab.cloud import metadata_path
+from tests.lab.cloud.openstack import http
 from tests.lab.cloud.procs import alive, read_pid, wait_for
 from tests.lab.faults import MAX_SECONDS, boottime
 
@@ -331,7 +332,6 @@ class NeutronPorts:
         self._token: str | None = None
 
     def _call(self, method: str, port_id: str, body: dict | None = None) -> dict:
-        from tests.lab.cloud.openstack import http
         for _ in range(2):
             if self._token is None:
                 self._token = self._new_token()
@@ -370,7 +370,11 @@ class PortIdentityChanged(PathFault):
         self.watch = CounterWatch(lambda: self.requests.count(self.device_id,
                                                               self.guest_ip))
         self.watch.start()
-        self.ports.set_device_id(self.port_id, self.device_id)
+        try:
+            self.ports.set_device_id(self.port_id, self.device_id)
+        except BaseException:
+            self.watch.stop()
+            raise
 
     def mend(self) -> Acted:
         try:
