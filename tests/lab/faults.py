@@ -147,6 +147,10 @@ class InjectedWindow:
 
     start/end are taken right after the fault was applied/removed, so the fault was
     certainly active over [start, end]. end is None while the fault lasts.
+    applied_within/removed_within: how long applying/removing it took (seconds), where
+    a lab measured it: the fault took effect at most that long before start/end, so
+    it lasted between duration - removed_within and duration + applied_within (on a
+    loaded machine one `ip` call can take a few tenths of a second).
     acted_start/acted_end (CLOCK_BOOTTIME) and acted_count: where a lab counts the
     fault's effects where it acts (the cloud lab's real-path faults: resets sent,
     packets dropped, connections refused), the first and last it counted, and how
@@ -165,6 +169,8 @@ class InjectedWindow:
     acted_start_boottime: float | None = None
     acted_end_boottime: float | None = None
     acted_count: int = 0
+    applied_within: float = 0.0
+    removed_within: float = 0.0
 
     def hits(self, family: str) -> bool:
         return family in self.families.split(",")
@@ -186,20 +192,27 @@ class GroundTruth:
         self._windows: list[InjectedWindow] = []
 
     def open(self, kind: str, shape: str, server_id: str,
-             families: str = ALL_FAMILIES) -> InjectedWindow:
-        """Start a window now (call right after the fault took effect)."""
+             families: str = ALL_FAMILIES,
+             applying_since: float | None = None) -> InjectedWindow:
+        """Start a window now (call right after the fault took effect; applying_since:
+        the boottime() when applying it began)."""
         window = InjectedWindow(kind, shape, server_id, boottime(), time.time(),
                                 families=families)
+        if applying_since is not None:
+            window.applied_within = window.start_boottime - applying_since
         with self._lock:
             self._windows.append(window)
         return window
 
-    def close(self, window: InjectedWindow) -> None:
-        """End a window now (call right after the fault was removed) and log it."""
+    def close(self, window: InjectedWindow, removing_since: float | None = None) -> None:
+        """End a window now (call right after the fault was removed; removing_since:
+        the boottime() when removing it began) and log it."""
         with self._lock:
             if window.end_boottime is not None:
                 return
             window.end_boottime = boottime()
+            if removing_since is not None:
+                window.removed_within = window.end_boottime - removing_since
             window.end_wall = time.time()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as out:

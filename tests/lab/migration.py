@@ -25,7 +25,13 @@ from rally_metadata_downtime.meter import DIRECTORY_PREFIX
 from tests.lab import ledger as ledger_mod
 from tests.lab import netns
 from tests.lab.errors import GuestNotFound, MigrationError, MigrationInProgress
-from tests.lab.faults import ALL_FAMILIES, FaultProfile, GroundTruth, InjectedWindow
+from tests.lab.faults import (
+    ALL_FAMILIES,
+    FaultProfile,
+    GroundTruth,
+    InjectedWindow,
+    boottime,
+)
 from tests.lab.guests import Guest
 from tests.lab.metadata_service import HTTP_FAULTS, MetadataService
 from tests.lab.topology import METADATA_IP, METADATA_IPV6
@@ -273,10 +279,12 @@ class _ActiveFault:
 
     def apply(self) -> None:
         with self._lock:
+            since = boottime()
             self._switch(on=True)
             self.window = self.fabric.ground_truth.open(self.kind, self.shape,
                                                         self.guest.server_id,
-                                                        families=self.families)
+                                                        families=self.families,
+                                                        applying_since=since)
             # After the window opened, so that a fault held until started + length
             # is recorded as lasting at least that length.
             self.started = time.monotonic()
@@ -285,8 +293,9 @@ class _ActiveFault:
         with self._lock:
             if self.window is None or self.window.end_boottime is not None:
                 return
+            since = boottime()
             self._switch(on=False)
-            self.fabric.ground_truth.close(self.window)
+            self.fabric.ground_truth.close(self.window, removing_since=since)
 
     def _switch(self, on: bool) -> None:
         guest, shape = self.guest, self.shape

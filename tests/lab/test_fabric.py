@@ -306,13 +306,17 @@ def test_network_blackout_drops_ping_and_an_ssh_session_survives(lab, vm_a, key)
     assert not [t for t in replies
                 if window.start_wall + 0.02 < t < window.end_wall - 0.02], (window, out)
     assert len(switched) == 1 and switched[0] >= window.end_wall
+    # How long the `ip` calls took that cut and mended the link: measured, bounded.
+    assert 0 < window.applied_within < 5 and 0 < window.removed_within < 5, window
     logged = [json.loads(line) for line in
               (lab.state_dir / "injected.jsonl").read_text().splitlines()]
     assert {"kind": "network", "shape": "blackout", "server_id": "srv-a", "detail": "",
             "start_boottime": window.start_boottime, "end_boottime": window.end_boottime,
             "start_wall": window.start_wall, "end_wall": window.end_wall,
             "families": "ipv4,ipv6", "acted_start_boottime": None,
-            "acted_end_boottime": None, "acted_count": 0} in logged
+            "acted_end_boottime": None, "acted_count": 0,
+            "applied_within": window.applied_within,
+            "removed_within": window.removed_within} in logged
 
 
 def test_migration_error_hang_and_concurrent_requests(lab, vm_b):
