@@ -20,15 +20,6 @@ def test_one_workload_per_shape_and_length_with_the_fault_in_the_real_path():
     assert args["recovery_timeout"] >= 3 * 20
 
 
-def test_wrong_instance_runs_its_vms_at_once_to_show_each_others_data():
-    tasks = variants(["wrong_instance"], [2.0], 1)
-    assert (tasks["wrong_instance 2 s"]["times"],
-            tasks["wrong_instance 2 s"]["concurrency"]) == (2, 2)
-    tasks = variants(["wrong_instance"], [2.0], 3)
-    assert (tasks["wrong_instance 2 s"]["times"],
-            tasks["wrong_instance 2 s"]["concurrency"]) == (3, 3)
-
-
 def test_the_table_holds_errors_against_the_held_window_and_counts_misses():
     rows = {"timeout 2 s": [Figure(2.0, 2.05, 0.04, 0.1, 12, 0.01),
                             Figure(2.0, 1.8, -0.02, 0.08, 9, 0.03),

@@ -134,17 +134,14 @@ def test_an_identity_fault_is_the_ports_wherever_the_guest_runs(monkeypatch, tmp
 
 def test_an_unknown_shape_is_refused_naming_the_path_shapes(tmp_path):
     faults = PathFaults(tmp_path, "net", NovaCut())
-    with pytest.raises(ValueError, match="http_302.*refused, timeout, http_503, "
-                                         "http_404, wrong_instance"):
-        faults.apply("http_302", GUEST_1)
+    with pytest.raises(ValueError, match="wrong_instance.*refused, timeout, http_503, "
+                                         "http_404\\)"):
+        faults.apply("wrong_instance", GUEST_1)
 
 
-def test_identity_shapes_need_neutron_and_wrong_instance_a_decoy(tmp_path):
+def test_the_identity_shape_needs_neutron(tmp_path):
     with pytest.raises(ValueError, match="'http_404': this lab has no Neutron"):
         PathFaults(tmp_path, "net", NovaCut()).apply("http_404", GUEST_1)
-    faults = PathFaults(tmp_path, "net", NovaCut(), ports=_Ports())
-    with pytest.raises(ValueError, match="'wrong_instance': no other server"):
-        faults.apply("wrong_instance", GUEST_1)
 
 
 class _Ports:
@@ -161,34 +158,34 @@ class _Ports:
         self.owners[port_id] = device_id
 
 
-def test_a_port_gets_the_decoys_identity_and_its_own_back(monkeypatch, tmp_path):
+def test_a_404_names_a_server_nobody_has_and_counts_the_guests_requests_for_it(
+        monkeypatch, tmp_path):
     monkeypatch.setattr(path_faults, "SAMPLE_INTERVAL", 60)
     ports, requests = _Ports(**{"port-1": "server-1"}), NovaRequests()
     faults = PathFaults(tmp_path, "net", NovaCut(), ports, requests)
-    target = dataclasses.replace(GUEST_1, decoy_id="server-2")
-    faults.apply("wrong_instance", target)
-    assert ports.owners["port-1"] == "server-2"
+    faults.apply("http_404", GUEST_1)
+    [(port, bogus)] = ports.calls
+    assert port == "port-1" and bogus not in ("server-1", "server-2", "")
     for _ in range(3):
         requests.saw(b"GET /latest/meta-data/hostname HTTP/1.1\r\nHost: x\r\n"
-                     b"x-instance-id: server-2\r\nX-Forwarded-For: 203.0.113.115\r\n"
-                     b"\r\n")
-    # The decoy's own requests, and the guest's for itself, are not the fault's.
-    requests.saw(b"GET / HTTP/1.1\r\nX-Instance-ID: server-2\r\n"
+                     b"x-instance-id: " + bogus.encode() + b"\r\n"
+                     b"X-Forwarded-For: 203.0.113.115\r\n\r\n")
+    # Another guest's requests, and this guest's for itself, are not the fault's.
+    requests.saw(b"GET / HTTP/1.1\r\nX-Instance-ID: " + bogus.encode() + b"\r\n"
                  b"X-Forwarded-For: 203.0.113.116\r\n\r\n")
     requests.saw(b"GET / HTTP/1.1\r\nX-Instance-ID: server-1\r\n"
                  b"X-Forwarded-For: 203.0.113.115\r\n\r\n")
-    acted = faults.mend("wrong_instance", target)
+    acted = faults.mend("http_404", GUEST_1)
     assert ports.owners["port-1"] == "server-1"
     assert acted.count == 3
 
 
-def test_a_404_names_a_server_nobody_has_and_a_foreign_port_is_left_alone(tmp_path):
+def test_the_lab_going_away_gives_the_port_back_and_a_foreign_port_is_left_alone(
+        tmp_path):
     ports = _Ports(**{"port-1": "server-1", "port-2": "someone-else"})
     faults = PathFaults(tmp_path, "net", NovaCut(), ports)
     faults.apply("http_404", GUEST_1)
-    [(port, bogus)] = ports.calls
-    assert port == "port-1" and bogus not in ("server-1", "server-2", "")
-    faults.abandon_all()  # the lab going away gives the port its server back
+    faults.abandon_all()
     assert ports.owners["port-1"] == "server-1"
     # A port that is not the guest's (any more) is not touched.
     with pytest.raises(RuntimeError, match="port port-2 belongs to 'someone-else'"):

@@ -21,8 +21,8 @@ metadata outages are injected where the server's `lab_metadata_fault_site` says:
 `guest` (the default: `refused` is the address on its lo, `timeout` its route into a
 blackhole; an outage there follows the guest through any number of migrations) or
 `path`, the real metadata path of the migration's destination (path_faults.py:
-`refused`, `timeout`, `http_503` from the switchover; `http_404`, `wrong_instance`
-from Nova's post-live-migration there), with the ground truth counted where it acts.
+`refused`, `timeout`, `http_503` from the switchover; `http_404` from Nova's
+post-live-migration there), with the ground truth counted where it acts.
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ _BLACKHOLE_MAC = "02:00:00:00:00:01"
 _RARP = 0x8035
 SSHD_TIMEOUT = 30.0
 _NEXT_NIC = "eth0next"  # the destination's NIC in the guest until the switchover
-# wrong_instance takes another server's data: how long the fault waits for one to be
-# booted, and how long a server whose data is shown has its deletion wait for the end.
-DECOY_WAIT = 30.0
+# A guest whose port carries another device_id is not deleted before it has its own
+# back (Nova would not find the port): how long its deletion waits at most.
+IDENTITY_WAIT = 60.0
 GUEST_SIDE_SHAPES = ("refused", "timeout")
 # Server metadata: where a metadata outage is injected, and what each place can do.
 FAULT_SITE_KEY = "lab_metadata_fault_site"
@@ -97,7 +97,6 @@ class CloudGuest:
     init_entry: dict | None = None
     console_log: Path | None = None
     prepared: str | None = None  # the host a migration plugged a second NIC on
-    project_id: str = ""
 
     @property
     def tap(self) -> str:
@@ -114,7 +113,6 @@ class MetadataOutage:
     shape: str
     site: str
     hosts: list[str] = dataclasses.field(default_factory=list)
-    decoy: str = ""  # wrong_instance: the server whose data the guest gets
 
 
 def fault_site(meta: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -183,6 +181,8 @@ class Hypervisor:
         self._outages: dict[str, MetadataOutage] = {}
         # Identity faults asked for at the switchover, applied at post-live-migration.
         self._after_migration: dict[str, FaultProfile] = {}
+        # Guests whose port has another device_id until its fault is mended.
+        self._identity_changed: set[str] = set()
 
     # --- the lab ports ----------------------------------------------------------------
     def setup(self) -> None:
@@ -260,8 +260,7 @@ class Hypervisor:
             index = self._next_index
             self._next_index += 1
             guest = CloudGuest(uuid=uuid, index=index, host=host, port=port,
-                               netns=f"{config.NETNS_PREFIX}{self.tag}-g{index}",
-                               project_id=request.get("project_id", ""))
+                               netns=f"{config.NETNS_PREFIX}{self.tag}-g{index}")
             self._guests[uuid] = guest
         files = self.image.write_guest(uuid, request.get("public_key"))
         guest.console_log = files.console_log
@@ -312,7 +311,7 @@ class Hypervisor:
                                           f"{SSHD_TIMEOUT} s")
 
     def delete(self, uuid: str, host: str | None) -> bool:
-        self._wait_while_a_decoy(uuid)
+        self._wait_for_own_identity(uuid)
         with self._lock:
             guest = self._guests.get(uuid)
             if guest is None or (host is not None and guest.host != host):
@@ -457,18 +456,16 @@ class Hypervisor:
                     return
         # Breaking a real path may wait for the agent: not under the lock.
         if running is not None:
-            self._break_path(guest, shape, dest, running.decoy)
+            self._break_path(guest, shape, dest)
             with self._lock:
                 if self._outages.get(guest.uuid) is running:
                     running.hosts.append(dest)
                     return
             # It ended meanwhile: so does this host's share.
-            self.path_faults.mend(shape, self._target(guest, dest, running.decoy))
+            self.path_faults.mend(shape, self._target(guest, dest))
             return
-        decoy = ""
         if site == "path":
-            decoy = self._decoy_for(guest) if shape == "wrong_instance" else ""
-            self._break_path(guest, shape, dest, decoy)
+            self._break_path(guest, shape, dest)
         else:
             self._switch_metadata(guest, shape, on=True)
         window = self.ground_truth.open("metadata", shape, guest.uuid)
@@ -478,50 +475,34 @@ class Hypervisor:
             # at least as long as asked.
             self._outages[guest.uuid] = MetadataOutage(
                 time.monotonic() + profile.metadata_outage, window, shape, site,
-                [dest] if site == "path" else [], decoy)
+                [dest] if site == "path" else [])
         threading.Thread(target=self._end_outage, args=(guest,), daemon=True).start()
 
     @staticmethod
-    def _target(guest: CloudGuest, host: str, decoy: str) -> FaultTarget:
+    def _target(guest: CloudGuest, host: str) -> FaultTarget:
         return FaultTarget(host, guest.port.ip, guest.index, guest.port.port_id,
-                           guest.uuid, decoy)
+                           guest.uuid)
 
-    def _break_path(self, guest: CloudGuest, shape: str, host: str, decoy: str) -> None:
+    def _break_path(self, guest: CloudGuest, shape: str, host: str) -> None:
+        if shape in IDENTITY_SHAPES:
+            with self._lock:
+                self._identity_changed.add(guest.uuid)
         try:
-            self.path_faults.apply(shape, self._target(guest, host, decoy))
+            self.path_faults.apply(shape, self._target(guest, host))
         except Exception as exc:  # noqa: BLE001 - the driver's error names it
+            with self._lock:
+                self._identity_changed.discard(guest.uuid)
             raise web.HTTPInternalServerError(
                 text=f"{shape} in {host}'s metadata path: {exc}") from None
 
-    def _decoy_for(self, guest: CloudGuest) -> str:
-        """Another server of the guest's project (Nova shows a server's data only to
-        its own project's ports), waited for up to DECOY_WAIT s: the one booted
-        first, which is the likeliest to outlive the fault."""
-        def other() -> str | None:
+    def _wait_for_own_identity(self, uuid: str) -> None:
+        """Until the guest's port has its device_id back (up to IDENTITY_WAIT s):
+        Nova releases a deleted server's ports by that id."""
+        deadline = time.monotonic() + IDENTITY_WAIT
+        while time.monotonic() < deadline:
             with self._lock:
-                return next((g.uuid for g in sorted(self._guests.values(),
-                                                    key=lambda g: g.index)
-                             if g.uuid != guest.uuid and g.project_id == guest.project_id),
-                            None)
-        deadline = time.monotonic() + DECOY_WAIT
-        while (found := other()) is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if found is None:
-            raise web.HTTPNotImplemented(
-                text=f"wrong_instance for {guest.uuid}: no other server of project "
-                     f"{guest.project_id} booted within {DECOY_WAIT:g} s")
-        return found
-
-    def _wait_while_a_decoy(self, uuid: str) -> None:
-        """A server whose data a wrong_instance fault shows stays (Nova keeps its
-        record until its driver let it go) until that fault ends, up to
-        DECOY_WAIT s after the fault was due to end."""
-        while True:
-            with self._lock:
-                until = max((o.until for o in self._outages.values() if o.decoy == uuid),
-                            default=None)
-            if until is None or time.monotonic() > until + DECOY_WAIT:
-                return
+                if uuid not in self._identity_changed:
+                    return
             time.sleep(0.1)
 
     def _end_outage(self, guest: CloudGuest) -> None:
@@ -538,8 +519,7 @@ class Hypervisor:
             self._switch_metadata(guest, outage.shape, on=False)
         for host in outage.hosts:
             try:
-                acted = self.path_faults.mend(outage.shape,
-                                              self._target(guest, host, outage.decoy))
+                acted = self.path_faults.mend(outage.shape, self._target(guest, host))
             except Exception as exc:  # noqa: BLE001 - recorded with the window
                 LOG.exception("mending %s in %s's metadata path", outage.shape, host)
                 window.detail += f"; not mended in {host}: {exc}"
@@ -550,6 +530,8 @@ class Hypervisor:
                     acted.first, window.acted_start_boottime or acted.first)
                 window.acted_end_boottime = max(acted.last,
                                                 window.acted_end_boottime or acted.last)
+        with self._lock:
+            self._identity_changed.discard(guest.uuid)  # mended, or as far as it goes
         self.ground_truth.close(window)
 
     def _switch_metadata(self, guest: CloudGuest, shape: str, on: bool) -> None:

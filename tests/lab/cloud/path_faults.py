@@ -12,13 +12,12 @@ the fault acts (item 5), beside when it was asked for:
 - http_503: the host's path to Nova's metadata API is cut (the hypervisor's loopback
   forwarder closes each connection the agent opens), so the agent answers 503.
   Truth: the connections it closed.
-- http_404 and wrong_instance: the guest's port gets another device_id through
-  Neutron's API (an unknown server's; another server's of its project), which Neutron
-  writes into the port's Northbound record and ovn-northd into the Southbound's,
-  where the agent maps a request to its instance: the agent asks Nova's metadata API
-  for that server, and Nova answers 404 or that server's data. Truth: the requests
-  the agents sent Nova for that id (the loopback forwarders read each one's
-  X-Instance-ID).
+- http_404: the guest's port gets an unknown server's device_id through Neutron's
+  API, which Neutron writes into the port's Northbound record and ovn-northd into
+  the Southbound's, where the agent maps a request to its instance: the agent asks
+  Nova's metadata API for that server, and Nova answers 404. Truth: the requests the
+  agents sent Nova for that id from the guest's address (the loopback forwarders
+  read each one's X-Instance-ID and X-Forwarded-For).
 
 A fault acts on a whole host (its haproxy, its path to Nova), except the rule and the
 port's identity, which are one guest's: two guests migrating to one host share the
@@ -26,11 +25,16 @@ host's fault, which mends when the last of them ends. The lab's agents run witho
 their process monitor (metadata_path.agent_config), which would otherwise respawn a
 killed haproxy within its 60 s check, at a random point of a window.
 
-The identity faults (404, wrong instance) start after Nova's last port update of the
-migration (the destination's post-live-migration, virt.py): Neutron rewrites the
-port's Northbound record while the binding moves, and a mapping broken in OVN alone
-would be mended there at a moment nobody chose. Changed in Neutron itself, it stays
-broken through those rewrites until the fault ends.
+The identity fault starts after Nova's last port update of the migration (the
+destination's post-live-migration, virt.py): Neutron rewrites the port's Northbound
+record while the binding moves, and a mapping broken in OVN alone would be mended
+there at a moment nobody chose. Changed in Neutron itself, it stays broken through
+those rewrites until the fault ends.
+
+Another server's data (wrong_instance) is not injected this way: Nova finds a
+server's ports by their device_id when it migrates or deletes that server, so a port
+given another live server's id would be bound or released with that server (a trial
+run lost the faulted guest's network when its decoy was deleted).
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from tests.lab.faults import MAX_SECONDS, boottime
 # Applied from the switchover, on the destination host.
 SWITCHOVER_SHAPES = ("refused", "timeout", "http_503")
 # Applied from Nova's post-live-migration on the destination, on the guest's port.
-IDENTITY_SHAPES = ("http_404", "wrong_instance")
+IDENTITY_SHAPES = ("http_404",)
 PATH_SHAPES = SWITCHOVER_SHAPES + IDENTITY_SHAPES
 SAMPLE_INTERVAL = 0.02
 METADATA_IP = "169.254.169.254"
@@ -352,8 +356,8 @@ class NeutronPorts:
 
 
 class PortIdentityChanged(PathFault):
-    """http_404 / wrong_instance: the port's device_id set to `device_id` (an unknown
-    server's, another server's) until mended, when the server's own comes back."""
+    """http_404: the port's device_id set to `device_id` (a server nobody has) until
+    mended, when the server's own comes back."""
 
     def __init__(self, ports: NeutronPorts, requests: NovaRequests,
                  target: FaultTarget, device_id: str) -> None:
@@ -387,15 +391,13 @@ class PortIdentityChanged(PathFault):
 @dataclasses.dataclass(frozen=True)
 class FaultTarget:
     """Whose metadata path a fault breaks: the migration's destination host, and the
-    guest (its address, lab index, port and server; for wrong_instance, the server
-    whose data it is to get)."""
+    guest (its address, lab index, port and server)."""
 
     host: str
     guest_ip: str
     guest_index: int
     port_id: str = ""
     server_id: str = ""
-    decoy_id: str = ""
 
 
 class PathFaults:
@@ -423,12 +425,8 @@ class PathFaults:
             if self.ports is None:
                 raise ValueError(f"metadata_shape {shape!r}: this lab has no Neutron "
                                  "to change the port's device_id")
-            if shape == "wrong_instance" and not target.decoy_id:
-                raise ValueError("metadata_shape 'wrong_instance': no other server of "
-                                 "the project to take the data of")
-            device_id = target.decoy_id if shape == "wrong_instance" else str(
-                uuid.uuid4())
-            return PortIdentityChanged(self.ports, self.requests, target, device_id)
+            return PortIdentityChanged(self.ports, self.requests, target,
+                                       str(uuid.uuid4()))
         raise ValueError(f"metadata_shape {shape!r} is not injected in the real path "
                          f"(only {', '.join(PATH_SHAPES)})")
 

@@ -208,7 +208,6 @@ class LabDriver(driver.ComputeDriver):
             "key_name": instance.key_name, "public_key": instance.key_data,
             "meta": dict(instance.metadata or {}),
             "availability_zone": instance.availability_zone,
-            "project_id": instance.project_id,
             "launch_index": instance.launch_index or 0})
 
     def _delete_guest(self, instance):
