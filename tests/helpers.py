@@ -71,12 +71,29 @@ TIMEOUT_REASONS = frozenset({"wget=timeout", "curl=28"})
 def outages_meeting(record: Any, start: float, end: float) -> tuple[list, list]:
     """The measured outages of an iteration record that meet an injected window
     [start, end] (guest uptime), each edge widened by the record's resolution (an
-    edge estimate's reach), and the others."""
+    edge estimate's reach), and the others. A timeouts-only outage that reaches into
+    the window no further than that is among the others: a slow answer under load
+    just outside the window (seen: one ending 0.10 s before it), not the fault."""
     slack = record.metadata.resolution
-    meeting = [o for o in record.metadata.outages
-               if o.start - slack <= end
-               and (math.inf if o.unrecovered else o.end + slack) >= start]
+
+    def meets(o: Any) -> bool:
+        last = math.inf if o.unrecovered else o.end
+        if last + slack < start or o.start - slack > end:
+            return False
+        at_an_edge = last <= start + slack or o.start >= end - slack
+        return not (at_an_edge and set(o.reasons) <= TIMEOUT_REASONS)
+
+    meeting = [o for o in record.metadata.outages if meets(o)]
     return meeting, [o for o in record.metadata.outages if o not in meeting]
+
+
+def injected_bounds(window: Mapping[str, Any]) -> tuple[float, float]:
+    """The shortest and longest an injected window's fault can have lasted: it was
+    in place over [start, end] and took effect up to applied_within before start,
+    went away up to removed_within before end (where the lab measured them)."""
+    held = window["end_boottime"] - window["start_boottime"]
+    return (held - window.get("removed_within", 0.0),
+            held + window.get("applied_within", 0.0))
 
 
 def outage_of_window(record: Any, start: float, end: float,

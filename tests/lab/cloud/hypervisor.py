@@ -55,7 +55,7 @@ from tests.lab.cloud.path_faults import (
     NovaRequests,
     PathFaults,
 )
-from tests.lab.faults import FaultProfile, GroundTruth, InjectedWindow
+from tests.lab.faults import FaultProfile, GroundTruth, InjectedWindow, boottime
 from tests.lab.guest_os import GuestImage
 from tests.lab.ledger import ResourceLedger, kill_process, process_starttime
 
@@ -464,11 +464,13 @@ class Hypervisor:
             # It ended meanwhile: so does this host's share.
             self.path_faults.mend(shape, self._target(guest, dest))
             return
+        since = boottime()
         if site == "path":
             self._break_path(guest, shape, dest)
         else:
             self._switch_metadata(guest, shape, on=True)
-        window = self.ground_truth.open("metadata", shape, guest.uuid)
+        window = self.ground_truth.open("metadata", shape, guest.uuid,
+                                        applying_since=since)
         window.detail = f"{site}: {dest}" if site == "path" else site
         with self._lock:
             # From the window's opening: a fault held until then lasts, as recorded,
@@ -514,7 +516,7 @@ class Hypervisor:
                     del self._outages[guest.uuid]
                     break
             time.sleep(min(remaining, 0.25))
-        window = outage.window
+        window, since = outage.window, boottime()
         if outage.site == "guest":
             self._switch_metadata(guest, outage.shape, on=False)
         for host in outage.hosts:
@@ -532,7 +534,7 @@ class Hypervisor:
                                                 window.acted_end_boottime or acted.last)
         with self._lock:
             self._identity_changed.discard(guest.uuid)  # mended, or as far as it goes
-        self.ground_truth.close(window)
+        self.ground_truth.close(window, removing_since=since)
 
     def _switch_metadata(self, guest: CloudGuest, shape: str, on: bool) -> None:
         """Break or mend the guest's metadata in `shape`, where the main lab does."""

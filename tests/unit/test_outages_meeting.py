@@ -1,0 +1,54 @@
+"""The e2e tests' rule for which measured outage is an injected window's
+(tests/helpers.outages_meeting), on figures a loaded run measured."""
+
+from types import SimpleNamespace
+
+from tests.helpers import injected_bounds, outages_meeting
+
+
+def _outage(start, end, **reasons):
+    return SimpleNamespace(start=start, end=end, unrecovered=False, reasons=reasons)
+
+
+def _record(*outages, resolution=0.175):
+    return SimpleNamespace(metadata=SimpleNamespace(resolution=resolution,
+                                                    outages=outages))
+
+
+WINDOW = (8200.66, 8210.66)  # 10 s of HTTP 503 (run 24's report-browser test)
+
+
+def test_a_lone_timeout_just_before_the_window_is_not_the_windows():
+    slow = _outage(8200.42, 8200.56, **{"wget=timeout": 1})
+    fault = _outage(8200.65, 8210.62, **{"http=503": 161, "wget=timeout": 1})
+    assert outages_meeting(_record(slow, fault), *WINDOW) == ([fault], [slow])
+
+
+def test_a_lone_timeout_just_after_the_window_is_not_the_windows():
+    fault = _outage(8200.65, 8210.62, **{"http=503": 161})
+    slow = _outage(8210.75, 8210.80, **{"wget=timeout": 1})
+    assert outages_meeting(_record(fault, slow), *WINDOW) == ([fault], [slow])
+
+
+def test_a_split_inside_the_window_is_two_outages_of_it():
+    first = _outage(8200.65, 8205.0, **{"wget=timeout": 20})
+    second = _outage(8205.2, 8210.62, **{"wget=timeout": 25})
+    assert outages_meeting(_record(first, second), *WINDOW) == ([first, second], [])
+
+
+def test_anything_but_a_timeout_at_an_edge_is_the_windows():
+    refused = _outage(8200.42, 8200.56, **{"wget=refused": 1})
+    assert outages_meeting(_record(refused), *WINDOW) == ([refused], [])
+
+
+def test_an_unrecovered_outage_meets_every_later_window():
+    down = SimpleNamespace(start=8100.0, end=8101.0, unrecovered=True,
+                           reasons={"wget=timeout": 3})
+    assert outages_meeting(_record(down), *WINDOW) == ([down], [])
+
+
+def test_injected_bounds_widen_by_the_time_applying_and_removing_took():
+    window = {"start_boottime": 10.0, "end_boottime": 13.0, "applied_within": 0.4,
+              "removed_within": 0.1}
+    assert injected_bounds(window) == (2.9, 3.4)
+    assert injected_bounds({"start_boottime": 10.0, "end_boottime": 13.0}) == (3.0, 3.0)
