@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the real OpenStack services the cloud lab (tests/lab/cloud) runs: Debian's
-# MariaDB, RabbitMQ, Open vSwitch and OVN, and Keystone, Placement, Nova, Neutron and
-# Glance from the package index into their own virtualenv, every Python package pinned
+# MariaDB, RabbitMQ, Open vSwitch and OVN, and Keystone, Placement, Nova, Neutron,
+# Glance and Cinder (its API only) from the package index into their own virtualenv, every Python package pinned
 # by tests/lab/cloud/constraints.txt. Run as root. Idempotent: a second run with the
 # same constraints only checks.
 #
@@ -24,7 +24,7 @@ rally_pins=tests/lab/cloud/rally-constraints.txt
 # The services and the few libraries the lab itself needs in their venv (the MySQL
 # driver; gunicorn serves the WSGI apps).
 requirements=(keystone==30.0.0 openstack-placement==16.0.0 nova==34.0.0
-              neutron==29.0.0 glance==33.0.0 PyMySQL gunicorn)
+              neutron==29.0.0 glance==33.0.0 cinder==29.0.0 PyMySQL gunicorn)
 rally_requirements=(rally==5.1.1 rally-openstack==4.1.0)
 # The metadata agent of the last Neutron release without the fix for Launchpad bug
 # 2036118, which the lab runs in place of the current one to show what the plugin

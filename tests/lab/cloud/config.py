@@ -47,7 +47,7 @@ def netns_name(state_dir: Path, index: int) -> str:
 ENCAP_IPS = {"lab-compute-1": "198.51.100.241", "lab-compute-2": "198.51.100.242"}
 
 PORT_NAMES = ("keystone", "placement", "nova", "glance", "neutron", "metadata",
-              "mariadb", "rabbit", "epmd", "rabbit_dist")
+              "mariadb", "rabbit", "epmd", "rabbit_dist", "cinder")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +62,7 @@ class Ports:
     rabbit: int
     epmd: int
     rabbit_dist: int
+    cinder: int
 
     @classmethod
     def from_base(cls, base: int) -> Ports:

@@ -10,7 +10,7 @@ from tests.lab.cloud import config
 from tests.lab.cloud.procs import Supervisor, run, wait_for
 
 DATABASES = ("keystone", "placement", "nova_api", "nova", "nova_cell0", "neutron",
-             "glance")
+             "glance", "cinder")
 
 
 def _listening(port: int) -> bool:

@@ -20,7 +20,7 @@ from tests.lab.ledger import ResourceLedger
 INFRA = ("mariadb", "epmd", "rabbitmq")
 
 
-SERVICES = ("keystone", "openstack-placement", "glance", "nova", "neutron")
+SERVICES = ("keystone", "openstack-placement", "glance", "nova", "neutron", "cinder")
 
 
 def service_versions(venv: Path = config.VENV, services=SERVICES) -> dict[str, str]:

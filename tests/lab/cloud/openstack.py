@@ -26,7 +26,7 @@ from tests.lab.cloud.ovn import Central
 from tests.lab.cloud.procs import Supervisor, run, wait_for
 
 # Bump when build_databases() changes: it names the database snapshot.
-DB_RECIPE = 2
+DB_RECIPE = 3
 FLAVOR = {"name": "rmdc.tiny", "ram": 64, "vcpus": 1, "disk": 1}
 IMAGE_NAME = "rmdc-image"
 NETWORK_NAME = "rmdc-net"
@@ -52,6 +52,10 @@ SERVICE_TYPES = {  # catalog type -> (name, port attribute, path)
     "placement": ("placement", "placement", ""),
     "image": ("glance", "glance", ""),
     "network": ("neutron", "neutron", ""),
+    # Cinder's API alone, for the scenarios that need it in the catalog
+    # (VMTasks.boot_runcommand_delete) and Rally's cleanup of volumes: no volume
+    # service, so no volume is ever created. Keystone fills in the project.
+    "block-storage": ("cinder", "cinder", "/v3/%(project_id)s"),
 }
 
 
@@ -204,6 +208,14 @@ class OpenStack:
             "os_glance_tasks_store": {"filesystem_store_datadir": gl / "tasks"},
             "oslo_concurrency": {"lock_path": gl / "lock"},
         })
+        # Cinder: its API (lists volumes, snapshots, backups) and nothing else.
+        _write_ini(self.etc / "cinder" / "cinder.conf", {
+            "DEFAULT": {**self._common("cinder"), "auth_strategy": "keystone",
+                        "api_paste_config": venv_etc / "cinder" / "api-paste.ini"},
+            "database": {"connection": self.db.url("cinder")},
+            "keystone_authtoken": self._authtoken(),
+            "oslo_concurrency": {"lock_path": self.state / "cinder" / "lock"},
+        })
         # Nova: one file for all, one more per compute host
         nova_etc = self.etc / "nova"
         nova_etc.mkdir(parents=True, exist_ok=True)
@@ -310,6 +322,7 @@ class OpenStack:
                  "placement": [e / "placement" / "placement.conf"],
                  "nova": [e / "nova" / "nova.conf"],
                  "glance": [e / "glance" / "glance-api.conf"],
+                 "cinder": [e / "cinder" / "cinder.conf"],
                  "neutron": [e / "neutron" / "neutron.conf",
                              e / "neutron" / "ml2_conf.ini"]}[service]
         return [arg for f in files for arg in ("--config-file", str(f))]
@@ -343,6 +356,7 @@ class OpenStack:
                      ["nova-manage", "cell_v2", "create_cell", "--name", "cell1"],
                      ["nova-manage", "db", "sync"]],
             "glance": [["glance-manage", "db_sync"]],
+            "cinder": [["cinder-manage", "db", "sync"]],
             "neutron": [["neutron-db-manage", "upgrade", "heads"]],
         }
 
@@ -380,10 +394,10 @@ class OpenStack:
 
     # --- processes -----------------------------------------------------------------
     def _wsgi(self, sup: Supervisor, name: str, app: str, port: int,
-              threads: int = 8) -> None:
+              threads: int = 8, args: tuple[str, ...] = ()) -> None:
         sup.start(name, [config.venv_bin("python"), str(config.HERE / "wsgi_serve.py"),
                          app, str(port), str(self.state / f"{name}.pid"),
-                         str(threads)],
+                         str(threads), *args],
                   env=self.env(), pidfile=self.state / f"{name}.pid")
 
     def start_apis(self, sup: Supervisor) -> None:
@@ -393,11 +407,13 @@ class OpenStack:
         self._wsgi(sup, "neutron-api", "neutron", self.ports.neutron)
         self._wsgi(sup, "nova-api", "nova-api", self.ports.nova)
         self._wsgi(sup, "nova-metadata", "nova-metadata", self.ports.metadata)
+        self._wsgi(sup, "cinder-api", "cinder-api", self.ports.cinder, threads=4,
+                   args=tuple(self._conf_args("cinder")))
 
     def wait_apis(self, sup: Supervisor, timeout: float = 120) -> None:
         for name, port in (("keystone", "keystone"), ("placement", "placement"),
                            ("glance", "glance"), ("neutron-api", "neutron"),
-                           ("nova-api", "nova")):
+                           ("nova-api", "nova"), ("cinder-api", "cinder")):
             self._wait_http(sup, name, self.url(port) + "/", timeout)
 
     def _wait_http(self, sup: Supervisor, name: str, url: str, timeout: float) -> None:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.lab import rally_cli
-from tests.lab.cloud import config
+from tests.lab.cloud import config, openstack
 
 
 def rally_executable() -> str:
@@ -48,7 +48,11 @@ def env_spec(facts: dict) -> dict:
 
 
 SCENARIOS = ("NovaServers.boot_and_live_migrate_server",
-             "NovaServers.boot_and_delete_server")
+             "NovaServers.boot_and_delete_server",
+             "VMTasks.boot_runcommand_delete")
+# What VMTasks.boot_runcommand_delete runs in each guest, over SSH through its
+# floating IP: the guest's own addresses, which name its port's fixed IP.
+GUEST_COMMAND = {"script_inline": "ip -4 -o addr show", "interpreter": "/bin/sh"}
 
 
 def task(facts: dict, scenarios=SCENARIOS, times: int = 2,
@@ -61,6 +65,9 @@ def task(facts: dict, scenarios=SCENARIOS, times: int = 2,
                 "nics": [{"net-id": facts["network"]}]}
         if name.endswith("live_migrate_server"):
             args["block_migration"] = False
+        if name == "VMTasks.boot_runcommand_delete":
+            args.update(username="root", command=GUEST_COMMAND,
+                        floating_network=openstack.PUBLIC_NAME)
         workloads[name] = [{
             "args": args,
             "runner": {"type": "constant", "times": times, "concurrency": concurrency},
@@ -146,3 +153,17 @@ def summary(report: dict) -> dict[str, dict]:
                 "atomic_mean_s": {k: round(sum(v) / len(v), 2)
                                   for k, v in atomics.items()}}
     return result
+
+
+def script_outputs(report: dict, scenario: str) -> list[str]:
+    """The text VMTasks put in each iteration's "Script Output" of `scenario`."""
+    texts = []
+    for subtask in report["tasks"][0]["subtasks"]:
+        for workload in subtask["workloads"]:
+            if next(iter(workload["scenario"])) != scenario:
+                continue
+            for iteration in workload["data"]:
+                texts += ["\n".join(chart["data"])
+                          for chart in iteration["output"]["complete"]
+                          if chart["title"] == "Script Output"]
+    return texts

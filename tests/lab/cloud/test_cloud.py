@@ -5,6 +5,7 @@ teardown that leaves no process, namespace, link, mount or file behind."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from tests.lab import demo
 from tests.lab.cloud import config, rally_task
 from tests.lab.cloud.__main__ import bench_line
 from tests.lab.cloud.lab import Cloud
-from tests.lab.cloud.openstack import http
+from tests.lab.cloud.openstack import SUBNET_CIDR, http
 from tests.lab.cloud.procs import alive, wait_for
 
 pytestmark = [
@@ -37,7 +38,7 @@ def _free_port_base() -> int:
     for base in range(config.PORT_BASE, config.PORT_BASE + 1000, 100):
         if not config.Ports.from_base(base).busy():
             return base
-    pytest.fail("no free block of 10 ports on 127.0.0.1")
+    pytest.fail(f"no free block of {len(config.PORT_NAMES)} ports on 127.0.0.1")
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,10 @@ def test_every_service_runs_and_both_computes_are_hypervisors(cloud):
 
 
 def test_rally_openstack_scenarios_pass(cloud, tmp_path):
-    """NovaServers.boot_and_live_migrate_server and boot_and_delete_server."""
+    """NovaServers.boot_and_live_migrate_server and boot_and_delete_server, and
+    VMTasks.boot_runcommand_delete (it wants Cinder in the catalog, and Rally's
+    cleanup asks Cinder's API for volumes): a command in each guest over SSH
+    through its floating IP."""
     lab, facts = cloud
     report = rally_task.run(facts, tmp_path / "rally", times=2)
     results = rally_task.summary(report)
@@ -96,6 +100,14 @@ def test_rally_openstack_scenarios_pass(cloud, tmp_path):
         assert result["pass_sla"], name
     assert {"nova.boot_server", "nova.live_migrate", "nova.delete_server"} <= set(
         results["NovaServers.boot_and_live_migrate_server"]["atomic_mean_s"])
+    assert {"vm.wait_for_ping", "vm.run_command_over_ssh"} <= set(
+        results["VMTasks.boot_runcommand_delete"]["atomic_mean_s"])
+    outputs = rally_task.script_outputs(report, "VMTasks.boot_runcommand_delete")
+    assert len(outputs) == 2, outputs
+    tenant = ipaddress.ip_network(SUBNET_CIDR)
+    for text in outputs:  # the guest's own fixed address, as `ip` there shows it
+        assert any(ipaddress.ip_address(a) in tenant
+                   for a in re.findall(r"inet (\S+)/", text)), text
     # Rally's cleanup left no server behind.
     assert _admin_get(facts, "/servers/detail?all_tenants=1")["servers"] == []
 

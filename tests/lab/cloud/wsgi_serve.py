@@ -1,11 +1,12 @@
 """Serve one OpenStack WSGI application with gunicorn, from the services' venv:
 
-    VENV/bin/python wsgi_serve.py SERVICE PORT PIDFILE [THREADS]
+    VENV/bin/python wsgi_serve.py SERVICE PORT PIDFILE [THREADS [SERVICE ARGS...]]
 
 Run as a script (not as tests.lab...): it must import nothing of this repo. The
 services parse the process's own argv with oslo.config (Neutron's `config.init(
-sys.argv[1:])`), so argv is cleared before anything of theirs is imported; each finds
-its config files through its OS_<SERVICE>_CONFIG_DIR variable.
+sys.argv[1:])`), so argv is replaced by SERVICE ARGS before anything of theirs is
+imported; most find their config files through their OS_<SERVICE>_CONFIG_DIR
+variable, Cinder only through `--config-file` there.
 """
 
 import importlib
@@ -20,6 +21,7 @@ APPS = {
     "nova-metadata": ("nova.wsgi.metadata", "application"),
     "glance": ("glance.wsgi.api", "application"),
     "neutron": ("neutron.wsgi.api", "application"),
+    "cinder-api": ("cinder.wsgi.api", "application"),
 }
 
 
@@ -30,7 +32,7 @@ def main() -> None:
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     service, port, pidfile = sys.argv[1:4]
     threads = int(sys.argv[4]) if len(sys.argv) > 4 else 8
-    sys.argv = [f"rmdc-{service}"]
+    sys.argv = [f"rmdc-{service}", *sys.argv[5:]]
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):
