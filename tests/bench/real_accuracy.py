@@ -5,7 +5,8 @@ Brings the cloud lab up and runs samples/live_migrate_metadata.yaml through the 
 live-migrated once and its real metadata path is broken for that long
 (tests/lab/cloud/path_faults.py: the destination's haproxy killed, the VM's metadata
 packets dropped on br-int, the destination's agent cut off from Nova's metadata API,
-or the port's device_id changed in Neutron to an unknown server's). Each
+or the port's device_id changed in Neutron to an unknown server's or to a decoy
+server's in the VM's project). Each
 measured outage is held against two truths: the window the hypervisor held the fault
 (its length), and the last failing answer counted where the fault acts (its end).
 Root; the cloud lab installed (tools/install-lab-cloud.sh). Prints a table, asserts

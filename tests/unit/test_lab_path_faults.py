@@ -12,7 +12,12 @@ import time
 import pytest
 
 from tests.lab.cloud import path_faults
-from tests.lab.cloud.hypervisor import FAULT_SITE_KEY, _request_head, fault_site
+from tests.lab.cloud.hypervisor import (
+    FAULT_SITE_KEY,
+    _request_head,
+    fault_site,
+    wants_decoy,
+)
 from tests.lab.cloud.path_faults import (
     Acted,
     CounterWatch,
@@ -134,9 +139,9 @@ def test_an_identity_fault_is_the_ports_wherever_the_guest_runs(monkeypatch, tmp
 
 def test_an_unknown_shape_is_refused_naming_the_path_shapes(tmp_path):
     faults = PathFaults(tmp_path, "net", NovaCut())
-    with pytest.raises(ValueError, match="wrong_instance.*refused, timeout, http_503, "
-                                         "http_404\\)"):
-        faults.apply("wrong_instance", GUEST_1)
+    with pytest.raises(ValueError, match="empty.*refused, timeout, http_503, "
+                                         "http_404, wrong_instance\\)"):
+        faults.apply("empty", GUEST_1)
 
 
 def test_the_identity_shape_needs_neutron(tmp_path):
@@ -178,6 +183,40 @@ def test_a_404_names_a_server_nobody_has_and_counts_the_guests_requests_for_it(
     acted = faults.mend("http_404", GUEST_1)
     assert ports.owners["port-1"] == "server-1"
     assert acted.count == 3
+
+
+def test_another_servers_data_names_the_guests_decoy(monkeypatch, tmp_path):
+    monkeypatch.setattr(path_faults, "SAMPLE_INTERVAL", 60)
+    ports = _Ports(**{"port-1": "server-1"})
+    asked = []
+
+    def decoy_for(server_id):
+        asked.append(server_id)
+        return "decoy-of-server-1"
+    faults = PathFaults(tmp_path, "net", NovaCut(), ports, NovaRequests(), decoy_for)
+    faults.apply("wrong_instance", GUEST_1)
+    assert asked == ["server-1"]
+    assert ports.calls == [("port-1", "decoy-of-server-1")]
+    faults.mend("wrong_instance", GUEST_1)
+    assert ports.owners["port-1"] == "server-1"
+
+
+def test_another_servers_data_needs_decoys(tmp_path):
+    ports = _Ports(**{"port-1": "server-1"})
+    with pytest.raises(ValueError, match="'wrong_instance': this lab boots no decoy"):
+        PathFaults(tmp_path, "net", NovaCut(), ports).apply("wrong_instance", GUEST_1)
+    assert ports.calls == []
+
+
+def test_a_guest_wants_a_decoy_only_for_another_servers_data_in_the_path():
+    def meta(shape, site="path"):
+        return {"lab_metadata_outage": "3", "lab_metadata_shape": shape,
+                FAULT_SITE_KEY: site}
+    assert wants_decoy(meta("wrong_instance"))
+    assert not wants_decoy(meta("http_404"))
+    assert not wants_decoy(meta("refused", site="guest"))
+    assert not wants_decoy({})
+    assert not wants_decoy({**meta("wrong_instance"), "lab_nonsense": "1"})
 
 
 def test_the_lab_going_away_gives_the_port_back_and_a_foreign_port_is_left_alone(

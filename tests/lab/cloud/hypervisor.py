@@ -47,6 +47,7 @@ from aiohttp import web
 from tests.lab import netns
 from tests.lab.cloud import config
 from tests.lab.cloud.path_faults import (
+    DECOY_SHAPES,
     IDENTITY_SHAPES,
     PATH_SHAPES,
     FaultTarget,
@@ -126,6 +127,17 @@ def fault_site(meta: dict[str, str]) -> tuple[str, dict[str, str]]:
     return site, rest
 
 
+def wants_decoy(meta: dict[str, str]) -> bool:
+    """Whether a server's metadata asks for a fault that needs a decoy server
+    (decoys.py); bad metadata is reported by the migration that reads it."""
+    try:
+        site, rest = fault_site(meta)
+        profile = FaultProfile.from_metadata(NO_FAULTS, rest)
+    except ValueError:
+        return False
+    return site == "path" and profile.metadata_shape in DECOY_SHAPES
+
+
 def tap_name(port_id: str) -> str:
     """The name Nova's libvirt driver gives a port's tap."""
     return ("tap" + port_id)[:14]
@@ -165,8 +177,15 @@ class Hypervisor:
             from tests.lab.cloud.openstack import admin_token
             auth_url = network["auth_url"]
             ports = NeutronPorts(network["neutron_url"], lambda: admin_token(auth_url)[0])
+        self.decoys = None
+        if network.get("nova_url"):
+            from tests.lab.cloud.decoys import Decoys
+            self.decoys = Decoys(network["auth_url"], network["nova_url"],
+                                 network["decoy"]["image"], network["decoy"]["flavor"],
+                                 network["network_id"])
         self.path_faults = PathFaults(state, network["network_id"], self.nova_cut,
-                                      ports, self.nova_requests)
+                                      ports, self.nova_requests,
+                                      self.decoys.get if self.decoys else None)
         self.gateway = network["gateway"]
         self.public = network["public"]
         self.work = state / "hypervisor"
@@ -262,6 +281,8 @@ class Hypervisor:
             guest = CloudGuest(uuid=uuid, index=index, host=host, port=port,
                                netns=f"{config.NETNS_PREFIX}{self.tag}-g{index}")
             self._guests[uuid] = guest
+        if self.decoys is not None and wants_decoy(request.get("meta") or {}):
+            self.decoys.prepare(uuid)  # ACTIVE by the time the migration needs it
         files = self.image.write_guest(uuid, request.get("public_key"))
         guest.console_log = files.console_log
         self._make_netns(guest.netns)
@@ -318,6 +339,8 @@ class Hypervisor:
                 return False
             del self._guests[uuid]
             self._after_migration.pop(uuid, None)
+        if self.decoys is not None:
+            self.decoys.release(uuid)  # the guest's port has its own id back
         if guest.init_entry and kill_process(guest.init_entry["pid"],
                                              guest.init_entry["starttime"]):
             self.ledger.discard(guest.init_entry)
@@ -370,13 +393,15 @@ class Hypervisor:
             await loop.run_in_executor(None, self._hold_outage, guest, profile, site,
                                        dest)
         source = host_netns(self.state, guest.host)
+        since = boottime()
         netns.ip("link", "set", guest.tap, "down", netns=source)
         # Opened once the link is down: the cut certainly lasts the whole window
         # (on a loaded machine `ip` alone may take a tenth of a second).
-        window = self.ground_truth.open("network", "blackout", uuid)
+        window = self.ground_truth.open("network", "blackout", uuid,
+                                        applying_since=since)
         await asyncio.sleep(profile.network_blackout)
-        await loop.run_in_executor(None, self._switch_over, guest, dest)
-        self.ground_truth.close(window)
+        await loop.run_in_executor(None, self._switch_over, guest, dest, window)
+        self.ground_truth.close(window)  # if the switchover failed before its RARP
 
     def migrated(self, uuid: str, dest: str) -> bool:
         """Nova's post-live-migration on `dest`, after its last port update: the
@@ -386,6 +411,12 @@ class Hypervisor:
             profile = self._after_migration.pop(uuid, None)
         if profile is None:
             return False
+        if profile.metadata_shape in DECOY_SHAPES:
+            try:  # before the window's clock starts: it was booted with the guest
+                self.decoys.get(uuid)
+            except (AttributeError, RuntimeError) as exc:
+                raise web.HTTPInternalServerError(
+                    text=f"{profile.metadata_shape} for {uuid}: {exc}") from None
         self._hold_outage(guest, profile, "path", dest)
         return True
 
@@ -414,9 +445,11 @@ class Hypervisor:
         guest.prepared = None
         return True
 
-    def _switch_over(self, guest: CloudGuest, dest: str) -> None:
+    def _switch_over(self, guest: CloudGuest, dest: str,
+                     cut: InjectedWindow | None = None) -> None:
         """The source's NIC goes, the destination's becomes eth0 and the guest
-        announces itself from there (a RARP, as QEMU does on resume)."""
+        announces itself from there (a RARP, as QEMU does on resume), which ends the
+        `cut` (its window)."""
         if guest.prepared != dest:
             self.prepare(guest.uuid, dest)
         netns.ip("link", "del", "eth0", netns=guest.netns)
@@ -435,7 +468,12 @@ class Hypervisor:
             with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
                 raw.bind(("eth0", 0))
                 raw.send(frame)
+        since = boottime()
         netns.run_in_netns(guest.netns, announce)
+        if cut is not None:
+            # The RARP ends the cut: closed here, not once the event loop has taken
+            # this thread's result back (under load that came 1 s later, run 31).
+            self.ground_truth.close(cut, removing_since=since)
 
     def _hold_outage(self, guest: CloudGuest, profile: FaultProfile, site: str,
                      dest: str) -> None:
@@ -555,6 +593,8 @@ class Hypervisor:
 
     # --- teardown ----------------------------------------------------------------------------
     def teardown(self) -> list[str]:
+        if self.decoys is not None:
+            self.decoys.close()
         self.path_faults.abandon_all()
         for uuid in list(self._guests):
             self.delete(uuid, None)

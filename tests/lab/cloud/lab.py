@@ -138,7 +138,7 @@ class Cloud:
         with timed("metadata_agents", timings):
             cloud.start_metadata_agents(sup, chassis)
         with timed("hypervisor", timings):
-            cloud.start_hypervisor(sup, token, ids["network"])
+            cloud.start_hypervisor(sup, token, ids)
         with timed("metadata_warm_up", timings):
             cloud.warm_metadata_agents(token, ids["network"], chassis)
         timings["total"] = round(time.monotonic() - start, 2)

@@ -701,8 +701,9 @@ class OpenStack:
             for done in [pool.submit(warm, host) for host in chassis]:
                 done.result()
 
-    def start_hypervisor(self, sup: Supervisor, token: str, network_id: str) -> None:
+    def start_hypervisor(self, sup: Supervisor, token: str, ids: dict[str, str]) -> None:
         """The lab's hypervisor (hypervisor.py): the guests behind the virt driver."""
+        network_id = ids["network"]
         _, _, body = http("GET", self.url("neutron") + f"/v2.0/networks/{network_id}",
                           token=token)
         network = self.state / "hypervisor-network.json"
@@ -713,8 +714,11 @@ class OpenStack:
             "gateway": str(ipaddress.ip_network(SUBNET_CIDR)[1]),
             "public": {"address": PUBLIC_GATEWAY,
                        "prefix_len": int(PUBLIC_CIDR.split("/")[1])},
-            # For the identity faults (path_faults.py): the port's device_id.
+            # For the identity faults (path_faults.py): the port's device_id, and
+            # the decoy servers of wrong_instance (decoys.py).
             "neutron_url": self.url("neutron"), "auth_url": self.auth_url,
+            "nova_url": self.url("nova"),
+            "decoy": {"image": ids["image"], "flavor": ids["flavor"]},
             **self.lab_ports(token, network_id)}))
         proc = sup.start("hypervisor", [
             sys.executable, "-m", "tests.lab.cloud.hypervisor",

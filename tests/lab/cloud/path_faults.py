@@ -18,6 +18,9 @@ the fault acts (item 5), beside when it was asked for:
   Nova's metadata API for that server, and Nova answers 404. Truth: the requests the
   agents sent Nova for that id from the guest's address (the loopback forwarders
   read each one's X-Instance-ID and X-Forwarded-For).
+- wrong_instance: the same, with the id of a decoy server in the guest's project
+  (decoys.py), so Nova answers with the decoy's data and the probe finds another
+  hostname. Truth: as for http_404, the requests for the decoy from the guest.
 
 A fault acts on a whole host (its haproxy, its path to Nova), except the rule and the
 port's identity, which are one guest's: two guests migrating to one host share the
@@ -31,10 +34,10 @@ record while the binding moves, and a mapping broken in OVN alone would be mende
 there at a moment nobody chose. Changed in Neutron itself, it stays broken through
 those rewrites until the fault ends.
 
-Another server's data (wrong_instance) is not injected this way: Nova finds a
-server's ports by their device_id when it migrates or deletes that server, so a port
-given another live server's id would be bound or released with that server (a trial
-run lost the faulted guest's network when its decoy was deleted).
+Nova finds a server's ports by their device_id when it migrates or deletes that
+server, so a port given another live server's id would be bound or released with
+that server: the decoy never migrates, and is deleted only after its guest, whose
+port has its own id back by then.
 """
 
 from __future__ import annotations
@@ -59,7 +62,9 @@ from tests.lab.faults import MAX_SECONDS, boottime
 # Applied from the switchover, on the destination host.
 SWITCHOVER_SHAPES = ("refused", "timeout", "http_503")
 # Applied from Nova's post-live-migration on the destination, on the guest's port.
-IDENTITY_SHAPES = ("http_404",)
+IDENTITY_SHAPES = ("http_404", "wrong_instance")
+# Those that give the port a decoy server's id (decoys.py), not a made-up one.
+DECOY_SHAPES = ("wrong_instance",)
 PATH_SHAPES = SWITCHOVER_SHAPES + IDENTITY_SHAPES
 SAMPLE_INTERVAL = 0.02
 METADATA_IP = "169.254.169.254"
@@ -356,8 +361,8 @@ class NeutronPorts:
 
 
 class PortIdentityChanged(PathFault):
-    """http_404: the port's device_id set to `device_id` (a server nobody has) until
-    mended, when the server's own comes back."""
+    """The port's device_id set to `device_id` until mended, when the server's own
+    comes back: a server nobody has (http_404) or a decoy (wrong_instance)."""
 
     def __init__(self, ports: NeutronPorts, requests: NovaRequests,
                  target: FaultTarget, device_id: str) -> None:
@@ -406,9 +411,11 @@ class PathFaults:
 
     def __init__(self, state: Path, network_id: str, cut: NovaCut,
                  ports: NeutronPorts | None = None,
-                 requests: NovaRequests | None = None) -> None:
+                 requests: NovaRequests | None = None,
+                 decoy_for: Callable[[str], str] | None = None) -> None:
         self.state, self.network_id, self.cut = state, network_id, cut
         self.ports, self.requests = ports, requests or NovaRequests()
+        self.decoy_for = decoy_for  # server id -> its decoy's (decoys.Decoys.get)
         self._lock = threading.Lock()
         self._held: dict[tuple[str, str], tuple[PathFault, int]] = {}
 
@@ -425,8 +432,14 @@ class PathFaults:
             if self.ports is None:
                 raise ValueError(f"metadata_shape {shape!r}: this lab has no Neutron "
                                  "to change the port's device_id")
-            return PortIdentityChanged(self.ports, self.requests, target,
-                                       str(uuid.uuid4()))
+            if shape not in DECOY_SHAPES:
+                device_id = str(uuid.uuid4())
+            elif self.decoy_for is None:
+                raise ValueError(f"metadata_shape {shape!r}: this lab boots no decoy "
+                                 "servers")
+            else:
+                device_id = self.decoy_for(target.server_id)
+            return PortIdentityChanged(self.ports, self.requests, target, device_id)
         raise ValueError(f"metadata_shape {shape!r} is not injected in the real path "
                          f"(only {', '.join(PATH_SHAPES)})")
 
