@@ -3,7 +3,7 @@
 
 from types import SimpleNamespace
 
-from tests.helpers import injected_bounds, outages_meeting
+from tests.helpers import explained_by_load, injected_bounds, outages_meeting
 
 
 def _outage(start, end, **reasons):
@@ -34,6 +34,28 @@ def test_a_split_inside_the_window_is_two_outages_of_it():
     first = _outage(8200.65, 8205.0, **{"wget=timeout": 20})
     second = _outage(8205.2, 8210.62, **{"wget=timeout": 25})
     assert outages_meeting(_record(first, second), *WINDOW) == ([first, second], [])
+
+
+def test_verdicts_out_of_order_at_the_windows_start_are_not_its_outage():
+    # Run 41 (two CPU hogs): a 503 launched before the window and answered in it, a
+    # success that ended 0.16 s into it, then the window's outage.
+    window = (17077.65, 17087.65)
+    flap = _outage(17077.38, 17077.81, **{"http=503": 1, "wget=timeout": 1})
+    fault = _outage(17077.99, 17087.62, **{"http=503": 161})
+    record = _record(flap, fault, resolution=0.235)
+    assert outages_meeting(record, *window) == ([fault], [flap])
+    assert explained_by_load(flap, *window)
+
+
+def test_a_503_far_from_the_window_is_not_explained_by_load():
+    window = (17077.65, 17087.65)
+    stray = _outage(17070.0, 17070.5, **{"http=503": 5})
+    assert not explained_by_load(stray, *window)
+    assert explained_by_load(_outage(17070.0, 17071.0, **{"wget=timeout": 1}), *window)
+    # In flight at the end: a 503 launched just before the mend, a success after.
+    late = _outage(17087.8, 17088.2, **{"http=503": 1})
+    assert explained_by_load(late, *window)
+    assert not explained_by_load(_outage(17080.0, 17089.0, **{"http=503": 1}), *window)
 
 
 def test_anything_but_a_timeout_at_an_edge_is_the_windows():
