@@ -412,9 +412,13 @@ class Hypervisor:
         if profile is None:
             return False
         if profile.metadata_shape in DECOY_SHAPES:
+            if self.decoys is None:
+                raise web.HTTPInternalServerError(
+                    text=f"{profile.metadata_shape} for {uuid}: this hypervisor "
+                         "has no decoys (no Nova URL in its network)")
             try:  # before the window's clock starts: it was booted with the guest
                 self.decoys.get(uuid)
-            except (AttributeError, RuntimeError) as exc:
+            except RuntimeError as exc:
                 raise web.HTTPInternalServerError(
                     text=f"{profile.metadata_shape} for {uuid}: {exc}") from None
         self._hold_outage(guest, profile, "path", dest)

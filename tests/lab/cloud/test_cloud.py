@@ -452,12 +452,14 @@ def test_latest_in_the_environment_is_refused_by_novaclient(cloud, tmp_path):
     assert "Can not create 'nova' with 2.latest version" in check.stdout + check.stderr
 
 
-# Between the two agents' typical outages here: python -m tests.bench real-outage
-# --agents current,2023.2 --concurrency 1 --boot-host lab-compute-2 measured medians
-# of 0.35 s with the current agent and 0.93 s with 2023.2's (the README's
-# bug-2036118 table). Single migrations overlap: a request lost at the switchover
-# is retransmitted by TCP after 1 s, with either agent.
-BUG_2036118_MEDIAN_LIMIT = 0.7
+# Between the two agents' medians on a quiet machine, nearer the fixed one's: python
+# -m tests.bench real-outage --agents current,2023.2 --concurrency 1 --boot-host
+# lab-compute-2 measured 0.35 and 0.40 s with the current agent, 0.93 and 0.89 s with
+# 2023.2's (the README's bug-2036118 table); two quiet CI-like runs 0.31 and 0.24 s
+# against 0.69 and 0.62 s (2023.2's single outages 0.62-1.09 s: the 0.7 s this limit
+# was first let one run pass). Single migrations overlap: a request lost at the
+# switchover is retransmitted by TCP after 1 s, with either agent.
+BUG_2036118_MEDIAN_LIMIT = 0.5
 
 
 def test_an_agent_without_the_2036118_fix_fails_the_sla_and_outlasts_the_current(
