@@ -4,7 +4,6 @@ Rally start once."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 
@@ -20,17 +19,19 @@ from tests.lab.harness import REPO_ROOT
 ARGS = {"settle": 1, "recovery_timeout": 10}
 PROBE_TIMEOUT = probe_config.DEFAULT_TIMEOUT     # the workloads leave it unset
 
-# name -> (extra scenario args, server metadata for the lab's fault profile)
+# name -> (extra scenario args, server metadata for the lab's fault profile). Metadata
+# that never recovers and an unwritable probe workdir run on real Nova instead, with
+# the rest of its fault matrix: tests/lab/cloud/test_cloud.py (GUEST_AND_MIGRATION_FAULTS).
 FAULTS = {
+    # The imitation rolls a failed migration back as real Nova does (the cloud lab
+    # showed the imitation wrong: it had set the server to ERROR).
     "migration_error": ({}, {"lab_migration_result": "error"}),
     "migration_hang": ({}, {"lab_migration_result": "hang", "lab_migration_duration": "0.5"}),
-    "never_recovers": ({}, {"lab_metadata_outage": "60", "lab_metadata_shape": "http_404"}),
     "wrong_instance": ({}, {"lab_metadata_outage": "2", "lab_metadata_shape": "wrong_instance",
                             "lab_network_blackout": "0"}),
     "no_curl": ({}, {"lab_no_curl": "true", "lab_metadata_outage": "2",
                      "lab_metadata_shape": "timeout", "lab_network_blackout": "0"}),
     "ssh_never_up": ({"port": 2222, "wait_for_ssh_timeout": 4}, {}),
-    "probe_dir_not_writable": ({"probe_workdir": "/proc"}, {}),
     # One faulty server per workload (lab_faulty_servers), the other iteration runs
     # beside it with a healthy migration and must not notice.
     "ssh_dropped": ({}, {"lab_guest_event": "drop_ssh", "lab_faulty_servers": "1",
@@ -81,17 +82,10 @@ def _record(iteration: dict) -> IterationRecord:
     return IterationRecord.from_output(iteration["output"])
 
 
-def _sla_detail(workload: dict) -> str:
-    [sla] = [s for s in workload["sla_results"]["sla"] if s["criterion"] == "metadata_downtime"]
-    return sla["detail"]
-
-
 @pytest.mark.parametrize("name, cause", [
-    ("migration_error", "ERROR"),
+    ("migration_error", "Nova rolled the live migration back"),
     ("migration_hang", "did not finish its live migration"),
-    ("never_recovers", "did not answer this VM again"),
     ("ssh_never_up", "SSH"),
-    ("probe_dir_not_writable", "workdir '/proc'"),
 ])
 def test_fault_fails_every_iteration_naming_the_cause(faults_run, name, cause):
     workloads, _, _ = faults_run
@@ -137,15 +131,6 @@ def test_a_dropped_ssh_connection_is_reopened_and_the_probe_kept_measuring(fault
     assert measured[0][0] < injected_outage / 2   # the healthy server
     downtime, resolution = measured[1]  # the one whose SSH dropped
     assert abs(downtime - injected_outage) <= resolution + 0.1
-
-
-def test_unrecovered_metadata_is_reported_as_such_not_as_a_small_number(faults_run):
-    workloads, _, _ = faults_run
-    workload = workloads["never_recovers"]
-    assert "did not recover" in _sla_detail(workload)
-    for it in workload["data"]:
-        assert _record(it).metadata.recovered is False
-        assert "not recovered" in json.dumps(it["output"]["complete"])
 
 
 @pytest.mark.parametrize("name, reason", [("wrong_instance", "mismatch"),

@@ -18,8 +18,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tests.lab import guest_process, netns
 from tests.lab import ledger as ledger_mod
-from tests.lab import netns
 from tests.lab.errors import FabricError, GuestNotFound
 from tests.lab.faults import FaultProfile
 from tests.lab.guest_os import GuestFiles, GuestImage
@@ -185,11 +185,8 @@ class GuestsMixin:
         pid = guest.sshd_pid
         if pid is None:
             raise FabricError(f"guest {server_id} is not running")
-        command = ["nsenter", "-t", str(pid), "-a", "--",
-                   "env", "-i", f"PATH={guest.path}", f"HOME={guest.files.home}", *argv]
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              check=False, input=input, stdin=None if input is not None
-                              else subprocess.DEVNULL)
+        return guest_process.guest_exec(pid, guest.path, guest.files.home, argv,
+                                        timeout=timeout, input=input)
 
     def _plug(self, guest: Guest) -> str:
         """Plug the guest into the bridge; returns its IPv6 link-local address."""
@@ -222,7 +219,7 @@ class GuestsMixin:
         guest.init = proc
         guest.init_entry = self._record_process(proc.pid, f"{guest.server_id} init")
         guest.sshd_entry = None
-        child = _wait_for_child(proc, timeout=5)
+        child = guest_process.wait_for_child(proc, timeout=5)
         if child is None:
             raise FabricError(f"guest {guest.server_id}: init did not start: "
                               f"{_tail(guest.files.console_log)}")
@@ -289,22 +286,6 @@ def _link_local(netns_name: str, timeout: float = 5.0) -> str:
         if time.monotonic() >= deadline:
             raise FabricError(f"{netns_name}: eth0 has no IPv6 link-local address")
         time.sleep(0.05)
-
-
-def _wait_for_child(proc: subprocess.Popen, timeout: float) -> int | None:
-    """The PID of proc's first child (unshare's forked PID 1), None if it never shows."""
-    path = f"/proc/{proc.pid}/task/{proc.pid}/children"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with open(path, encoding="ascii") as children:
-                pids = children.read().split()
-        except FileNotFoundError:
-            pids = []
-        if pids:
-            return int(pids[0])
-        time.sleep(0.005)
-    return None
 
 
 def _tail(path: Path, limit: int = 2000) -> str:

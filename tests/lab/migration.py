@@ -18,12 +18,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rally_metadata_downtime.meter import DIRECTORY_PREFIX
-from tests.lab import ledger as ledger_mod
-from tests.lab import netns
+from tests.lab import guest_process, netns
 from tests.lab.errors import GuestNotFound, MigrationError, MigrationInProgress
 from tests.lab.faults import (
     ALL_FAMILIES,
@@ -39,10 +36,6 @@ from tests.lab.topology import METADATA_IP, METADATA_IPV6
 if TYPE_CHECKING:
     from tests.lab.fabric import Fabric
 
-# The main process of every metadata probe the plugin started (it runs from
-# <workdir>/rmd-probe.XXXXXX with its pid file there); its in-flight requests finish.
-_KILL_PROBES = (f'for f in /tmp/{DIRECTORY_PREFIX}*/probe.pid; do [ -s "$f" ] && '
-                f'p=$(cat "$f") && kill -KILL "$p" && echo "$p"; done; true')
 # A MAC no lab interface has: frames sent to it are flooded and dropped.
 _BLACKHOLE_MAC = "02:00:00:00:00:01"
 
@@ -209,32 +202,18 @@ class MigrationMixin:
                 killed_sessions = self.drop_ssh_sessions(guest.server_id)
                 window.detail = f"killed sshd sessions {killed_sessions}"
             elif event == "kill_probe":
-                killed = self.guest_exec(guest.server_id, ["sh", "-c", _KILL_PROBES]).stdout
-                window.detail = f"killed probe PIDs {killed.split()}"
+                killed = guest_process.kill_probes(guest.sshd_pid, guest.path,
+                                                   guest.files.home)
+                window.detail = f"killed probe PIDs {killed}"
             else:
                 raise ValueError(f"unknown guest event {event!r}")
         finally:
             self.ground_truth.close(window)
 
     def drop_ssh_sessions(self, server_id: str) -> list[int]:
-        """SIGKILL the guest's per-connection sshd processes (children of its
-        listening sshd): every open SSH connection drops. Returns their PIDs."""
-        killed: list[int] = []
-        listener = self.guest(server_id).sshd_pid
-        try:
-            children = Path(f"/proc/{listener}/task/{listener}/children").read_text().split()
-        except OSError:
-            return killed
-        for pid in map(int, children):
-            try:
-                if not Path(f"/proc/{pid}/comm").read_text().startswith("sshd"):
-                    continue  # the probe and other orphans are reparented to sshd too
-            except OSError:
-                continue
-            starttime = ledger_mod.process_starttime(pid)
-            if starttime is not None and ledger_mod.kill_process(pid, starttime):
-                killed.append(pid)
-        return killed
+        """SIGKILL the guest's per-connection sshd processes: every open SSH
+        connection drops. Returns their PIDs."""
+        return guest_process.drop_ssh_sessions(self.guest(server_id).sshd_pid)
 
     async def _in_fault_thread(self, switch: Callable[[], Any]) -> Any:
         """switch() in the fault threads; its result."""

@@ -44,7 +44,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.lab import netns
+from tests.lab import guest_process, netns
 from tests.lab.cloud import config
 from tests.lab.cloud.path_faults import (
     DECOY_SHAPES,
@@ -57,7 +57,7 @@ from tests.lab.cloud.path_faults import (
     PathFaults,
 )
 from tests.lab.faults import FaultProfile, GroundTruth, InjectedWindow, boottime
-from tests.lab.guest_os import GuestImage
+from tests.lab.guest_os import GuestFiles, GuestImage
 from tests.lab.ledger import ResourceLedger, kill_process, process_starttime
 
 LOG = logging.getLogger("rmdc.hypervisor")
@@ -94,9 +94,11 @@ class CloudGuest:
     host: str
     port: LabPort
     netns: str
+    hostname: str = ""
+    files: GuestFiles | None = None
     init: subprocess.Popen | None = None
     init_entry: dict | None = None
-    console_log: Path | None = None
+    sshd_pid: int | None = None  # the guest's PID 1, a child of `init`
     prepared: str | None = None  # the host a migration plugged a second NIC on
 
     @property
@@ -114,6 +116,7 @@ class MetadataOutage:
     shape: str
     site: str
     hosts: list[str] = dataclasses.field(default_factory=list)
+    ended_by_deletion: bool = False
 
 
 def fault_site(meta: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -279,24 +282,63 @@ class Hypervisor:
             index = self._next_index
             self._next_index += 1
             guest = CloudGuest(uuid=uuid, index=index, host=host, port=port,
-                               netns=f"{config.NETNS_PREFIX}{self.tag}-g{index}")
+                               netns=f"{config.NETNS_PREFIX}{self.tag}-g{index}",
+                               hostname=request["hostname"])
             self._guests[uuid] = guest
         if self.decoys is not None and wants_decoy(request.get("meta") or {}):
             self.decoys.prepare(uuid)  # ACTIVE by the time the migration needs it
-        files = self.image.write_guest(uuid, request.get("public_key"))
-        guest.console_log = files.console_log
+        guest.files = self.image.write_guest(uuid, request.get("public_key"))
         self._make_netns(guest.netns)
         self._plug_guest_link(guest, host, "eth0")
         self._configure_eth0(guest)
-        argv = self.image.init_argv(guest.netns, request["hostname"], files)
-        with open(files.console_log, "ab") as console:
+        self._boot(guest)
+        return guest
+
+    def _boot(self, guest: CloudGuest) -> None:
+        """Start the guest's init (its sshd, PID 1 of its own namespaces: /tmp and /run
+        fresh) and wait for sshd to listen."""
+        argv = self.image.init_argv(guest.netns, guest.hostname, guest.files)
+        with open(guest.files.console_log, "ab") as console:
             guest.init = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console,
                                           stderr=subprocess.STDOUT, close_fds=True)
         guest.init_entry = self.ledger.add({
             "kind": "process", "pid": guest.init.pid,
-            "starttime": process_starttime(guest.init.pid) or 0, "label": uuid})
+            "starttime": process_starttime(guest.init.pid) or 0, "label": guest.uuid})
+        guest.sshd_pid = guest_process.wait_for_child(guest.init, timeout=SSHD_TIMEOUT)
+        if guest.sshd_pid is None:
+            raise web.HTTPInternalServerError(text=f"guest {guest.uuid}: init exited")
         self._wait_for_sshd(guest)
-        return guest
+
+    def _stop_init(self, guest: CloudGuest) -> None:
+        """Kill the guest's init: unshare's --kill-child takes its PID 1 along, and the
+        kernel every other process of the guest's PID namespace."""
+        if guest.init_entry and kill_process(guest.init_entry["pid"],
+                                             guest.init_entry["starttime"]):
+            self.ledger.discard(guest.init_entry)
+        if guest.init is not None:
+            guest.init.wait(timeout=5)
+        guest.init = guest.init_entry = guest.sshd_pid = None
+
+    def _guest_event(self, guest: CloudGuest, event: str) -> None:
+        """What the fault profile does to the guest at the switchover, as the main lab
+        does (tests.lab.migration), recorded as a ground-truth window."""
+        window = self.ground_truth.open("guest", event, guest.uuid)
+        try:
+            if event == "reboot":
+                self._stop_init(guest)
+                self._boot(guest)
+                window.detail = "rebooted"
+            elif event == "drop_ssh":
+                killed = guest_process.drop_ssh_sessions(guest.sshd_pid)
+                window.detail = f"killed sshd sessions {killed}"
+            elif event == "kill_probe":
+                killed = guest_process.kill_probes(
+                    guest.sshd_pid, str(self.image.bin_dir()), guest.files.home)
+                window.detail = f"killed probe PIDs {killed}"
+            else:
+                raise web.HTTPBadRequest(text=f"unknown guest event {event!r}")
+        finally:
+            self.ground_truth.close(window)
 
     def _plug_guest_link(self, guest: CloudGuest, host: str, inner: str) -> None:
         """A veth pair: `inner` in the guest (the port's MAC), its peer the port's tap
@@ -332,20 +374,22 @@ class Hypervisor:
                                           f"{SSHD_TIMEOUT} s")
 
     def delete(self, uuid: str, host: str | None) -> bool:
-        self._wait_for_own_identity(uuid)
         with self._lock:
             guest = self._guests.get(uuid)
             if guest is None or (host is not None and guest.host != host):
+                return False
+            outage = self._outages.get(uuid)
+            if outage is not None:  # a fault ends with its server: its timer mends it
+                outage.until, outage.ended_by_deletion = 0.0, True
+        self._wait_for_own_identity(uuid)
+        with self._lock:
+            if self._guests.get(uuid) is not guest:
                 return False
             del self._guests[uuid]
             self._after_migration.pop(uuid, None)
         if self.decoys is not None:
             self.decoys.release(uuid)  # the guest's port has its own id back
-        if guest.init_entry and kill_process(guest.init_entry["pid"],
-                                             guest.init_entry["starttime"]):
-            self.ledger.discard(guest.init_entry)
-        if guest.init is not None:
-            guest.init.wait(timeout=5)
+        self._stop_init(guest)
         for host in {guest.host, guest.prepared} - {None}:
             _vsctl(self.state, host, "--if-exists", "del-port", "br-int", guest.tap)
         netns.delete_netns(guest.netns)
@@ -375,9 +419,9 @@ class Hypervisor:
             profile = FaultProfile.from_metadata(NO_FAULTS, meta)
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
-        if profile.result == "hang" or profile.guest_event != "none":
+        if profile.result == "hang":
             raise web.HTTPNotImplemented(
-                text="the cloud lab does not inject migration hangs or guest events")
+                text="the cloud lab does not inject migration hangs")
         if profile.metadata_outage > 0 and profile.metadata_shape not in FAULT_SITES[site]:
             raise web.HTTPNotImplemented(
                 text=f"metadata_shape {profile.metadata_shape}: the cloud lab injects "
@@ -386,6 +430,9 @@ class Hypervisor:
         if profile.result == "error":
             raise web.HTTPConflict(text=f"lab: migration of {uuid} failed (profile)")
         loop = asyncio.get_running_loop()
+        if profile.guest_event != "none":
+            await loop.run_in_executor(None, self._guest_event, guest,
+                                       profile.guest_event)
         if profile.metadata_outage > 0 and profile.metadata_shape in IDENTITY_SHAPES:
             with self._lock:
                 self._after_migration[uuid] = profile
@@ -559,8 +606,14 @@ class Hypervisor:
                     break
             time.sleep(min(remaining, 0.25))
         window, since = outage.window, boottime()
+        if outage.ended_by_deletion:
+            window.detail += "; ended with its server's deletion"
         if outage.site == "guest":
-            self._switch_metadata(guest, outage.shape, on=False)
+            try:
+                self._switch_metadata(guest, outage.shape, on=False)
+            except netns.IpError:
+                if not outage.ended_by_deletion:
+                    raise  # the guest's namespace may be gone already otherwise
         for host in outage.hosts:
             try:
                 acted = self.path_faults.mend(outage.shape, self._target(guest, host))
@@ -683,7 +736,8 @@ def make_app(hv: Hypervisor) -> web.Application:
 
     async def console(request: web.Request) -> web.Response:
         guest = hv.guest(request.match_info["uuid"])
-        text = guest.console_log.read_text(errors="replace") if guest.console_log else ""
+        text = (guest.files.console_log.read_text(errors="replace") if guest.files
+                else "")
         return web.Response(text=text[-65536:])
 
     async def guests(request: web.Request) -> web.Response:

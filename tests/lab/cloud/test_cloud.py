@@ -508,6 +508,85 @@ def test_an_agent_without_the_2036118_fix_fails_the_sla_and_outlasts_the_current
         new_median, new["sla_results"])
 
 
+# The fault matrix on real Nova (tests/e2e/test_faults.py runs the rest on the main
+# lab): one server each; what goes wrong, and what the iteration must say of it.
+GUEST_AND_MIGRATION_FAULTS = {
+    "migration_error": ({}, {"lab_migration_result": "error"}),
+    "never_recovers": ({"recovery_timeout": 5},
+                       {"lab_metadata_outage": "40", "lab_metadata_shape": "timeout"}),
+    "probe_dir_not_writable": ({"probe_workdir": "/proc"}, {}),
+    "probe_killed": ({}, {"lab_guest_event": "kill_probe"}),
+    "guest_rebooted": ({}, {"lab_guest_event": "reboot"}),
+    "ssh_dropped": ({}, {"lab_guest_event": "drop_ssh", "lab_metadata_outage": "2",
+                         "lab_metadata_shape": "refused"}),
+}
+FAULT_ERRORS = {
+    # Real Nova rolls a failed live migration back: the server is ACTIVE on its
+    # source again (the imitation API had set it to ERROR).
+    "migration_error": "Nova rolled the live migration back",
+    "never_recovers": "did not answer this VM again",
+    "probe_dir_not_writable": "workdir '/proc'",
+    "probe_killed": "MetadataProbeStopped: the metadata probe stopped running in the "
+                    "guest before metadata recovered",
+    "guest_rebooted": "is gone (guest rebooted or /tmp cleared?)",
+}
+
+
+def test_guest_and_migration_faults_on_real_nova_are_named(cloud, tmp_path):
+    """The fault matrix's migration and guest faults, one server each, in one
+    `rally` run on the real services: a live migration the virt driver fails (Nova
+    rolls it back), metadata that stays broken past recovery_timeout, a probe
+    workdir the guest cannot write, and at the switchover the probe killed, the
+    guest rebooted (its /tmp emptied), or every SSH session dropped. Each failing
+    iteration names its cause; the dropped SSH session is reopened and the probe's
+    figure still meets the outage the lab held; every fault ends with its server."""
+    lab, facts = cloud
+    task = tmp_path / "faults.json"
+    task.write_text(json.dumps(rally_task.sample_variants({
+        name: {"times": 1, "concurrency": 1, "allowed_metadata_downtime": 6, **args,
+               "boot_server_kwargs": {"meta": meta}}
+        for name, (args, meta) in GUEST_AND_MIGRATION_FAULTS.items()})))
+    run = rally_task.run_sample(facts, lab.state, tmp_path / "run", task_file=task)
+    workloads = {st["title"]: st["workloads"][0] for st in run["report"]["tasks"][0][
+        "subtasks"]}
+    errors = {name: " ".join(map(str, workloads[name]["data"][0]["error"]))
+              for name in GUEST_AND_MIGRATION_FAULTS}
+    print({name: error[:160] for name, error in errors.items()})
+    for name, cause in FAULT_ERRORS.items():
+        assert cause in errors[name], (name, errors[name])
+        assert workloads[name]["pass_sla"] is False, name
+    # Reported as unrecovered, not as a small number.
+    [never] = demo.iteration_records(workloads["never_recovers"])
+    assert never.metadata is not None and never.metadata.recovered is False, never
+    [sla] = [s for s in workloads["never_recovers"]["sla_results"]["sla"]
+             if s["criterion"] == "metadata_downtime"]
+    assert "did not recover" in sla["detail"], sla
+    assert "not recovered" in json.dumps(
+        workloads["never_recovers"]["data"][0]["output"]["complete"])
+    guest_windows = {w["shape"]: w for w in run["injected"] if w["kind"] == "guest"}
+    assert set(guest_windows) == {"kill_probe", "reboot", "drop_ssh"}, guest_windows
+    assert re.fullmatch(r"killed probe PIDs \['\d+'\]",
+                        guest_windows["kill_probe"]["detail"]), guest_windows
+    assert guest_windows["reboot"]["detail"] == "rebooted"
+    # The meter's SSH connection was open at the switchover: the lab killed its sshd.
+    assert re.fullmatch(r"killed sshd sessions \[\d+(, \d+)*\]",
+                        guest_windows["drop_ssh"]["detail"]), guest_windows
+    assert errors["ssh_dropped"] == "" and workloads["ssh_dropped"]["pass_sla"]
+    [dropped] = demo.iteration_records(workloads["ssh_dropped"])
+    [window] = [w for w in run["injected"] if w["kind"] == "metadata"
+                and w["server_id"] == dropped.server_id]
+    outage = outage_of_window(dropped, window["start_boottime"], window["end_boottime"],
+                              _migration_spans(dropped))
+    shortest, longest = injected_bounds(window)
+    slack = dropped.metadata.resolution + 0.1
+    assert shortest - slack <= outage.duration <= longest + slack, (window, outage)
+    [held] = [w for w in run["injected"] if w["kind"] == "metadata"
+              and w["server_id"] == never.server_id]
+    assert "ended with its server's deletion" in held["detail"], held
+    assert held["end_boottime"] - held["start_boottime"] < 40, held
+    assert run["guests_left"] == []
+
+
 def test_down_leaves_nothing(cloud):
     lab, _ = cloud
     print(f"vswitchd crashes (restarted by its monitor): {lab.vswitchd_crashes()}")

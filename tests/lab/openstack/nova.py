@@ -520,13 +520,13 @@ async def _run_migration(app, server, migration, destination, profile=None) -> N
         if migration["status"] != "completed":
             migration.update(status="cancelled", updated_at=now_iso())
         raise
-    except Exception as e:
+    except Exception:
+        # As real Nova does when its virt driver fails the migration (the cloud
+        # lab's test shows it): rolled back, the server ACTIVE on its source again.
         action["events"][-1].update(finish_time=_action_time(), result="Error")
         migration.update(status="error", updated_at=now_iso())
-        server.update(status="ERROR", **{"OS-EXT-STS:task_state": None,
-                                         "OS-EXT-STS:vm_state": "error"},
-                      fault={"code": 500, "message": f"live migration failed: {e}",
-                             "created": now_iso()})
+        server.update(status="ACTIVE", updated=now_iso(),
+                      **{"OS-EXT-STS:task_state": None})
         return
 
 
