@@ -123,6 +123,48 @@ class FaultProfile:
         return {key: str(getattr(self, field)) for key, field in METADATA_KEYS.items()}
 
 
+# Server metadata that shapes the guest at boot rather than its migrations.
+FAULTY_SERVERS_KEY = "lab_faulty_servers"
+NO_CURL_KEY = "lab_no_curl"  # "true": a guest without curl (busybox wget only)
+
+
+def wants_no_curl(metadata: Mapping[str, Any]) -> bool:
+    return str(metadata.get(NO_CURL_KEY, "false")).lower() == "true"
+
+
+class BootCounts:
+    """How many servers were booted with each exact metadata, so that one workload
+    can hold faulty and healthy iterations side by side: `lab_faulty_servers: N`
+    gives the fault profile to the first N servers booted with the same metadata
+    only; the main lab's per-workload turns (host, profile cycle) count here too."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def count(self, metadata: Mapping[str, Any]) -> int:
+        """This server's turn among those booted with exactly `metadata` (from 1)."""
+        key = json.dumps(dict(metadata), sort_keys=True)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return self._counts[key]
+
+    def beyond_faulty_servers(self, metadata: Mapping[str, Any]) -> bool:
+        """True for a server booted after the first `lab_faulty_servers` with its
+        metadata (it migrates without the profile); ValueError naming the key for a
+        count that is not one."""
+        if FAULTY_SERVERS_KEY not in metadata:
+            return False
+        try:
+            limit = int(metadata[FAULTY_SERVERS_KEY])
+        except (TypeError, ValueError):
+            limit = -1
+        if limit < 0:
+            raise ValueError(f"{FAULTY_SERVERS_KEY}: must be a count >= 0, got "
+                             f"{metadata[FAULTY_SERVERS_KEY]!r}")
+        return self.count(metadata) > limit
+
+
 def normal_families(text: str) -> str:
     """"ipv4", "ipv6" or "ipv4,ipv6" (in that order) from a comma-separated list;
     ValueError naming metadata_families otherwise."""

@@ -56,7 +56,16 @@ from tests.lab.cloud.path_faults import (
     NovaRequests,
     PathFaults,
 )
-from tests.lab.faults import FaultProfile, GroundTruth, InjectedWindow, boottime
+from tests.lab.faults import (
+    FAULTY_SERVERS_KEY,
+    NO_CURL_KEY,
+    BootCounts,
+    FaultProfile,
+    GroundTruth,
+    InjectedWindow,
+    boottime,
+    wants_no_curl,
+)
 from tests.lab.guest_os import GuestFiles, GuestImage
 from tests.lab.ledger import ResourceLedger, kill_process, process_starttime
 
@@ -95,6 +104,9 @@ class CloudGuest:
     port: LabPort
     netns: str
     hostname: str = ""
+    no_curl: bool = False
+    # Booted after the first lab_faulty_servers with its metadata: migrates healthily.
+    without_faults: bool = False
     files: GuestFiles | None = None
     init: subprocess.Popen | None = None
     init_entry: dict | None = None
@@ -121,8 +133,10 @@ class MetadataOutage:
 
 def fault_site(meta: dict[str, str]) -> tuple[str, dict[str, str]]:
     """The server metadata's fault site, and the rest of its metadata (FaultProfile's
-    keys); ValueError naming the key for an unknown site."""
-    rest = dict(meta)
+    keys: what shapes the guest at boot is read by create()); ValueError naming the
+    key for an unknown site."""
+    rest = {key: value for key, value in meta.items()
+            if key not in (FAULTY_SERVERS_KEY, NO_CURL_KEY)}
     site = str(rest.pop(FAULT_SITE_KEY, "guest")).strip()
     if site not in FAULT_SITES:
         raise ValueError(f"{FAULT_SITE_KEY}: {site!r} is not one of "
@@ -194,6 +208,7 @@ class Hypervisor:
         self.work = state / "hypervisor"
         self.image = GuestImage(self.work)
         self.ground_truth = GroundTruth(self.work / "injected.jsonl")
+        self.boot_counts = BootCounts()
         self.ledger = ResourceLedger(self.work / "resources.json", f"rmdc{self.tag}")
         self.rally_link = f"rmdc{self.tag}r0"
         self.external_link = f"rmdc{self.tag}x0"
@@ -276,6 +291,11 @@ class Hypervisor:
     def create(self, request: dict[str, Any]) -> CloudGuest:
         uuid, host = request["uuid"], request["host"]
         port = LabPort(**request["port"])
+        meta = request.get("meta") or {}
+        try:
+            without_faults = self.boot_counts.beyond_faulty_servers(meta)
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
         with self._lock:
             if uuid in self._guests:
                 raise web.HTTPConflict(text=f"guest {uuid} exists")
@@ -283,11 +303,13 @@ class Hypervisor:
             self._next_index += 1
             guest = CloudGuest(uuid=uuid, index=index, host=host, port=port,
                                netns=f"{config.NETNS_PREFIX}{self.tag}-g{index}",
-                               hostname=request["hostname"])
+                               hostname=request["hostname"], no_curl=wants_no_curl(meta),
+                               without_faults=without_faults)
             self._guests[uuid] = guest
-        if self.decoys is not None and wants_decoy(request.get("meta") or {}):
+        if self.decoys is not None and not without_faults and wants_decoy(meta):
             self.decoys.prepare(uuid)  # ACTIVE by the time the migration needs it
-        guest.files = self.image.write_guest(uuid, request.get("public_key"))
+        guest.files = self.image.write_guest(uuid, request.get("public_key"),
+                                             no_curl=guest.no_curl)
         self._make_netns(guest.netns)
         self._plug_guest_link(guest, host, "eth0")
         self._configure_eth0(guest)
@@ -333,7 +355,8 @@ class Hypervisor:
                 window.detail = f"killed sshd sessions {killed}"
             elif event == "kill_probe":
                 killed = guest_process.kill_probes(
-                    guest.sshd_pid, str(self.image.bin_dir()), guest.files.home)
+                    guest.sshd_pid, str(self.image.bin_dir(guest.no_curl)),
+                    guest.files.home)
                 window.detail = f"killed probe PIDs {killed}"
             else:
                 raise web.HTTPBadRequest(text=f"unknown guest event {event!r}")
@@ -419,6 +442,8 @@ class Hypervisor:
             profile = FaultProfile.from_metadata(NO_FAULTS, meta)
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
+        if guest.without_faults:
+            profile = NO_FAULTS
         if profile.result == "hang":
             raise web.HTTPNotImplemented(
                 text="the cloud lab does not inject migration hangs")

@@ -509,16 +509,22 @@ def test_an_agent_without_the_2036118_fix_fails_the_sla_and_outlasts_the_current
 
 
 # The fault matrix on real Nova (tests/e2e/test_faults.py runs the rest on the main
-# lab): one server each; what goes wrong, and what the iteration must say of it.
+# lab): name -> (scenario arguments, server metadata, iterations). With two
+# iterations only the first server booted gets the fault (lab_faulty_servers); the
+# other migrates healthily beside it and must not notice.
+BESIDE_A_HEALTHY_ONE = {"lab_faulty_servers": "1"}
 GUEST_AND_MIGRATION_FAULTS = {
-    "migration_error": ({}, {"lab_migration_result": "error"}),
+    "migration_error": ({}, {"lab_migration_result": "error"}, 1),
     "never_recovers": ({"recovery_timeout": 5},
-                       {"lab_metadata_outage": "40", "lab_metadata_shape": "timeout"}),
-    "probe_dir_not_writable": ({"probe_workdir": "/proc"}, {}),
-    "probe_killed": ({}, {"lab_guest_event": "kill_probe"}),
-    "guest_rebooted": ({}, {"lab_guest_event": "reboot"}),
+                       {"lab_metadata_outage": "40", "lab_metadata_shape": "timeout"}, 1),
+    "probe_dir_not_writable": ({"probe_workdir": "/proc"}, {}, 1),
+    "probe_killed": ({}, {"lab_guest_event": "kill_probe", **BESIDE_A_HEALTHY_ONE}, 2),
+    "guest_rebooted": ({}, {"lab_guest_event": "reboot", **BESIDE_A_HEALTHY_ONE}, 2),
     "ssh_dropped": ({}, {"lab_guest_event": "drop_ssh", "lab_metadata_outage": "2",
-                         "lab_metadata_shape": "refused"}),
+                         "lab_metadata_shape": "refused", **BESIDE_A_HEALTHY_ONE}, 2),
+    # busybox wget's own reason for a blackholed request, from a guest without curl
+    "no_curl": ({}, {"lab_no_curl": "true", "lab_metadata_outage": "2",
+                     "lab_metadata_shape": "timeout"}, 1),
 }
 FAULT_ERRORS = {
     # Real Nova rolls a failed live migration back: the server is ACTIVE on its
@@ -533,57 +539,70 @@ FAULT_ERRORS = {
 
 
 def test_guest_and_migration_faults_on_real_nova_are_named(cloud, tmp_path):
-    """The fault matrix's migration and guest faults, one server each, in one
-    `rally` run on the real services: a live migration the virt driver fails (Nova
-    rolls it back), metadata that stays broken past recovery_timeout, a probe
-    workdir the guest cannot write, and at the switchover the probe killed, the
-    guest rebooted (its /tmp emptied), or every SSH session dropped. Each failing
-    iteration names its cause; the dropped SSH session is reopened and the probe's
-    figure still meets the outage the lab held; every fault ends with its server."""
+    """The fault matrix's migration and guest faults in one `rally` run on the real
+    services: a live migration the virt driver fails (Nova rolls it back), metadata
+    that stays broken past recovery_timeout, a probe workdir the guest cannot
+    write, and at the switchover the probe killed, the guest rebooted (its /tmp
+    emptied), or every SSH session dropped, each beside a server that migrates
+    healthily; and a guest without curl. Each failing iteration names its cause and
+    its healthy neighbour passes; the dropped SSH session is reopened and the
+    probe's figure still meets the outage the lab held, as does busybox wget's;
+    every fault ends with its server."""
     lab, facts = cloud
     task = tmp_path / "faults.json"
     task.write_text(json.dumps(rally_task.sample_variants({
-        name: {"times": 1, "concurrency": 1, "allowed_metadata_downtime": 6, **args,
-               "boot_server_kwargs": {"meta": meta}}
-        for name, (args, meta) in GUEST_AND_MIGRATION_FAULTS.items()})))
+        name: {"times": times, "concurrency": times, "allowed_metadata_downtime": 6,
+               **args, "boot_server_kwargs": {"meta": meta}}
+        for name, (args, meta, times) in GUEST_AND_MIGRATION_FAULTS.items()})))
     run = rally_task.run_sample(facts, lab.state, tmp_path / "run", task_file=task)
     workloads = {st["title"]: st["workloads"][0] for st in run["report"]["tasks"][0][
         "subtasks"]}
-    errors = {name: " ".join(map(str, workloads[name]["data"][0]["error"]))
+    errors = {name: [" ".join(map(str, it["error"])) for it in workloads[name]["data"]]
               for name in GUEST_AND_MIGRATION_FAULTS}
-    print({name: error[:160] for name, error in errors.items()})
+    print({name: [e[:160] for e in errs] for name, errs in errors.items()})
+    records = {name: demo.iteration_records(workloads[name]) for name in workloads}
     for name, cause in FAULT_ERRORS.items():
-        assert cause in errors[name], (name, errors[name])
+        failed = [e for e in errors[name] if e]
+        assert len(failed) == 1 and cause in failed[0], (name, errors[name])
         assert workloads[name]["pass_sla"] is False, name
+        if GUEST_AND_MIGRATION_FAULTS[name][2] == 2:
+            [healthy] = [r for r, e in zip(records[name], errors[name]) if not e]
+            assert healthy.metadata.recovered is True, (name, healthy)
     # Reported as unrecovered, not as a small number.
-    [never] = demo.iteration_records(workloads["never_recovers"])
+    [never] = records["never_recovers"]
     assert never.metadata is not None and never.metadata.recovered is False, never
     [sla] = [s for s in workloads["never_recovers"]["sla_results"]["sla"]
              if s["criterion"] == "metadata_downtime"]
     assert "did not recover" in sla["detail"], sla
     assert "not recovered" in json.dumps(
         workloads["never_recovers"]["data"][0]["output"]["complete"])
-    guest_windows = {w["shape"]: w for w in run["injected"] if w["kind"] == "guest"}
-    assert set(guest_windows) == {"kill_probe", "reboot", "drop_ssh"}, guest_windows
-    assert re.fullmatch(r"killed probe PIDs \['\d+'\]",
-                        guest_windows["kill_probe"]["detail"]), guest_windows
-    assert guest_windows["reboot"]["detail"] == "rebooted"
-    # The meter's SSH connection was open at the switchover: the lab killed its sshd.
-    assert re.fullmatch(r"killed sshd sessions \[\d+(, \d+)*\]",
-                        guest_windows["drop_ssh"]["detail"]), guest_windows
-    assert errors["ssh_dropped"] == "" and workloads["ssh_dropped"]["pass_sla"]
-    [dropped] = demo.iteration_records(workloads["ssh_dropped"])
-    [window] = [w for w in run["injected"] if w["kind"] == "metadata"
-                and w["server_id"] == dropped.server_id]
-    outage = outage_of_window(dropped, window["start_boottime"], window["end_boottime"],
-                              _migration_spans(dropped))
-    shortest, longest = injected_bounds(window)
-    slack = dropped.metadata.resolution + 0.1
-    assert shortest - slack <= outage.duration <= longest + slack, (window, outage)
-    [held] = [w for w in run["injected"] if w["kind"] == "metadata"
-              and w["server_id"] == never.server_id]
+    metadata_windows = {w["server_id"]: w for w in run["injected"]
+                        if w["kind"] == "metadata"}
+    held = metadata_windows[never.server_id]
     assert "ended with its server's deletion" in held["detail"], held
     assert held["end_boottime"] - held["start_boottime"] < 40, held
+    guest_windows = [w for w in run["injected"] if w["kind"] == "guest"]
+    assert sorted(w["shape"] for w in guest_windows) == [
+        "drop_ssh", "kill_probe", "reboot"], guest_windows
+    details = {w["shape"]: w["detail"] for w in guest_windows}
+    assert re.fullmatch(r"killed probe PIDs \['\d+'\]", details["kill_probe"]), details
+    assert details["reboot"] == "rebooted"
+    # The meter's SSH connection was open at the switchover: the lab killed its sshd.
+    assert re.fullmatch(r"killed sshd sessions \[\d+(, \d+)*\]", details["drop_ssh"]), (
+        details)
+    assert errors["ssh_dropped"] == ["", ""] and workloads["ssh_dropped"]["pass_sla"]
+    assert errors["no_curl"] == [""], errors["no_curl"]
+    for name in ("ssh_dropped", "no_curl"):
+        [faulty] = [r for r in records[name] if r.server_id in metadata_windows]
+        window = metadata_windows[faulty.server_id]
+        outage = outage_of_window(faulty, window["start_boottime"],
+                                  window["end_boottime"], _migration_spans(faulty))
+        shortest, longest = injected_bounds(window)
+        slack = faulty.metadata.resolution + 0.1
+        assert shortest - slack <= outage.duration <= longest + slack, (
+            name, window, outage)
+        if name == "no_curl":
+            assert "wget=timeout" in outage.reasons, outage
     assert run["guests_left"] == []
 
 

@@ -7,9 +7,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.lab.faults import FaultProfile
+from tests.lab.faults import BootCounts, FaultProfile
 from tests.lab.openstack import glance, keystone, neutron, nova
-from tests.lab.openstack.common import CONFIG_KEY, DRIVER_KEY, STORE_KEY, middleware
+from tests.lab.openstack.common import (
+    BOOT_COUNTS_KEY,
+    CONFIG_KEY,
+    DRIVER_KEY,
+    STORE_KEY,
+    middleware,
+)
 from tests.lab.openstack.config import LabConfig
 from tests.lab.openstack.store import AddressPool, Store
 
@@ -97,7 +103,7 @@ def make_app(driver, config: LabConfig | None = None,
     app[DRIVER_KEY] = driver
     app["fixed_pool"] = AddressPool(*config.fixed_pool)
     app["floating_pool"] = AddressPool(*config.floating_pool)
-    app["faulty_servers_booted"] = {}
+    app[BOOT_COUNTS_KEY] = BootCounts()
     app["migration_requests"] = []
     app.router.add_get("/lab/state", _lab_state)
     app.router.add_get("/lab/injected", _lab_injected)

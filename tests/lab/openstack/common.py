@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from tests.lab.faults import BootCounts
 from tests.lab.openstack import microversion
 from tests.lab.openstack.store import Store, Token
 
@@ -17,6 +18,7 @@ LOG = logging.getLogger("lab.api")
 STORE_KEY = web.AppKey("store", Store)
 CONFIG_KEY = web.AppKey("config", object)
 DRIVER_KEY = web.AppKey("driver", object)
+BOOT_COUNTS_KEY = web.AppKey("boot_counts", BootCounts)
 
 PUBLIC_PATHS = {"/", "/identity", "/identity/", "/identity/v3", "/identity/v3/",
                 "/identity/v3/auth/tokens", "/compute", "/compute/", "/compute/v2.1",

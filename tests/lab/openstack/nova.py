@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import datetime
 import io
-import json
 import logging
 import random
 import time
@@ -14,9 +13,17 @@ import time
 import paramiko
 from aiohttp import web
 
-from tests.lab.faults import GUEST_EVENTS, METADATA_SHAPES, FaultProfile
+from tests.lab.faults import (
+    FAULTY_SERVERS_KEY,
+    GUEST_EVENTS,
+    METADATA_SHAPES,
+    NO_CURL_KEY,
+    FaultProfile,
+    wants_no_curl,
+)
 from tests.lab.openstack import microversion, neutron
 from tests.lab.openstack.common import (
+    BOOT_COUNTS_KEY,
     CONFIG_KEY,
     DRIVER_KEY,
     STORE_KEY,
@@ -213,16 +220,13 @@ def _pick_network(request, server_body: dict) -> dict:
 # lab_profile_cycle: "healthy,timeout,drop_ssh,..." gives the servers booted with
 # the same metadata these variants of the profile in turn (a metadata shape, a
 # guest event, or healthy: no metadata outage), so one workload mixes them.
-_NON_PROFILE_KEYS = ("lab_no_curl", "lab_faulty_servers", "lab_boot_host",
+_NON_PROFILE_KEYS = (NO_CURL_KEY, FAULTY_SERVERS_KEY, "lab_boot_host",
                      "lab_faults_into", "lab_profile_cycle")
 
 
 def _booted_with(app, metadata: dict) -> int:
     """How many servers were booted with exactly this metadata, this one included."""
-    booted = app["faulty_servers_booted"]
-    key = json.dumps(metadata, sort_keys=True)
-    booted[key] = booted.get(key, 0) + 1
-    return booted[key]
+    return app[BOOT_COUNTS_KEY].count(metadata)
 
 
 def _cycled(app, profile: FaultProfile, metadata: dict) -> FaultProfile:
@@ -238,19 +242,6 @@ def _cycled(app, profile: FaultProfile, metadata: dict) -> FaultProfile:
                      f"{', '.join(METADATA_SHAPES)}, {', '.join(GUEST_EVENTS)}")
 
 
-def _is_beyond_faulty_servers(app, metadata: dict) -> bool:
-    if "lab_faulty_servers" not in metadata:
-        return False
-    try:
-        limit = int(metadata["lab_faulty_servers"])
-    except (TypeError, ValueError):
-        limit = -1
-    if limit < 0:
-        raise ValueError(f"lab_faulty_servers: must be a count >= 0, got "
-                         f"{metadata['lab_faulty_servers']!r}")
-    return _booted_with(app, metadata) > limit
-
-
 @routes.post(PREFIX + "/servers")
 async def create_server(request):
     store, config = request.app[STORE_KEY], request.app[CONFIG_KEY]
@@ -264,12 +255,12 @@ async def create_server(request):
     if flavor is None:
         raise LabFault(400, f"Flavor {body.get('flavorRef')} could not be found.")
     metadata = body.get("metadata") or {}
-    no_curl = str(metadata.get("lab_no_curl", "false")).lower() == "true"
+    no_curl = wants_no_curl(metadata)
     try:
         profile = FaultProfile.from_metadata(
             config.fault_profile,
             {k: v for k, v in metadata.items() if k not in _NON_PROFILE_KEYS})
-        if _is_beyond_faulty_servers(request.app, metadata):
+        if request.app[BOOT_COUNTS_KEY].beyond_faulty_servers(metadata):
             profile = config.fault_profile
         if "lab_profile_cycle" in metadata:
             profile = _cycled(request.app, profile, metadata)
