@@ -12,6 +12,7 @@ import typing
 from rally import exceptions
 from rally.common import cfg, logging, validation
 from rally.task import atomic, types
+from rally.task import utils as rally_utils
 from rally.task.scenario import Field
 from rally.utils import sshutils
 from rally_openstack.common import consts
@@ -109,14 +110,23 @@ class MetadataScenario(vm_utils.VMScenario):
         vm = _Probed()
         try:
             yield vm
-        except Exception as e:
-            measured.error = f"{type(e).__name__}: {e}"
-            raise
-        finally:
+        except BaseException as e:
+            if isinstance(e, Exception):
+                measured.error = f"{type(e).__name__}: {e}"
             try:
-                self._add_charts(measured)
-            finally:
-                self._clean_up(vm.meter, vm.server, vm.fip)
+                self._finish(measured, vm)
+            except Exception:  # the iteration's own error is the one to report
+                LOG.warning("cleaning up after %s failed too", type(e).__name__,
+                            exc_info=True)
+            raise
+        self._finish(measured, vm)
+
+    def _finish(self, measured: Measurement, vm: _Probed) -> None:
+        """The charts, then the VM removed whatever the charts did."""
+        try:
+            self._add_charts(measured)
+        finally:
+            self._clean_up(vm.meter, vm.server, vm.fip)
 
     def _with_nics(self, boot_kwargs: dict) -> dict:
         """boot_kwargs, plus the project's only network when the boot would need
@@ -229,7 +239,29 @@ class MetadataScenario(vm_utils.VMScenario):
                 LOG.warning("removing the metadata probe from the guest failed",
                             exc_info=True)
         if server is not None:
-            self._delete_server_with_fip(server, fip)
+            try:
+                self._delete_server_with_fip(server, fip)
+            except exceptions.GetResourceErrorStatus:
+                # Deleting a server whose live migration is still running makes
+                # that migration fail, and Nova shows the server in ERROR for a
+                # moment on its way out (seen on real Nova): wait until it is gone.
+                self._wait_until_deleted(server)
+
+    @atomic.action_timer("nova.wait_for_deletion")
+    def _wait_until_deleted(self, server) -> None:
+        """Until Nova no longer has `server`, whatever status it shows meanwhile."""
+        def refreshed(_):
+            try:
+                return server.manager.get(server.id)
+            except Exception as e:
+                if getattr(e, "code", None) == 404:
+                    raise exceptions.GetResourceNotFound(resource=server) from e
+                raise
+        rally_utils.wait_for_status(
+            server, ready_statuses=["deleted"], failure_statuses=[],
+            check_deletion=True, update_resource=refreshed,
+            timeout=CONF.openstack.nova_server_delete_timeout,
+            check_interval=CONF.openstack.nova_server_delete_poll_interval)
 
 
 

@@ -379,6 +379,37 @@ def test_chart_failure_still_cleans_up(rig, monkeypatch):
     assert rig.calls[-2:] == ["meter.cleanup", "delete"]
 
 
+def test_a_cleanup_failure_does_not_hide_the_iterations_own_error(rig):
+    rig.scenario._live_migrate_server.side_effect = rig._timed(
+        "nova.live_migrate", RuntimeError("did not finish its live migration"))
+    rig.scenario._delete_server_with_fip.side_effect = RuntimeError("delete failed")
+    error = rig.fails(RuntimeError)
+    assert str(error) == "did not finish its live migration"
+    assert rig.record().error == "RuntimeError: did not finish its live migration"
+
+
+def test_a_cleanup_failure_after_a_good_iteration_is_the_error(rig):
+    rig.scenario._delete_server_with_fip.side_effect = RuntimeError("delete failed")
+    assert str(rig.fails(RuntimeError)) == "delete failed"
+
+
+def test_a_server_shown_in_error_on_its_way_out_is_waited_for(rig, monkeypatch):
+    """Nova fails a live migration whose server is being deleted and shows the
+    server in ERROR for a moment (real Nova did, in the cloud lab)."""
+    from novaclient import exceptions as nova_exceptions
+    from rally import exceptions
+    monkeypatch.setattr(scenario_module.rally_utils.time, "sleep", lambda s: None)
+    rig.scenario._delete_server_with_fip.side_effect = exceptions.GetResourceErrorStatus(
+        resource=rig.server, status="ERROR", fault="Status in failure list {'ERROR'}")
+    rig.server.status = "ERROR"
+    rig.server.manager.get.side_effect = [mock.Mock(status="ERROR"),
+                                          mock.Mock(status="ERROR"),
+                                          nova_exceptions.NotFound(404)]
+    rig.run()
+    assert rig.server.manager.get.call_count == 3
+    assert rig.actions[-1] == "nova.wait_for_deletion"
+
+
 def test_wait_for_recovery_returns_once_settled():
     now = [0.0]
     fetch = mock.Mock(side_effect=[
