@@ -96,7 +96,9 @@ CLOUD_ARGS = config.REPO / "samples" / "cloud-args.yaml"
 def sample_variants(variants: dict[str, dict]) -> dict:
     """One task of the sample's workload once per variant (title -> task arguments
     over samples/cloud-args.yaml), each rendered by Rally's own template renderer
-    (which needs no database): one `rally` start for all of them."""
+    (which needs no database): one `rally` start for all of them. A variant's
+    `scenario_args` go into its scenario's arguments as they are: those the sample
+    does not expose (VMScenario's SSH `port`, `wait_for_ssh_timeout`)."""
     import yaml
     from rally import api
     renderer = api._Task(None)
@@ -104,25 +106,32 @@ def sample_variants(variants: dict[str, dict]) -> dict:
     cloud_args = yaml.safe_load(CLOUD_ARGS.read_text())
     subtasks = []
     for title, task_args in variants.items():
+        task_args = dict(task_args)
+        scenario_args = task_args.pop("scenario_args", {})
         rendered = yaml.safe_load(renderer.render_template(
             task_template=template, **{**cloud_args, **task_args}))
         [subtask] = rendered["subtasks"]
+        [workload] = subtask["workloads"]
+        [arguments] = workload["scenario"].values()
+        arguments.update(scenario_args)
         subtasks.append({**subtask, "title": title})
     return {"version": 2, "title": "sample variants", "subtasks": subtasks}
 
 
 def run_sample(facts: dict, state: Path, out_dir: Path, task_args: dict | None = None,
-               task_file: Path = SAMPLE_TASK, api_info: dict | None = None) -> dict:
+               task_file: Path = SAMPLE_TASK, api_info: dict | None = None,
+               live_migrate_timeout: float = 120) -> dict:
     """Our sample task (MetadataDowntime.boot_and_live_migrate) through the real
     `rally` against the running cloud lab (a task file given is run as it is, a
-    template with the cloud's arguments; `api_info` goes into the environment);
+    template with the cloud's arguments; `api_info` goes into the environment,
+    `live_migrate_timeout` into rally.conf: how long a migration is waited for);
     what the run produced: task_uuid, exit_code (2: SLA failed), report (JSON),
     html (path), injected (the hypervisor's ground truth of this run),
     guests_left (guests still booted)."""
     from tests.lab.cloud import hypervisor
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    rally = CloudRally(out_dir / "rally", live_migrate_timeout=120)
+    rally = CloudRally(out_dir / "rally", live_migrate_timeout=live_migrate_timeout)
     spec = env_spec(facts)
     if api_info:
         spec["openstack"]["api_info"] = api_info

@@ -513,11 +513,16 @@ def test_an_agent_without_the_2036118_fix_fails_the_sla_and_outlasts_the_current
 # iterations only the first server booted gets the fault (lab_faulty_servers); the
 # other migrates healthily beside it and must not notice.
 BESIDE_A_HEALTHY_ONE = {"lab_faulty_servers": "1"}
+# How long the plugin waits for a migration in that run (rally.conf): the lab's take
+# a few seconds, the hanging one is given up on after this.
+FAULTS_MIGRATION_TIMEOUT = 20
 GUEST_AND_MIGRATION_FAULTS = {
     "migration_error": ({}, {"lab_migration_result": "error"}, 1),
+    "migration_hang": ({}, {"lab_migration_result": "hang"}, 1),
     "never_recovers": ({"recovery_timeout": 5},
                        {"lab_metadata_outage": "40", "lab_metadata_shape": "timeout"}, 1),
     "probe_dir_not_writable": ({"probe_workdir": "/proc"}, {}, 1),
+    "ssh_never_up": ({"scenario_args": {"port": 2222, "wait_for_ssh_timeout": 4}}, {}, 1),
     "probe_killed": ({}, {"lab_guest_event": "kill_probe", **BESIDE_A_HEALTHY_ONE}, 2),
     "guest_rebooted": ({}, {"lab_guest_event": "reboot", **BESIDE_A_HEALTHY_ONE}, 2),
     "ssh_dropped": ({}, {"lab_guest_event": "drop_ssh", "lab_metadata_outage": "2",
@@ -529,35 +534,43 @@ GUEST_AND_MIGRATION_FAULTS = {
 FAULT_ERRORS = {
     # Real Nova rolls a failed live migration back: the server is ACTIVE on its
     # source again (the imitation API had set it to ERROR).
-    "migration_error": "Nova rolled the live migration back",
+    "migration_error": "LiveMigrationError: ",
+    # Deleting it makes Nova fail the migration, and show the server in ERROR on its
+    # way out: the cleanup waits that out, and this stays the iteration's error.
+    "migration_hang": "LiveMigrationError: ",
     "never_recovers": "did not answer this VM again",
     "probe_dir_not_writable": "workdir '/proc'",
     "probe_killed": "MetadataProbeStopped: the metadata probe stopped running in the "
                     "guest before metadata recovered",
     "guest_rebooted": "is gone (guest rebooted or /tmp cleared?)",
+    "ssh_never_up": "SSHTimeout: ",
 }
 
 
 def test_guest_and_migration_faults_on_real_nova_are_named(cloud, tmp_path):
     """The fault matrix's migration and guest faults in one `rally` run on the real
-    services: a live migration the virt driver fails (Nova rolls it back), metadata
+    services: a live migration the virt driver fails (Nova rolls it back), one that
+    does not finish (its server deleted by Rally's cleanup all the same), metadata
     that stays broken past recovery_timeout, a probe workdir the guest cannot
-    write, and at the switchover the probe killed, the guest rebooted (its /tmp
-    emptied), or every SSH session dropped, each beside a server that migrates
-    healthily; and a guest without curl. Each failing iteration names its cause and
-    its healthy neighbour passes; the dropped SSH session is reopened and the
-    probe's figure still meets the outage the lab held, as does busybox wget's;
-    every fault ends with its server."""
+    write, SSH asked of a port nobody listens on; at the switchover the probe
+    killed, the guest rebooted (its /tmp emptied), or every SSH session dropped,
+    each beside a server that migrates healthily; and a guest without curl. Each
+    failing iteration names its cause and its healthy neighbour passes; the
+    dropped SSH session is reopened and the probe's figure still meets the outage
+    the lab held, as does busybox wget's; every fault ends with its server."""
     lab, facts = cloud
     task = tmp_path / "faults.json"
     task.write_text(json.dumps(rally_task.sample_variants({
         name: {"times": times, "concurrency": times, "allowed_metadata_downtime": 6,
                **args, "boot_server_kwargs": {"meta": meta}}
         for name, (args, meta, times) in GUEST_AND_MIGRATION_FAULTS.items()})))
-    run = rally_task.run_sample(facts, lab.state, tmp_path / "run", task_file=task)
+    run = rally_task.run_sample(facts, lab.state, tmp_path / "run", task_file=task,
+                                live_migrate_timeout=FAULTS_MIGRATION_TIMEOUT)
     workloads = {st["title"]: st["workloads"][0] for st in run["report"]["tasks"][0][
         "subtasks"]}
-    errors = {name: [" ".join(map(str, it["error"])) for it in workloads[name]["data"]]
+    # Each iteration's error as "Type: message", its traceback apart: the error a
+    # cleanup raised after it must not take its place.
+    errors = {name: [": ".join(map(str, it["error"][:2])) for it in workloads[name]["data"]]
               for name in GUEST_AND_MIGRATION_FAULTS}
     print({name: [e[:160] for e in errs] for name, errs in errors.items()})
     records = {name: demo.iteration_records(workloads[name]) for name in workloads}
@@ -568,6 +581,9 @@ def test_guest_and_migration_faults_on_real_nova_are_named(cloud, tmp_path):
         if GUEST_AND_MIGRATION_FAULTS[name][2] == 2:
             [healthy] = [r for r, e in zip(records[name], errors[name]) if not e]
             assert healthy.metadata.recovered is True, (name, healthy)
+    assert "Nova rolled the live migration back" in errors["migration_error"][0], errors
+    assert "did not finish its live migration" in errors["migration_hang"][0], errors
+    assert f"within {FAULTS_MIGRATION_TIMEOUT} s" in errors["migration_hang"][0], errors
     # Reported as unrecovered, not as a small number.
     [never] = records["never_recovers"]
     assert never.metadata is not None and never.metadata.recovered is False, never
