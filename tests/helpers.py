@@ -134,6 +134,20 @@ def outage_of_window(record: Any, start: float, end: float,
     return meeting[0]
 
 
+def lead_of_real_code(outage: Any, start: float,
+                      real_spans: tuple[tuple[float, float], ...]) -> float:
+    """How much of a window's outage came before the window while real code ran (a
+    migration, guest uptime): a fault that Nova's post-live-migration opens can meet
+    the switchover's own outage (OVN moving the port, requests in flight at the cut
+    timing out) with no answer between them, and the probe rightly sees one
+    outage. 0 for an outage that starts in the window, or before it elsewhere."""
+    if outage.start >= start:
+        return 0.0
+    if any(a <= outage.start <= b for a, b in real_spans):
+        return start - outage.start
+    return 0.0
+
+
 # --- the scenario's argument validation (unit) -----------------------------------------
 
 # The arguments the scenario requires, each at a value it accepts.

@@ -3,7 +3,12 @@
 
 from types import SimpleNamespace
 
-from tests.helpers import explained_by_load, injected_bounds, outages_meeting
+from tests.helpers import (
+    explained_by_load,
+    injected_bounds,
+    lead_of_real_code,
+    outages_meeting,
+)
 
 
 def _outage(start, end, **reasons):
@@ -74,3 +79,23 @@ def test_injected_bounds_widen_by_the_time_applying_and_removing_took():
               "removed_within": 0.1}
     assert injected_bounds(window) == (2.9, 3.4)
     assert injected_bounds({"start_boottime": 10.0, "end_boottime": 13.0}) == (3.0, 3.0)
+
+
+# A quiet CI run's http_404 window (real path): opened at Nova's post-live-migration,
+# 1.05 s after the switchover's own outage began, with no answer between them.
+MIGRATION = ((33153.9, 33157.2),)
+
+
+def test_the_switchovers_own_outage_before_an_identity_window_is_real_codes():
+    joined = _outage(33156.045, 33160.28, **{"http=404": 64, "wget=timeout": 2})
+    assert round(lead_of_real_code(joined, 33157.098, MIGRATION), 3) == 1.053
+
+
+def test_an_outage_before_its_window_outside_a_migration_is_not_excused():
+    early = _outage(33150.0, 33160.28, **{"http=404": 100})
+    assert lead_of_real_code(early, 33157.098, MIGRATION) == 0.0
+
+
+def test_an_outage_that_starts_in_its_window_has_no_lead():
+    inside = _outage(33157.1, 33160.28, **{"http=404": 60})
+    assert lead_of_real_code(inside, 33157.098, MIGRATION) == 0.0

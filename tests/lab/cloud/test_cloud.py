@@ -18,7 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TIMEOUT_REASONS, injected_bounds, outage_of_window
+from tests.helpers import (
+    TIMEOUT_REASONS,
+    injected_bounds,
+    lead_of_real_code,
+    outage_of_window,
+)
 from tests.lab import demo
 from tests.lab.cloud import config, rally_task
 from tests.lab.cloud.__main__ import bench_line
@@ -317,7 +322,9 @@ def _check_path_fault(shape: str, reasons: set[str], record, window: dict) -> No
     start, end = window["start_boottime"], window["end_boottime"]
     assert end - start >= PATH_OUTAGE
     outage = outage_of_window(record, start, end, _migration_spans(record))
-    print(shape, f"held {end - start:.2f} s, measured {outage.duration:.2f} s, "
+    lead = lead_of_real_code(outage, start, _migration_spans(record))
+    print(shape, f"held {end - start:.2f} s, measured {outage.duration:.2f} s "
+          f"({lead:.2f} s of it the switchover's own, before the window), "
           f"acted {window['acted_count']}x over "
           f"{window['acted_start_boottime'] - start:+.2f}..."
           f"{window['acted_end_boottime'] - end:+.2f} s of the window, "
@@ -335,10 +342,13 @@ def _check_path_fault(shape: str, reasons: set[str], record, window: dict) -> No
         <= window["acted_end_boottime"], window
     assert window["acted_end_boottime"] <= end + 0.1, window
     # The guest's outage: from the migration's cut (the fault was already in
-    # place) until the fault was mended, one probe interval either way.
+    # place) until the fault was mended, one probe interval either way. An http_404
+    # or wrong_instance window opens at Nova's post-live-migration: the switchover's
+    # own outage may run into it (seen once, 1.05 s of timeouts and 404s before it).
     slack = record.metadata.resolution + 0.1
     shortest, longest = injected_bounds(window)
-    assert shortest - slack <= outage.duration <= longest + slack, (window, outage)
+    assert shortest - slack <= outage.duration - lead <= longest + slack, (
+        window, outage, lead)
     # The last failing answer where the fault acts is the guest's last, where
     # the fault answers each request. A blackholed probe stops sending once
     # ceil(timeout/interval)+1 requests wait: the rule's last dropped packet
