@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from rally_metadata_downtime import probe_config
 from tests.helpers import (
     TIMEOUT_REASONS,
     injected_bounds,
@@ -282,6 +283,9 @@ PATH_FAULT_REASONS = {"refused": {"wget=refused", "curl=7"}, "timeout": TIMEOUT_
                       "http_503": {"http=503"}, "http_404": {"http=404"},
                       "wrong_instance": {"mismatch"}}
 PATH_OUTAGE = 3.0
+# A second of the probe's default rate: the failures the switchover itself may add
+# to a window's outage (python -m tests.bench real-outage: 0.3-0.4 s of them here).
+SWITCHOVER_FAILURES = round(1.0 / probe_config.DEFAULT_INTERVAL)
 
 
 def test_faults_in_the_real_path_are_measured_where_they_act(cloud, tmp_path):
@@ -330,10 +334,18 @@ def _check_path_fault(shape: str, reasons: set[str], record, window: dict) -> No
           f"{window['acted_end_boottime'] - end:+.2f} s of the window, "
           f"outage {outage.start - start:+.2f}...{outage.end - end:+.2f} s",
           outage.reasons)
-    # Failing the way the broken component fails. A request in flight at the
-    # switchover may end otherwise (its connection reset by the destination).
+    # Failing the way the broken component fails. Besides: a second of the
+    # switchover's own failures (a request in flight reset by the destination, the
+    # agent's 404s until it maps the moved port), and under load answers later than
+    # the probe's timeout, which it rightly calls timeouts (two CPU hogs: 20 of 49
+    # failures in a 503 window, 23 were 503s, 6 the switchover's).
     failed_so = sum(n for reason, n in outage.reasons.items() if reason in reasons)
-    assert failed_so >= 0.8 * sum(outage.reasons.values()), (shape, outage.reasons)
+    slow = sum(n for reason, n in outage.reasons.items()
+               if reason in TIMEOUT_REASONS and reason not in reasons)
+    other = sum(outage.reasons.values()) - failed_so - slow
+    assert failed_so > 0, (shape, outage.reasons)
+    assert other <= max(SWITCHOVER_FAILURES, 0.2 * (failed_so + other)), (
+        shape, outage.reasons)
     # Counted where it acts: after the fault was applied (the window opens once the
     # call applying it returned: a Neutron API call for the 404, slow under load),
     # before it was gone.
