@@ -1,11 +1,15 @@
-"""The main job: run the sample task against the lab and point at the HTML report.
+"""The main job: run the sample task against the cloud lab and point at the HTML report.
 
     python -m tests.lab.demo [--out-dir DIR] [--task-args JSON]
 
-Starts the lab (needs root), creates a Rally environment for it in a private Rally
-home, runs samples/live_migrate_metadata.yaml with samples/lab-args.yaml, writes the
-HTML and JSON reports, prints each iteration's figures and the SLA verdict, stops the
-lab, and ends with the path of the HTML report.
+Starts the cloud lab (tests/lab/cloud: the real OpenStack services; needs root and
+tools/install-lab-cloud.sh), creates a Rally environment for it in a private Rally
+home, runs samples/live_migrate_metadata.yaml with samples/cloud-args.yaml, writes
+the HTML and JSON reports, prints each iteration's figures and the SLA verdict,
+stops the lab, and ends with the path of the HTML report.
+
+The rest of this module runs tasks against the imitation lab (tests/lab/openstack),
+which the tests still on it use.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import json
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,39 +41,6 @@ def lab_with_rally(root: Path, *lab_args: str, live_migrate_timeout: float = 120
         rally = RallyHome(root / "rally", live_migrate_timeout=live_migrate_timeout)
         rally.create_env("lab", env_spec(lab.url))
         yield lab, rally
-
-
-def run_sample(out_dir: Path, task_args: dict | None = None,
-               task_file: Path = SAMPLE_TASK, args_file: Path = LAB_ARGS,
-               lab_args: tuple[str, ...] = ()) -> dict:
-    """Run a task against a fresh lab; return what the run produced.
-
-    Keys: task_uuid, exit_code (2 = SLA failed), report (the JSON report), html
-    (path), injected (the lab's ground-truth windows), leftovers (tenant resources
-    still in the lab after the task: empty when Rally cleaned up everything),
-    rally_errors (the ERROR lines of Rally's log).
-    """
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
-    with lab_with_rally(out_dir, *lab_args) as (lab, rally):
-        rally.run("env", "check", "lab")
-        exit_code, task_uuid = rally.start_task(task_file, "lab", args=task_args,
-                                                args_file=args_file)
-        html = rally.html_report(task_uuid, out_dir / "report.html")
-        report = rally.json_report(task_uuid)
-        sla_check = rally.sla_check(task_uuid)
-        return {
-            "task_uuid": task_uuid,
-            "exit_code": exit_code,
-            "report": report,
-            "sla_check_exit_code": sla_check.returncode,
-            "html": html,
-            "injected": lab.injected_windows(),
-            "leftovers": lab.leftovers(),
-            "rally_errors": [line for line in rally.log_file.read_text().splitlines()
-                             if " ERROR " in line] if rally.log_file.exists() else [],
-        }
 
 
 def report_workloads(report: dict) -> list[tuple[str, dict]]:
@@ -104,19 +76,37 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "artifacts" / "demo")
     parser.add_argument("--task-args", type=json.loads, default=None,
-                        help="JSON dict overriding samples/lab-args.yaml")
+                        help="JSON dict over samples/cloud-args.yaml")
     args = parser.parse_args(argv)
 
-    result = run_sample(args.out_dir.resolve(), task_args=args.task_args)
+    from tests.lab.cloud import rally_task
+    from tests.lab.cloud.__main__ import bench_line
+    from tests.lab.cloud.lab import Cloud
+    # A short path: the services' unix sockets are limited to 107 bytes.
+    state = Path(tempfile.mkdtemp(prefix="rmdc-demo-", dir="/tmp"))
+    cloud = Cloud(state)
+    try:
+        facts = cloud.up()
+        print(bench_line(cloud, facts), flush=True)
+        result = rally_task.run_sample(facts, state, args.out_dir.resolve(),
+                                       task_args=args.task_args)
+        sla_check = result["rally_home"].sla_check(result["task_uuid"]).returncode
+    finally:
+        left = cloud.down()
+        shutil.rmtree(state, ignore_errors=True)
     for row in iteration_figures(result["report"]):
         print("  ".join(f"{k}={v}" for k, v in row.items()))
     passed = all(t["pass_sla"] for t in result["report"]["tasks"])
     print(f"SLA: {'PASS' if passed else 'FAIL'} (rally task start exited "
-          f"{result['exit_code']}; sla-check exited {result['sla_check_exit_code']})")
-    if result["leftovers"]:
-        print(f"LEAK: resources left in the lab: {result['leftovers']}")
+          f"{result['exit_code']}; sla-check exited {sla_check})")
+    leaks = {**result["leftovers"], **({"guests": result["guests_left"]}
+                                       if result["guests_left"] else {})}
+    if leaks:
+        print(f"LEAK: left in the cloud after the task: {leaks}")
+    if left:
+        print(f"LEAK: the lab could not remove {', '.join(left)}")
     print(f"HTML report: {result['html']}")
-    return 1 if result["leftovers"] else 0
+    return 1 if leaks or left else 0
 
 
 if __name__ == "__main__":

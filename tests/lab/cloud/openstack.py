@@ -122,6 +122,37 @@ def admin_token(auth_url: str) -> tuple[str, dict]:
     return headers["X-Subject-Token"], body["token"]
 
 
+def leftovers(auth_url: str) -> dict[str, list[str]]:
+    """What a task's users left in the cloud, by kind (empty when Rally's cleanup
+    removed everything): servers in any project, floating IPs, VM ports, and
+    Rally's own projects and users. The endpoints come from the catalog."""
+    token, body = admin_token(auth_url)
+    catalog = {s["type"]: next(e["url"] for e in s["endpoints"]
+                               if e["interface"] == "public")
+               for s in body["catalog"]}
+
+    def listed(url: str, key: str) -> list[dict]:
+        status, _, answer = http("GET", url, token=token)
+        if status != 200:
+            raise RuntimeError(f"GET {url}: HTTP {status} {answer}")
+        return answer[key]
+    nova, neutron = catalog["compute"], catalog["network"].rstrip("/") + "/v2.0"
+    found = {
+        "servers": [s["id"] for s in listed(nova + "/servers?all_tenants=1", "servers")],
+        "floating_ips": [f["floating_ip_address"] for f in listed(
+            neutron + "/floatingips", "floatingips")],
+        "vm_ports": [p["id"] for p in listed(neutron + "/ports", "ports")
+                     if p["device_owner"].startswith("compute:")],
+        # Rally's users context names what it creates after the task (c_rally_...,
+        # s_rally_...); the lab's own are admin and service.
+        "projects": [p["name"] for p in listed(auth_url + "/projects", "projects")
+                     if "rally" in p["name"]],
+        "users": [u["name"] for u in listed(auth_url + "/users", "users")
+                  if "rally" in u["name"]],
+    }
+    return {kind: names for kind, names in found.items() if names}
+
+
 def _answers(url: str) -> bool:
     try:
         http("GET", url, timeout=2)

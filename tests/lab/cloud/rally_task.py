@@ -126,8 +126,10 @@ def run_sample(facts: dict, state: Path, out_dir: Path, task_args: dict | None =
     template with the cloud's arguments; `api_info` goes into the environment,
     `live_migrate_timeout` into rally.conf: how long a migration is waited for);
     what the run produced: task_uuid, exit_code (2: SLA failed), report (JSON),
-    html (path), injected (the hypervisor's ground truth of this run),
-    guests_left (guests still booted)."""
+    html (path), rally_home (the run's Rally, for more of its commands), injected
+    (the hypervisor's ground truth of this run), guests_left (guests still booted),
+    leftovers (what the task's users left in the cloud, by kind), rally_errors
+    (the ERROR lines of Rally's log)."""
     from tests.lab.cloud import hypervisor
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
@@ -138,10 +140,13 @@ def run_sample(facts: dict, state: Path, out_dir: Path, task_args: dict | None =
     rally.create_env("cloud", spec)
     seen = len(hypervisor.ask(state, "/injected"))
     code, uuid = rally.start_task(task_file, "cloud", args=task_args, args_file=CLOUD_ARGS)
+    log = rally.log_file.read_text() if rally.log_file.exists() else ""
     return {"task_uuid": uuid, "exit_code": code, "report": rally.json_report(uuid),
-            "html": rally.html_report(uuid, out_dir / "report.html"),
+            "html": rally.html_report(uuid, out_dir / "report.html"), "rally_home": rally,
             "injected": hypervisor.ask(state, "/injected")[seen:],
-            "guests_left": hypervisor.ask(state, "/guests")}
+            "guests_left": hypervisor.ask(state, "/guests"),
+            "leftovers": openstack.leftovers(facts["auth_url"]),
+            "rally_errors": [line for line in log.splitlines() if " ERROR " in line]}
 
 
 def summary(report: dict) -> dict[str, dict]:

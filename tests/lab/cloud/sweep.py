@@ -23,10 +23,11 @@ import time
 from tests.lab.cloud import config
 from tests.lab.cloud.procs import alive
 
-# The state directories this lab makes: the default and the tests' (see
-# test_cloud.py); nothing else, so another lab's files are never matched.
+# The state directories this lab makes: the default, the tests' (see
+# test_cloud.py) and the main job's (tests/lab/demo.py); nothing else, so another
+# lab's files are never matched.
 STATE_RE = re.compile(
-    rf"^({re.escape(str(config.DEFAULT_STATE_DIR))}|/tmp/rmdc-test-[A-Za-z0-9_]+)"
+    rf"^({re.escape(str(config.DEFAULT_STATE_DIR))}|/tmp/rmdc-(?:test|demo)-[A-Za-z0-9_]+)"
     r"(?:/.*)?$")
 NETNS_RE = re.compile(rf"^{re.escape(config.NETNS_PREFIX)}[0-9a-f]{{4}}-(?:h[0-9]+|g[0-9]+|m)$")
 
