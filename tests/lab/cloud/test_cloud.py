@@ -28,6 +28,7 @@ from tests.helpers import (
     outage_of_window,
 )
 from tests.lab import demo
+from tests.lab.addressing import KEEP_OFF
 from tests.lab.cloud import config, rally_task
 from tests.lab.cloud.__main__ import bench_line
 from tests.lab.cloud.lab import Cloud
@@ -553,6 +554,29 @@ def test_latest_in_the_environment_is_refused_by_novaclient(cloud, tmp_path):
     check = rally.run("env", "check", "v2_latest", check=False)
     assert check.returncode != 0
     assert "Can not create 'nova' with 2.latest version" in check.stdout + check.stderr
+
+
+def test_the_sample_task_validates_against_the_cloud(cloud, tmp_path):
+    """Every validator of the sample, semantic ones included (its image, flavor
+    and the cloud's health), passes against real services with the cloud's
+    arguments. Bad arguments are refused before any cloud call:
+    tests/e2e/test_task_validation.py."""
+    _, facts = cloud
+    rally = rally_task.CloudRally(tmp_path / "rally")
+    rally.create_env("cloud", rally_task.env_spec(facts))
+    proc = rally.run("task", "validate", str(rally_task.SAMPLE_TASK), "--env", "cloud",
+                     "--task-args-file", str(rally_task.CLOUD_ARGS), check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_the_running_lab_leaves_the_package_registries_routed_outside(cloud):
+    """pip and apt reach this machine's registries at an address inside the lab's
+    ranges (tests/lab/addressing.py): no link of the running lab may route it.
+    `ip route get` asks the kernel and sends nothing."""
+    for address in KEEP_OFF:
+        route = subprocess.run(["ip", "route", "get", str(address)], capture_output=True,
+                               text=True, check=True).stdout
+        assert "rmdc" not in route, route
 
 
 # Between the two agents' medians on a quiet machine, nearer the fixed one's: python
