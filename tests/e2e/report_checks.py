@@ -21,11 +21,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from rally_metadata_downtime.plugins import charts
-from tests.e2e.browser import CDN_COPIES, ReportBrowser, choose_iteration, click
+from tests.e2e.browser import CDN_COPIES, ReportBrowser, choose_iteration, click, drawn
 from tests.lab.demo import report_workloads
 from tests.lab.harness import REPO_ROOT
 
 SHOTS_DIR = REPO_ROOT / "artifacts" / "report"
+TRENDS_SHOTS_DIR = REPO_ROOT / "artifacts" / "trends"
 DOCS_SHOT = "report-scenario-data.png"   # the framing of docs/report-scenario-data.png
 
 VARIANTS = ("html", "html-static")
@@ -375,3 +376,37 @@ def check_sla_names_the_worst_iteration(result: dict, browser: ReportBrowser,
                                                                   downtimes)
             assert float(figure) == pytest.approx(max(downtimes), abs=0.0051), (
                 criterion["detail"], downtimes)
+
+
+# --- rally task trends -------------------------------------------------------------
+
+def trends_data(html: Path) -> list[dict]:
+    """The workloads a `rally task trends --html-static` page plots, as it holds them."""
+    match = re.search(r"\$scope\.data = (\[.*?\]);\n", html.read_text(), re.DOTALL)
+    assert match, "no trends data in the page"
+    return json.loads(match.group(1))
+
+
+def check_trends_draw_metadata_downtime(trends: Path, browser: ReportBrowser) -> None:
+    """The trends page, offline, draws the metadata.downtime chart (min ... avg
+    series) with no script error; a screenshot goes to artifacts/trends/."""
+    TRENDS_SHOTS_DIR.mkdir(parents=True, exist_ok=True)
+    page = browser.context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(exc.message))
+    try:
+        page.goto(Path(trends).resolve().as_uri())
+        page.locator("#content-main table tbody tr").first.click()
+        page.locator("ul.tabs li", has_text="Atomic actions").click()
+        title = page.locator(".chart-title", has_text="metadata.downtime").first
+        title.wait_for()
+        drawn(page)
+        chart = title.locator("xpath=following-sibling::div[1]")
+        chart.locator("path.nv-line").first.wait_for()
+        assert chart.locator("g.nv-series").count() >= 6   # min ... avg, drawn
+        title.scroll_into_view_if_needed()
+        page.screenshot(path=str(TRENDS_SHOTS_DIR / "trends-metadata-downtime.png"),
+                        full_page=False)
+    finally:
+        page.close()
+    assert errors == [] and browser.blocked == []

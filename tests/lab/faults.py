@@ -126,6 +126,9 @@ class FaultProfile:
 # Server metadata that shapes the guest at boot rather than its migrations.
 FAULTY_SERVERS_KEY = "lab_faulty_servers"
 NO_CURL_KEY = "lab_no_curl"  # "true": a guest without curl (busybox wget only)
+# Server metadata that picks the migrations the profile applies to: "HOST", only
+# those into HOST (the others migrate healthily), so that one host is the broken one.
+FAULTS_INTO_KEY = "lab_faults_into"
 
 
 def wants_no_curl(metadata: Mapping[str, Any]) -> bool:

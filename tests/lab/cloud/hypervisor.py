@@ -22,7 +22,8 @@ metadata outages are injected where the server's `lab_metadata_fault_site` says:
 blackhole; an outage there follows the guest through any number of migrations) or
 `path`, the real metadata path of the migration's destination (path_faults.py:
 `refused`, `timeout`, `http_503` from the switchover; `http_404` from Nova's
-post-live-migration there), with the ground truth counted where it acts.
+post-live-migration there), with the ground truth counted where it acts;
+`lab_faults_into: HOST` keeps the profile to migrations into HOST.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from tests.lab.cloud.path_faults import (
     PathFaults,
 )
 from tests.lab.faults import (
+    FAULTS_INTO_KEY,
     FAULTY_SERVERS_KEY,
     NO_CURL_KEY,
     BootCounts,
@@ -139,7 +141,7 @@ def fault_site(meta: dict[str, str]) -> tuple[str, dict[str, str]]:
     keys: what shapes the guest at boot is read by create()); ValueError naming the
     key for an unknown site."""
     rest = {key: value for key, value in meta.items()
-            if key not in (FAULTY_SERVERS_KEY, NO_CURL_KEY)}
+            if key not in (FAULTY_SERVERS_KEY, NO_CURL_KEY, FAULTS_INTO_KEY)}
     site = str(rest.pop(FAULT_SITE_KEY, "guest")).strip()
     if site not in FAULT_SITES:
         raise ValueError(f"{FAULT_SITE_KEY}: {site!r} is not one of "
@@ -444,12 +446,13 @@ class Hypervisor:
         wait `duration`; the metadata outage starts; the guest's link is down for
         `network_blackout`, moves to `dest`'s bridge and sends its RARP."""
         guest = self.guest(uuid)
+        meta_into = meta.get(FAULTS_INTO_KEY)
         try:
             site, meta = fault_site(meta)
             profile = FaultProfile.from_metadata(NO_FAULTS, meta)
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
-        if guest.without_faults:
+        if guest.without_faults or meta_into not in (None, dest):
             profile = NO_FAULTS
         if profile.metadata_outage > 0 and profile.metadata_shape not in FAULT_SITES[site]:
             raise web.HTTPNotImplemented(

@@ -120,11 +120,14 @@ def sample_variants(variants: dict[str, dict]) -> dict:
 
 def run_sample(facts: dict, state: Path, out_dir: Path, task_args: dict | None = None,
                task_file: Path = SAMPLE_TASK, api_info: dict | None = None,
-               live_migrate_timeout: float = 120) -> dict:
+               live_migrate_timeout: float = 120, rally: CloudRally | None = None
+               ) -> dict:
     """Our sample task (MetadataDowntime.boot_and_live_migrate) through the real
     `rally` against the running cloud lab (a task file given is run as it is, a
     template with the cloud's arguments; `api_info` goes into the environment,
-    `live_migrate_timeout` into rally.conf: how long a migration is waited for);
+    `live_migrate_timeout` into rally.conf: how long a migration is waited for;
+    `rally`, a Rally home with the environment "cloud" already made, runs it there
+    instead of in a new one under out_dir, so that runs can be compared);
     what the run produced: task_uuid, exit_code (2: SLA failed), report (JSON),
     html (path), rally_home (the run's Rally, for more of its commands), injected
     (the hypervisor's ground truth of this run), guests_left (guests still booted),
@@ -133,11 +136,14 @@ def run_sample(facts: dict, state: Path, out_dir: Path, task_args: dict | None =
     from tests.lab.cloud import hypervisor
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    rally = CloudRally(out_dir / "rally", live_migrate_timeout=live_migrate_timeout)
-    spec = env_spec(facts)
-    if api_info:
-        spec["openstack"]["api_info"] = api_info
-    rally.create_env("cloud", spec)
+    if rally is None:
+        rally = CloudRally(out_dir / "rally", live_migrate_timeout=live_migrate_timeout)
+        spec = env_spec(facts)
+        if api_info:
+            spec["openstack"]["api_info"] = api_info
+        rally.create_env("cloud", spec)
+    elif api_info:
+        raise ValueError("api_info belongs to the environment of the Rally home given")
     seen = len(hypervisor.ask(state, "/injected"))
     code, uuid = rally.start_task(task_file, "cloud", args=task_args, args_file=CLOUD_ARGS)
     log = rally.log_file.read_text() if rally.log_file.exists() else ""

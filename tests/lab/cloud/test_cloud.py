@@ -34,6 +34,7 @@ from tests.lab.cloud.__main__ import bench_line
 from tests.lab.cloud.lab import Cloud
 from tests.lab.cloud.openstack import SUBNET_CIDR, http
 from tests.lab.cloud.procs import alive, wait_for
+from tests.lab.faults import FAULTS_INTO_KEY
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the cloud lab needs root"),
@@ -196,6 +197,12 @@ HEALTHY = "healthy: the sample as it is"
 BROKEN = "broken: 10 s of metadata blackholed after the switchover"
 BROKEN_OUTAGE = 10.0
 ALLOWED_DOWNTIME = 6.0
+# And one whose migrations go there and back, metadata broken only on arrival at
+# one host: the host-pair table and the SLA must name that pair.
+PAIRS = "host pairs: metadata refused for 4 s on arrival at one host"
+PAIR_SOURCE = config.COMPUTE_HOSTS[0]
+PAIR_BROKEN = config.COMPUTE_HOSTS[1]
+PAIR_OUTAGE = 4.0
 
 
 @pytest.fixture(scope="module")
@@ -203,12 +210,22 @@ def sample_run(cloud, tmp_path_factory) -> dict:
     lab, facts = cloud
     root = tmp_path_factory.mktemp("sample")
     task = root / "sample.json"
-    task.write_text(json.dumps(rally_task.sample_variants({
+    variants = rally_task.sample_variants({
         HEALTHY: {"allowed_metadata_downtime": ALLOWED_DOWNTIME},
         BROKEN: {"times": 2, "allowed_metadata_downtime": ALLOWED_DOWNTIME,
                  "boot_server_kwargs": {"meta": {
                      "lab_metadata_outage": str(BROKEN_OUTAGE),
-                     "lab_metadata_shape": "timeout"}}}})))
+                     "lab_metadata_shape": "timeout"}}},
+        PAIRS: {"times": 2, "migrations": 2, "allowed_metadata_downtime": ALLOWED_DOWNTIME,
+                "boot_server_kwargs": {
+                    "availability_zone": f"nova:{PAIR_SOURCE}",
+                    "meta": {FAULTS_INTO_KEY: PAIR_BROKEN,
+                             "lab_metadata_outage": str(PAIR_OUTAGE),
+                             "lab_metadata_shape": "refused"}}}})
+    # Rally's own per-atomic SLA on our atomic action, as the README shows it.
+    [pairs] = [st["workloads"][0] for st in variants["subtasks"] if st["title"] == PAIRS]
+    pairs["sla"]["max_avg_duration_per_atomic"] = {"metadata.downtime": 1}
+    task.write_text(json.dumps(variants))
     run = rally_task.run_sample(facts, lab.state, root / "run", task_file=task)
     return report_checks.add_report_files(run)
 
@@ -272,9 +289,41 @@ def test_metadata_outage_beyond_the_limit_fails_the_sla(sample_run):
         assert TIMEOUT_REASONS & set(outage.reasons)
 
 
+def test_the_broken_host_pair_is_named(sample_run):
+    """Each VM migrates from one host to the other and back; metadata breaks only
+    on arrival at the broken host. Each migration's own figure, the host-pair
+    table and the SLA's detail put the downtime on that pair, and Nova's own
+    events show it was done before metadata came back."""
+    workload, records = _sample_workload(sample_run, PAIRS)
+    there, back = f"{PAIR_SOURCE} -> {PAIR_BROKEN}", f"{PAIR_BROKEN} -> {PAIR_SOURCE}"
+    for record in records:
+        by_pair = {m.host_pair: m for m in record.migrations}
+        assert set(by_pair) == {there, back}, record.migrations
+        into_broken = by_pair[there]
+        print(f"{there} {into_broken.metadata_downtime:.2f} s, "
+              f"{back} {by_pair[back].metadata_downtime:.2f} s")
+        assert into_broken.metadata_downtime > PAIR_OUTAGE - 0.5, record
+        # Real code's own outage of the way back is far shorter (0.2-1.2 s here).
+        assert by_pair[back].metadata_downtime < into_broken.metadata_downtime / 2, record
+        assert "compute_live_migration" in {e.name for e in into_broken.nova_events}
+        [outage] = [o for o in record.metadata.outages if o.duration > PAIR_OUTAGE - 0.5]
+        assert outage.end > into_broken.nova_finished - record.clock_offset, (
+            outage, into_broken)
+    [sla] = [s for s in workload["sla_results"]["sla"]
+             if s["criterion"] == "metadata_downtime"]
+    assert f"worst host pair {there}" in sla["detail"], sla
+    [per_atomic] = [s for s in workload["sla_results"]["sla"]
+                    if s["criterion"] == "max_avg_duration_per_atomic"]
+    assert per_atomic["success"] is False and "metadata.downtime" in per_atomic["detail"]
+    [table] = [c for c in workload["data"][0]["output"]["additive"]
+               if c["title"] == "Downtime by host pair"]
+    assert {row[0] for row in table["data"]} == {
+        f"{pair}: {kind}" for pair in (there, back) for kind in ("metadata", "network")}
+
+
 def test_the_sample_run_leaves_nothing_and_logs_no_error(sample_run):
     run = sample_run
-    assert run["exit_code"] == 2        # the broken workload's SLA
+    assert run["exit_code"] == 2        # the broken workloads' SLA
     assert run["guests_left"] == []
     assert run["leftovers"] == {}       # Rally's cleanup removed what it made
     assert run["rally_errors"] == []
@@ -303,8 +352,9 @@ def test_report_shows_healthy_passing_and_broken_failing_as_json_and_sla_check_d
         sample_run, browser, shots, variant):
     verdicts = report_checks.check_verdicts(sample_run, browser, variant,
                                             shots=shots if variant == "html" else None)
-    assert verdicts == [True, False]
-    assert sample_run["sla_check_exit_code"] == 1   # the broken one's metadata_downtime
+    assert verdicts == [True, False, False]
+    # The broken one's metadata_downtime, the host pairs' per-atomic limit.
+    assert sample_run["sla_check_exit_code"] == 2
 
 
 @pytest.mark.parametrize("variant", report_checks.VARIANTS)
@@ -603,7 +653,10 @@ def test_an_agent_without_the_2036118_fix_fails_the_sla_and_outlasts_the_current
     under load every outage of real code grows, so that is not asserted: run 24
     with two CPU hogs measured a median of 1.19 s for it, 2.08 s for 2023.2's.)"""
     lab, facts = cloud
-    runs = {}
+    runs, uuids = {}, []
+    # One Rally home for both: Rally compares tasks of one database.
+    rally = rally_task.CloudRally(tmp_path / "rally")
+    rally.create_env("cloud", rally_task.env_spec(facts))
     try:
         for release in ("2023.2", "current"):
             version = lab.use_metadata_agents(release)
@@ -611,9 +664,10 @@ def test_an_agent_without_the_2036118_fix_fails_the_sla_and_outlasts_the_current
                 "times": 3, "concurrency": 1, "allowed_metadata_downtime": 10,
                 "allowed_median_metadata_downtime": BUG_2036118_MEDIAN_LIMIT,
                 "boot_server_kwargs": {
-                    "availability_zone": f"nova:{config.RALLY_PORT_HOST}"}})
+                    "availability_zone": f"nova:{config.RALLY_PORT_HOST}"}}, rally=rally)
             workload, records = _records(run)
             runs[release] = (version, workload, records)
+            uuids.append(run["task_uuid"])
             print(release, version, [r.metadata.downtime for r in records if r.metadata],
                   "pass" if workload["pass_sla"] else "FAIL")
     finally:
@@ -633,10 +687,40 @@ def test_an_agent_without_the_2036118_fix_fails_the_sla_and_outlasts_the_current
     # The verdict is the median's: what the SLA reports agrees with the records.
     assert new["pass_sla"] == (new_median <= BUG_2036118_MEDIAN_LIMIT), (
         new_median, new["sla_results"])
+    # The upgrade as an operator compares it (README, "Comparing runs").
+    _check_comparison_tools(rally, tmp_path, uuids, [old_records, new_records])
 
 
-# The fault matrix on real Nova (tests/e2e/test_faults.py runs the rest on the main
-# lab): name -> (scenario arguments, server metadata, iterations). With two
+def _check_comparison_tools(rally, tmp_path: Path, uuids: list[str],
+                            records: list[list]) -> None:
+    """`rally task trends` of the two tasks plots each one's metadata downtime, its
+    page draws it offline, and `rally task export --type elastic` carries each
+    iteration's downtime and outages."""
+    trends = tmp_path / "trends.html"
+    rally.run("task", "trends", "--html-static", "--out", str(trends), *uuids)
+    [workload] = report_checks.trends_data(trends)
+    assert workload["length"] == 2          # the same workload, two runs
+    actions = {a["name"]: dict(a["durations"]) for a in workload["actions"]}
+    maxima = [value for _, value in actions["metadata.downtime"]["max"]]
+    assert maxima == pytest.approx([max(r.metadata.downtime for r in run)
+                                    for run in records], abs=0.01)
+    assert "network.downtime" in actions
+    with ReportBrowser() as browser:
+        report_checks.check_trends_draw_metadata_downtime(trends, browser)
+    export = tmp_path / "elastic.ndjson"
+    rally.run("task", "export", uuids[-1], "--type", "elastic", "--to", str(export))
+    documents = [json.loads(line) for line in export.read_text().splitlines()
+                 if line.strip()]
+    downtimes = sorted(d["duration"] for d in documents
+                       if d.get("action_name") == "metadata.downtime")
+    assert downtimes == pytest.approx(sorted(r.metadata.downtime for r in records[-1]),
+                                      abs=0.01)
+    outages = [d for d in documents if d.get("action_name") == "metadata.outage"]
+    assert outages and all(d["parent"] for d in outages)
+
+
+# The fault matrix on real Nova: name -> (scenario arguments, server metadata,
+# iterations). With two
 # iterations only the first server booted gets the fault (lab_faulty_servers); the
 # other migrates healthily beside it and must not notice.
 BESIDE_A_HEALTHY_ONE = {"lab_faulty_servers": "1"}

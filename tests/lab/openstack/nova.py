@@ -14,6 +14,7 @@ import paramiko
 from aiohttp import web
 
 from tests.lab.faults import (
+    FAULTS_INTO_KEY,
     FAULTY_SERVERS_KEY,
     GUEST_EVENTS,
     METADATA_SHAPES,
@@ -215,13 +216,12 @@ def _pick_network(request, server_body: dict) -> dict:
 # lab_boot_host places the server (as an admin's forced host would, for any user);
 # "lab-compute-1,lab-compute-2" places the servers booted with the same metadata on
 # those hosts in turn (one guest per host for a per-host disruption);
-# lab_faults_into: HOST applies the fault profile only to migrations into HOST (the
-# others get the lab default), so one host can be the broken one;
+# lab_faults_into (FAULTS_INTO_KEY): the others get the lab default;
 # lab_profile_cycle: "healthy,timeout,drop_ssh,..." gives the servers booted with
 # the same metadata these variants of the profile in turn (a metadata shape, a
 # guest event, or healthy: no metadata outage), so one workload mixes them.
 _NON_PROFILE_KEYS = (NO_CURL_KEY, FAULTY_SERVERS_KEY, "lab_boot_host",
-                     "lab_faults_into", "lab_profile_cycle")
+                     FAULTS_INTO_KEY, "lab_profile_cycle")
 
 
 def _booted_with(app, metadata: dict) -> int:
@@ -468,7 +468,7 @@ async def _live_migrate(request, server, args: dict):
                    "result": "Success", "host": "lab-controller"}]}
     server["_actions"].append(action)
     migration["_action"] = action
-    faults_into = server["metadata"].get("lab_faults_into")
+    faults_into = server["metadata"].get(FAULTS_INTO_KEY)
     profile = (config.fault_profile if faults_into not in (None, destination)
                else None)
     _start_task(server, _run_migration(request.app, server, migration, destination,
