@@ -640,7 +640,7 @@ BUG_2036118_MEDIAN_LIMIT = 0.5
 
 
 def test_an_agent_without_the_2036118_fix_fails_the_sla_and_outlasts_the_current(
-        cloud, tmp_path):
+        cloud, tmp_path, browser):
     """The same sample task, one VM at a time, each booted on the host that keeps a
     port of the network (config.RALLY_PORT_HOST) and migrated to the other one,
     where no port of it is, so that host's metadata agent has to set up the
@@ -688,11 +688,11 @@ def test_an_agent_without_the_2036118_fix_fails_the_sla_and_outlasts_the_current
     assert new["pass_sla"] == (new_median <= BUG_2036118_MEDIAN_LIMIT), (
         new_median, new["sla_results"])
     # The upgrade as an operator compares it (README, "Comparing runs").
-    _check_comparison_tools(rally, tmp_path, uuids, [old_records, new_records])
+    _check_comparison_tools(rally, browser, tmp_path, uuids, [old_records, new_records])
 
 
-def _check_comparison_tools(rally, tmp_path: Path, uuids: list[str],
-                            records: list[list]) -> None:
+def _check_comparison_tools(rally, browser: ReportBrowser, tmp_path: Path,
+                            uuids: list[str], records: list[list]) -> None:
     """`rally task trends` of the two tasks plots each one's metadata downtime, its
     page draws it offline, and `rally task export --type elastic` carries each
     iteration's downtime and outages."""
@@ -705,8 +705,7 @@ def _check_comparison_tools(rally, tmp_path: Path, uuids: list[str],
     assert maxima == pytest.approx([max(r.metadata.downtime for r in run)
                                     for run in records], abs=0.01)
     assert "network.downtime" in actions
-    with ReportBrowser() as browser:
-        report_checks.check_trends_draw_metadata_downtime(trends, browser)
+    report_checks.check_trends_draw_metadata_downtime(trends, browser)
     export = tmp_path / "elastic.ndjson"
     rally.run("task", "export", uuids[-1], "--type", "elastic", "--to", str(export))
     documents = [json.loads(line) for line in export.read_text().splitlines()
