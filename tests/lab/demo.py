@@ -28,9 +28,6 @@ from tests.lab.harness import REPO_ROOT, LabProcess
 from tests.lab.openstack.config import env_spec
 from tests.lab.rally_cli import RallyHome
 
-SAMPLE_TASK = REPO_ROOT / "samples" / "live_migrate_metadata.yaml"
-LAB_ARGS = REPO_ROOT / "samples" / "lab-args.yaml"
-
 
 @contextlib.contextmanager
 def lab_with_rally(root: Path, *lab_args: str, live_migrate_timeout: float = 120

@@ -83,14 +83,6 @@ class LabProcess:
     def injected_windows(self) -> list[dict]:
         return self.get("/lab/injected")["windows"]
 
-    def set_fault_profile(self, metadata: dict[str, str]) -> dict:
-        """The lab's default fault profile from now on (lab_* keys, as server meta)."""
-        request = urllib.request.Request(self.url + "/lab/fault-profile", method="PUT",
-                                         data=json.dumps(metadata).encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return json.loads(resp.read())
-
     def migration_requests(self) -> list[dict]:
         """Every live migration the lab accepted: server, microversion and body."""
         return self.get("/lab/migrations")["migrations"]

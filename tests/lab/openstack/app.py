@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from aiohttp import web
@@ -43,18 +42,6 @@ async def _lab_injected(request):
 async def _lab_migrations(request):
     """Every os-migrateLive the lab accepted: its microversion and body."""
     return web.json_response({"migrations": request.app["migration_requests"]})
-
-
-async def _lab_fault_profile(request):
-    """Replace the lab's default fault profile (JSON of lab_* server metadata keys)
-    for servers booted from now on: a change to the cloud between two runs of the
-    same task, as an operator compares before and after."""
-    try:
-        profile = FaultProfile.from_metadata(FaultProfile(), await request.json())
-    except (ValueError, TypeError, AttributeError) as e:
-        return web.json_response({"error": str(e)}, status=400)
-    request.app[CONFIG_KEY].fault_profile = profile
-    return web.json_response(dataclasses.asdict(profile))
 
 
 async def _lab_restart_metadata_agent(request):
@@ -108,7 +95,6 @@ def make_app(driver, config: LabConfig | None = None,
     app.router.add_get("/lab/state", _lab_state)
     app.router.add_get("/lab/injected", _lab_injected)
     app.router.add_get("/lab/migrations", _lab_migrations)
-    app.router.add_put("/lab/fault-profile", _lab_fault_profile)
     app.router.add_post("/lab/metadata-agent/restart", _lab_restart_metadata_agent)
     for module in (keystone, nova, glance, neutron):
         app.router.add_routes(module.routes)
