@@ -216,7 +216,9 @@ def sample_run(cloud, tmp_path_factory) -> dict:
                  "boot_server_kwargs": {"meta": {
                      "lab_metadata_outage": str(BROKEN_OUTAGE),
                      "lab_metadata_shape": "timeout"}}},
-        PAIRS: {"times": 2, "migrations": 2, "allowed_metadata_downtime": ALLOWED_DOWNTIME,
+        # Its verdict is Rally's per-atomic limit; ours only names the pair (under
+        # load real code's own outage on the way back added 2.6 s to 4.1).
+        PAIRS: {"times": 2, "migrations": 2, "allowed_metadata_downtime": 30,
                 "boot_server_kwargs": {
                     "availability_zone": f"nova:{PAIR_SOURCE}",
                     "meta": {FAULTS_INTO_KEY: PAIR_BROKEN,
@@ -303,8 +305,9 @@ def test_the_broken_host_pair_is_named(sample_run):
         print(f"{there} {into_broken.metadata_downtime:.2f} s, "
               f"{back} {by_pair[back].metadata_downtime:.2f} s")
         assert into_broken.metadata_downtime > PAIR_OUTAGE - 0.5, record
-        # Real code's own outage of the way back is far shorter (0.2-1.2 s here).
-        assert by_pair[back].metadata_downtime < into_broken.metadata_downtime / 2, record
+        # The way back has only real code's own outage: 0.00 s in a quiet run,
+        # up to 2.62 s with two CPU hogs beside the lab.
+        assert by_pair[back].metadata_downtime < into_broken.metadata_downtime, record
         assert "compute_live_migration" in {e.name for e in into_broken.nova_events}
         [outage] = [o for o in record.metadata.outages if o.duration > PAIR_OUTAGE - 0.5]
         assert outage.end > into_broken.nova_finished - record.clock_offset, (
@@ -823,10 +826,14 @@ def test_guest_and_migration_faults_on_real_nova_are_named(cloud, tmp_path):
         window = metadata_windows[faulty.server_id]
         outage = outage_of_window(faulty, window["start_boottime"],
                                   window["end_boottime"], _migration_spans(faulty))
+        # The switchover's own failures may run into the window with no answer
+        # between them (seen under two CPU hogs: two wget=1 and 0.34 s more).
+        lead = lead_of_real_code(outage, window["start_boottime"],
+                                 _migration_spans(faulty))
         shortest, longest = injected_bounds(window)
         slack = faulty.metadata.resolution + 0.1
-        assert shortest - slack <= outage.duration <= longest + slack, (
-            name, window, outage)
+        assert shortest - slack <= outage.duration - lead <= longest + slack, (
+            name, window, outage, lead)
         if name == "no_curl":
             assert "wget=timeout" in outage.reasons, outage
     assert run["guests_left"] == []
