@@ -122,14 +122,18 @@ def admin_token(auth_url: str) -> tuple[str, dict]:
     return headers["X-Subject-Token"], body["token"]
 
 
+def public_endpoints(token_body: dict) -> dict[str, str]:
+    """Service type -> public URL, from a token's catalog."""
+    return {s["type"]: next(e["url"] for e in s["endpoints"] if e["interface"] == "public")
+            for s in token_body["catalog"]}
+
+
 def leftovers(auth_url: str) -> dict[str, list[str]]:
     """What a task's users left in the cloud, by kind (empty when Rally's cleanup
     removed everything): servers in any project, floating IPs, VM ports, and
     Rally's own projects and users. The endpoints come from the catalog."""
     token, body = admin_token(auth_url)
-    catalog = {s["type"]: next(e["url"] for e in s["endpoints"]
-                               if e["interface"] == "public")
-               for s in body["catalog"]}
+    catalog = public_endpoints(body)
 
     def listed(url: str, key: str) -> list[dict]:
         status, _, answer = http("GET", url, token=token)

@@ -32,7 +32,7 @@ from tests.lab.addressing import KEEP_OFF
 from tests.lab.cloud import config, rally_task
 from tests.lab.cloud.__main__ import bench_line
 from tests.lab.cloud.lab import Cloud
-from tests.lab.cloud.openstack import SUBNET_CIDR, http
+from tests.lab.cloud.openstack import SUBNET_CIDR, admin_token, http, public_endpoints
 from tests.lab.cloud.procs import alive, wait_for
 from tests.lab.faults import FAULTS_INTO_KEY
 
@@ -68,16 +68,8 @@ def cloud(tmp_path_factory):
 
 
 def _admin_get(facts: dict, url: str) -> dict:
-    status, headers, body = http("POST", facts["auth_url"] + "/auth/tokens", {
-        "auth": {"identity": {"methods": ["password"], "password": {"user": {
-            "name": "admin", "domain": {"name": "Default"},
-            "password": facts["admin"]["password"]}}},
-            "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})
-    assert status == 201
-    catalog = {s["type"]: s for s in body["token"]["catalog"]}
-    compute = next(e["url"] for e in catalog["compute"]["endpoints"]
-                   if e["interface"] == "public")
-    status, _, answer = http("GET", compute + url, token=headers["X-Subject-Token"])
+    token, body = admin_token(facts["auth_url"])
+    status, _, answer = http("GET", public_endpoints(body)["compute"] + url, token=token)
     assert status == 200, answer
     return answer
 
@@ -184,6 +176,11 @@ def _migration_spans(record) -> tuple[tuple[float, float], ...]:
     return tuple((m.start, m.end) for m in record.migrations)
 
 
+def _workloads_by_title(run: dict) -> dict[str, dict]:
+    """Each subtask's workload of a run of sample_variants, by the variant's title."""
+    return dict(demo.report_workloads(run["report"]))
+
+
 def _records(run: dict) -> list:
     [(_, workload)] = demo.report_workloads(run["report"])
     return workload, demo.iteration_records(workload)
@@ -233,7 +230,7 @@ def sample_run(cloud, tmp_path_factory) -> dict:
 
 
 def _sample_workload(run: dict, title: str) -> tuple[dict, list]:
-    [workload] = [w for t, w in demo.report_workloads(run["report"]) if t == title]
+    workload = _workloads_by_title(run)[title]
     return workload, demo.iteration_records(workload)
 
 
@@ -444,8 +441,7 @@ def test_faults_in_the_real_path_are_measured_where_they_act(cloud, tmp_path):
                     "lab_metadata_fault_site": "path"}}}
         for shape in PATH_FAULT_REASONS})))
     run = rally_task.run_sample(facts, lab.state, tmp_path / "run", task_file=task)
-    workloads = {st["title"]: st["workloads"][0] for st in run["report"]["tasks"][0][
-        "subtasks"]}
+    workloads = _workloads_by_title(run)
     assert run["exit_code"] == 0, {t: w["data"][0]["error"] for t, w in workloads.items()}
     windows = {w["server_id"]: w for w in run["injected"] if w["kind"] == "metadata"}
     for shape, reasons in PATH_FAULT_REASONS.items():
@@ -560,8 +556,7 @@ def test_every_microversion_path_and_migrations_during_an_outage(cloud, tmp_path
         for title, (args, _) in MICROVERSION_VARIANTS.items()})))
     run = rally_task.run_sample(facts, lab.state, tmp_path / "run", task_file=task,
                                 api_info={"nova": {"version": ENV_MICROVERSION}})
-    workloads = {st["title"]: st["workloads"][0] for st in run["report"]["tasks"][0][
-        "subtasks"]}
+    workloads = _workloads_by_title(run)
     assert list(workloads) == list(MICROVERSION_VARIANTS)
     expected_versions = []
     for title, (args, version) in MICROVERSION_VARIANTS.items():
@@ -779,8 +774,7 @@ def test_guest_and_migration_faults_on_real_nova_are_named(cloud, tmp_path):
         for name, (args, meta, times) in GUEST_AND_MIGRATION_FAULTS.items()})))
     run = rally_task.run_sample(facts, lab.state, tmp_path / "run", task_file=task,
                                 live_migrate_timeout=FAULTS_MIGRATION_TIMEOUT)
-    workloads = {st["title"]: st["workloads"][0] for st in run["report"]["tasks"][0][
-        "subtasks"]}
+    workloads = _workloads_by_title(run)
     # Each iteration's error as "Type: message", its traceback apart: the error a
     # cleanup raised after it must not take its place.
     errors = {name: [": ".join(map(str, it["error"][:2])) for it in workloads[name]["data"]]
