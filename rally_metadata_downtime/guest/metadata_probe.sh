@@ -36,7 +36,9 @@
 # `timeout` when the guest has it), so at most ceil(TIMEOUT/INTERVAL)+1 are in flight. Each
 # appends one line with a single printf (short O_APPEND writes do not interleave):
 #   P <seq> <start uptime> <end uptime> OK|FAIL <reason> <pause>
-# reason: http=<code>, curl=<exit>, wget=<exit>, wget=timeout, mismatch, empty.
+# reason: http=<code>, curl=<exit>, wget=<exit>, wget=timeout, wget=refused,
+# wget=reset (busybox wget exits 1 for both; its message tells them apart),
+# mismatch, empty.
 # pause: the seconds the probe chose to wait after launching this request before
 # launching the next (INTERVAL, or RETRY while the last request to end failed fast):
 # what it decided, whatever the scheduler then delivered.
@@ -289,6 +291,8 @@ probe_once() {
                # busybox: "wget: server returned error: HTTP/1.1 503 Service Unavailable"
                case $answer in
                    *"Connection refused"*) verdict="FAIL wget=refused" ;;
+                   # curl's 56: the connection was cut while the answer was awaited.
+                   *"Connection reset"*) verdict="FAIL wget=reset" ;;
                    *HTTP/[0-9]*)
                        code=${answer#*HTTP/}
                        code=${code#* }

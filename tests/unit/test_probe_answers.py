@@ -6,6 +6,8 @@ from __future__ import annotations
 import http.server
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import threading
 from pathlib import Path
@@ -125,3 +127,54 @@ def test_without_fractional_sleep_the_intervals_are_rounded_up(server, tmp_path,
                     env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
     header = parse_probe_log(log).header
     assert (header.interval, header.retry) == (1, 3)
+
+
+@pytest.fixture(scope="module")
+def resetting_server():
+    """Reads each request, then closes with SO_LINGER 0: a TCP reset where the
+    answer should be, what a request in flight sees when the proxy goes away."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(4096)
+                except OSError:
+                    pass
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                struct.pack("ii", 1, 0))
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/hostname"
+    stop.set()
+    thread.join(5)
+    listener.close()
+
+
+def busybox_wget_first(tmp_path: Path) -> dict[str, str]:
+    """An environment whose `wget` is busybox's, as in CirrOS (this machine's own
+    wget is GNU's, which retries a reset until it times out)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "wget").symlink_to(shutil.which("busybox"))
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("client, reason", [("wget", "wget=reset"), ("curl", "curl=56")])
+def test_a_connection_reset_mid_request_is_named_a_reset(resetting_server, tmp_path,
+                                                        shell, client, reason):
+    log = run_probe(shell, tmp_path, "-u", resetting_server, "-c", client, "-i", "0.1",
+                    "-t", "1", "-e", "vm-ident",
+                    until=lambda text: text.count("\nP ") >= 3,
+                    env=busybox_wget_first(tmp_path))
+    assert {f"{'OK' if p.ok else 'FAIL'} {p.reason}"
+            for p in parse_probe_log(log).probes} == {f"FAIL {reason}"}
