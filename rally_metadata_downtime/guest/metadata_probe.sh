@@ -37,8 +37,8 @@
 # appends one line with a single printf (short O_APPEND writes do not interleave):
 #   P <seq> <start uptime> <end uptime> OK|FAIL <reason> <pause>
 # reason: http=<code>, curl=<exit>, wget=<exit>, wget=timeout, wget=refused,
-# wget=reset (busybox wget exits 1 for both; its message tells them apart),
-# mismatch, empty.
+# wget=reset, wget=unreachable (busybox wget exits 1 for these three; its message
+# tells them apart), mismatch, empty.
 # pause: the seconds the probe chose to wait after launching this request before
 # launching the next (INTERVAL, or RETRY while the last request to end failed fast):
 # what it decided, whatever the scheduler then delivered.
@@ -293,6 +293,8 @@ probe_once() {
                    *"Connection refused"*) verdict="FAIL wget=refused" ;;
                    # curl's 56: the connection was cut while the answer was awaited.
                    *"Connection reset"*) verdict="FAIL wget=reset" ;;
+                   # No route to the address, or no link to send it on.
+                   *"unreachable"*|*"No route to host"*) verdict="FAIL wget=unreachable" ;;
                    *HTTP/[0-9]*)
                        code=${answer#*HTTP/}
                        code=${code#* }

@@ -131,6 +131,14 @@ NO_CURL_KEY = "lab_no_curl"  # "true": a guest without curl (busybox wget only)
 FAULTS_INTO_KEY = "lab_faults_into"
 
 
+# Server metadata that gives the servers booted with the same metadata, in turn, a
+# variant of the profile: "healthy,timeout,drop_ssh,...", each a metadata shape, a
+# guest event, or healthy (no metadata outage), so that one workload mixes them.
+PROFILE_CYCLE_KEY = "lab_profile_cycle"
+# The server metadata keys that are not FaultProfile's.
+SERVER_KEYS = (FAULTY_SERVERS_KEY, NO_CURL_KEY, FAULTS_INTO_KEY, PROFILE_CYCLE_KEY)
+
+
 def wants_no_curl(metadata: Mapping[str, Any]) -> bool:
     return str(metadata.get(NO_CURL_KEY, "false")).lower() == "true"
 
@@ -166,6 +174,33 @@ class BootCounts:
             raise ValueError(f"{FAULTY_SERVERS_KEY}: must be a count >= 0, got "
                              f"{metadata[FAULTY_SERVERS_KEY]!r}")
         return self.count(metadata) > limit
+
+
+def cycle_variant(metadata: Mapping[str, Any], counts: BootCounts) -> str | None:
+    """This server's variant of the profile (counted among the servers booted with
+    its metadata), None without a cycle; ValueError naming the key for one it does
+    not know."""
+    if PROFILE_CYCLE_KEY not in metadata:
+        return None
+    variants = [v.strip() for v in str(metadata[PROFILE_CYCLE_KEY]).split(",")]
+    unknown = [v for v in variants
+               if v != "healthy" and v not in METADATA_SHAPES and v not in GUEST_EVENTS]
+    if unknown:
+        raise ValueError(f"{PROFILE_CYCLE_KEY}: {unknown[0]!r} is none of healthy, "
+                         f"{', '.join(METADATA_SHAPES)}, {', '.join(GUEST_EVENTS)}")
+    turn = counts.count({**metadata, "(turn of)": PROFILE_CYCLE_KEY})
+    return variants[(turn - 1) % len(variants)]
+
+
+def with_variant(profile: FaultProfile, variant: str | None) -> FaultProfile:
+    """The profile as `variant` (cycle_variant's) changes it."""
+    if variant is None:
+        return profile
+    if variant == "healthy":
+        return dataclasses.replace(profile, metadata_outage=0)
+    if variant in METADATA_SHAPES:
+        return dataclasses.replace(profile, metadata_shape=variant)
+    return dataclasses.replace(profile, guest_event=variant)
 
 
 def normal_families(text: str) -> str:

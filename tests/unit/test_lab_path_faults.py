@@ -217,6 +217,9 @@ def test_a_guest_wants_a_decoy_only_for_another_servers_data_in_the_path():
     assert not wants_decoy(meta("refused", site="guest"))
     assert not wants_decoy({})
     assert not wants_decoy({**meta("wrong_instance"), "lab_nonsense": "1"})
+    cycled = {**meta("http_404"), "lab_profile_cycle": "healthy,wrong_instance"}
+    assert wants_decoy(cycled, "wrong_instance")
+    assert not wants_decoy(cycled, "healthy")
 
 
 def test_the_lab_going_away_gives_the_port_back_and_a_foreign_port_is_left_alone(

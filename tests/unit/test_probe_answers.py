@@ -178,3 +178,22 @@ def test_a_connection_reset_mid_request_is_named_a_reset(resetting_server, tmp_p
                     env=busybox_wget_first(tmp_path))
     assert {f"{'OK' if p.ok else 'FAIL'} {p.reason}"
             for p in parse_probe_log(log).probes} == {f"FAIL {reason}"}
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("message", ["Network is unreachable", "No route to host"])
+def test_no_route_to_the_metadata_address_is_named_unreachable(tmp_path, shell, message):
+    # busybox wget's words for it (seen when a guest's link went away under a
+    # request); a route nobody has cannot be made here without root, so a stand-in
+    # says them.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_wget = bin_dir / "wget"
+    fake_wget.write_text("#!/bin/sh\necho \"wget: can't connect to remote host "
+                         f"(169.254.169.254): {message}\" >&2\nexit 1\n")
+    fake_wget.chmod(0o755)
+    log = run_probe(shell, tmp_path, "-u", "http://169.254.169.254/latest/meta-data/hostname",
+                    "-c", "wget", "-i", "0.1", "-t", "1", "-e", "vm-ident",
+                    until=lambda text: text.count("\nP ") >= 3,
+                    env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    assert {p.reason for p in parse_probe_log(log).probes} == {"wget=unreachable"}

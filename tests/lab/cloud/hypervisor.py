@@ -59,14 +59,15 @@ from tests.lab.cloud.path_faults import (
 )
 from tests.lab.faults import (
     FAULTS_INTO_KEY,
-    FAULTY_SERVERS_KEY,
-    NO_CURL_KEY,
+    SERVER_KEYS,
     BootCounts,
     FaultProfile,
     GroundTruth,
     InjectedWindow,
     boottime,
+    cycle_variant,
     wants_no_curl,
+    with_variant,
 )
 from tests.lab.guest_os import GuestFiles, GuestImage
 from tests.lab.ledger import ResourceLedger, kill_process, process_starttime
@@ -112,6 +113,7 @@ class CloudGuest:
     no_curl: bool = False
     # Booted after the first lab_faulty_servers with its metadata: migrates healthily.
     without_faults: bool = False
+    variant: str | None = None  # its turn in the metadata's lab_profile_cycle
     files: GuestFiles | None = None
     init: subprocess.Popen | None = None
     init_entry: dict | None = None
@@ -140,8 +142,7 @@ def fault_site(meta: dict[str, str]) -> tuple[str, dict[str, str]]:
     """The server metadata's fault site, and the rest of its metadata (FaultProfile's
     keys: what shapes the guest at boot is read by create()); ValueError naming the
     key for an unknown site."""
-    rest = {key: value for key, value in meta.items()
-            if key not in (FAULTY_SERVERS_KEY, NO_CURL_KEY, FAULTS_INTO_KEY)}
+    rest = {key: value for key, value in meta.items() if key not in SERVER_KEYS}
     site = str(rest.pop(FAULT_SITE_KEY, "guest")).strip()
     if site not in FAULT_SITES:
         raise ValueError(f"{FAULT_SITE_KEY}: {site!r} is not one of "
@@ -149,12 +150,13 @@ def fault_site(meta: dict[str, str]) -> tuple[str, dict[str, str]]:
     return site, rest
 
 
-def wants_decoy(meta: dict[str, str]) -> bool:
-    """Whether a server's metadata asks for a fault that needs a decoy server
-    (decoys.py); bad metadata is reported by the migration that reads it."""
+def wants_decoy(meta: dict[str, str], variant: str | None = None) -> bool:
+    """Whether a server's metadata (as its `variant` of the profile) asks for a fault
+    that needs a decoy server (decoys.py); bad metadata is reported by the
+    migration that reads it."""
     try:
         site, rest = fault_site(meta)
-        profile = FaultProfile.from_metadata(NO_FAULTS, rest)
+        profile = with_variant(FaultProfile.from_metadata(NO_FAULTS, rest), variant)
     except ValueError:
         return False
     return site == "path" and profile.metadata_shape in DECOY_SHAPES
@@ -299,6 +301,7 @@ class Hypervisor:
         meta = request.get("meta") or {}
         try:
             without_faults = self.boot_counts.beyond_faulty_servers(meta)
+            variant = cycle_variant(meta, self.boot_counts)
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         with self._lock:
@@ -309,9 +312,9 @@ class Hypervisor:
             guest = CloudGuest(uuid=uuid, index=index, host=host, port=port,
                                netns=f"{config.NETNS_PREFIX}{self.tag}-g{index}",
                                hostname=request["hostname"], no_curl=wants_no_curl(meta),
-                               without_faults=without_faults)
+                               without_faults=without_faults, variant=variant)
             self._guests[uuid] = guest
-        if self.decoys is not None and not without_faults and wants_decoy(meta):
+        if self.decoys is not None and not without_faults and wants_decoy(meta, variant):
             self.decoys.prepare(uuid)  # ACTIVE by the time the migration needs it
         guest.files = self.image.write_guest(uuid, request.get("public_key"),
                                              no_curl=guest.no_curl)
@@ -449,7 +452,8 @@ class Hypervisor:
         meta_into = meta.get(FAULTS_INTO_KEY)
         try:
             site, meta = fault_site(meta)
-            profile = FaultProfile.from_metadata(NO_FAULTS, meta)
+            profile = with_variant(FaultProfile.from_metadata(NO_FAULTS, meta),
+                                   guest.variant)
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         if guest.without_faults or meta_into not in (None, dest):

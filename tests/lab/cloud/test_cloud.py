@@ -22,6 +22,7 @@ from rally_metadata_downtime import probe_config
 from tests.e2e import report_checks
 from tests.e2e.browser import ReportBrowser
 from tests.helpers import (
+    RESET_REASONS,
     TIMEOUT_REASONS,
     injected_bounds,
     lead_of_real_code,
@@ -717,10 +718,7 @@ def _check_comparison_tools(rally, browser: ReportBrowser, tmp_path: Path,
 
 
 # The fault matrix on real Nova: name -> (scenario arguments, server metadata,
-# iterations). With two
-# iterations only the first server booted gets the fault (lab_faulty_servers); the
-# other migrates healthily beside it and must not notice.
-BESIDE_A_HEALTHY_ONE = {"lab_faulty_servers": "1"}
+# iterations). The guest events run in the load mix, beside healthy neighbours.
 # How long the plugin waits for a migration in that run (rally.conf): the lab's take
 # a few seconds, the hanging one is given up on after this.
 FAULTS_MIGRATION_TIMEOUT = 20
@@ -731,10 +729,6 @@ GUEST_AND_MIGRATION_FAULTS = {
                        {"lab_metadata_outage": "40", "lab_metadata_shape": "timeout"}, 1),
     "probe_dir_not_writable": ({"probe_workdir": "/proc"}, {}, 1),
     "ssh_never_up": ({"scenario_args": {"port": 2222, "wait_for_ssh_timeout": 4}}, {}, 1),
-    "probe_killed": ({}, {"lab_guest_event": "kill_probe", **BESIDE_A_HEALTHY_ONE}, 2),
-    "guest_rebooted": ({}, {"lab_guest_event": "reboot", **BESIDE_A_HEALTHY_ONE}, 2),
-    "ssh_dropped": ({}, {"lab_guest_event": "drop_ssh", "lab_metadata_outage": "2",
-                         "lab_metadata_shape": "refused", **BESIDE_A_HEALTHY_ONE}, 2),
     # busybox wget's own reason for a blackholed request, from a guest without curl
     "no_curl": ({}, {"lab_no_curl": "true", "lab_metadata_outage": "2",
                      "lab_metadata_shape": "timeout"}, 1),
@@ -748,24 +742,44 @@ FAULT_ERRORS = {
     "migration_hang": "LiveMigrationError: ",
     "never_recovers": "did not answer this VM again",
     "probe_dir_not_writable": "workdir '/proc'",
-    "probe_killed": "MetadataProbeStopped: the metadata probe stopped running in the "
-                    "guest before metadata recovered",
-    "guest_rebooted": "is gone (guest rebooted or /tmp cleared?)",
     "ssh_never_up": "SSHTimeout: ",
 }
 
 
+# The load mix: one workload whose servers take these variants in turn
+# (lab_profile_cycle), LOAD_CONCURRENCY at once: a healthy migration, metadata
+# refused or blackholed in the guest for LOAD_OUTAGE s, or at the switchover
+# every SSH session dropped (with refused metadata), the probe killed, or the guest
+# rebooted (its /tmp emptied). The shared network's /28 holds 11 guests: six at once
+# leave room for a deleted server's port still being released.
+LOAD_CYCLE = ("healthy", "refused", "timeout", "drop_ssh", "kill_probe", "reboot")
+LOAD_OUTAGE = 2.0
+LOAD_TIMES, LOAD_CONCURRENCY = 2 * len(LOAD_CYCLE), 6
+LOAD_MIX = {"times": LOAD_TIMES, "concurrency": LOAD_CONCURRENCY,
+            "allowed_metadata_downtime": 6, "boot_server_kwargs": {"meta": {
+                "lab_profile_cycle": ",".join(LOAD_CYCLE),
+                "lab_metadata_outage": str(LOAD_OUTAGE),
+                "lab_metadata_shape": "refused"}}}
+# The iterations whose guest event the plugin cannot measure through, by their cause.
+LOAD_ERRORS = {
+    "kill_probe": "MetadataProbeStopped: the metadata probe stopped running in the "
+                  "guest before metadata recovered",
+    "reboot": "is gone (guest rebooted or /tmp cleared?)",
+}
+# What each variant the plugin measures must fail with; besides, real code's own
+# failures at the switchover, and a request in flight when a refusal began reset.
+LOAD_REASONS = {"refused": {"wget=refused"}, "timeout": {"wget=timeout"},
+                "drop_ssh": {"wget=refused"}}
+
+
 def test_guest_and_migration_faults_on_real_nova_are_named(cloud, tmp_path):
-    """The fault matrix's migration and guest faults in one `rally` run on the real
-    services: a live migration the virt driver fails (Nova rolls it back), one that
-    does not finish (its server deleted by Rally's cleanup all the same), metadata
-    that stays broken past recovery_timeout, a probe workdir the guest cannot
-    write, SSH asked of a port nobody listens on; at the switchover the probe
-    killed, the guest rebooted (its /tmp emptied), or every SSH session dropped,
-    each beside a server that migrates healthily; and a guest without curl. Each
-    failing iteration names its cause and its healthy neighbour passes; the
-    dropped SSH session is reopened and the probe's figure still meets the outage
-    the lab held, as does busybox wget's; every fault ends with its server."""
+    """The fault matrix's migration faults in one `rally` run on the real services: a
+    live migration the virt driver fails (Nova rolls it back), one that does not
+    finish (its server deleted by Rally's cleanup all the same), metadata that stays
+    broken past recovery_timeout, a probe workdir the guest cannot write, SSH asked
+    of a port nobody listens on, and a guest without curl. Each failing iteration
+    names its cause; busybox wget's figure meets the outage the lab held; every
+    fault ends with its server."""
     lab, facts = cloud
     task = tmp_path / "faults.json"
     task.write_text(json.dumps(rally_task.sample_variants({
@@ -785,9 +799,6 @@ def test_guest_and_migration_faults_on_real_nova_are_named(cloud, tmp_path):
         failed = [e for e in errors[name] if e]
         assert len(failed) == 1 and cause in failed[0], (name, errors[name])
         assert workloads[name]["pass_sla"] is False, name
-        if GUEST_AND_MIGRATION_FAULTS[name][2] == 2:
-            [healthy] = [r for r, e in zip(records[name], errors[name]) if not e]
-            assert healthy.metadata.recovered is True, (name, healthy)
     assert "Nova rolled the live migration back" in errors["migration_error"][0], errors
     assert "did not finish its live migration" in errors["migration_hang"][0], errors
     assert f"within {FAULTS_MIGRATION_TIMEOUT} s" in errors["migration_hang"][0], errors
@@ -804,32 +815,92 @@ def test_guest_and_migration_faults_on_real_nova_are_named(cloud, tmp_path):
     held = metadata_windows[never.server_id]
     assert "ended with its server's deletion" in held["detail"], held
     assert held["end_boottime"] - held["start_boottime"] < 40, held
-    guest_windows = [w for w in run["injected"] if w["kind"] == "guest"]
-    assert sorted(w["shape"] for w in guest_windows) == [
-        "drop_ssh", "kill_probe", "reboot"], guest_windows
-    details = {w["shape"]: w["detail"] for w in guest_windows}
-    assert re.fullmatch(r"killed probe PIDs \['\d+'\]", details["kill_probe"]), details
-    assert details["reboot"] == "rebooted"
-    # The meter's SSH connection was open at the switchover: the lab killed its sshd.
-    assert re.fullmatch(r"killed sshd sessions \[\d+(, \d+)*\]", details["drop_ssh"]), (
-        details)
-    assert errors["ssh_dropped"] == ["", ""] and workloads["ssh_dropped"]["pass_sla"]
     assert errors["no_curl"] == [""], errors["no_curl"]
-    for name in ("ssh_dropped", "no_curl"):
-        [faulty] = [r for r in records[name] if r.server_id in metadata_windows]
-        window = metadata_windows[faulty.server_id]
-        outage = outage_of_window(faulty, window["start_boottime"],
-                                  window["end_boottime"], _migration_spans(faulty))
-        # The switchover's own failures may run into the window with no answer
-        # between them (seen under two CPU hogs: two wget=1 and 0.34 s more).
-        lead = lead_of_real_code(outage, window["start_boottime"],
-                                 _migration_spans(faulty))
-        shortest, longest = injected_bounds(window)
-        slack = faulty.metadata.resolution + 0.1
-        assert shortest - slack <= outage.duration - lead <= longest + slack, (
-            name, window, outage, lead)
-        if name == "no_curl":
-            assert "wget=timeout" in outage.reasons, outage
+    [faulty] = records["no_curl"]
+    outage = _outage_meets_window(faulty, metadata_windows[faulty.server_id],
+                                  faulty.metadata.resolution + 0.1)
+    assert "wget=timeout" in outage.reasons, outage
+    assert run["guests_left"] == []
+
+
+def _outage_meets_window(record, window: dict, slack: float):
+    """The record's one outage that meets the window, its length, less what came
+    before the window while real code ran, within `slack` of how long the fault
+    can have lasted."""
+    spans = _migration_spans(record)
+    outage = outage_of_window(record, window["start_boottime"], window["end_boottime"],
+                              spans)
+    # The switchover's own failures may run into the window with no answer between
+    # them (seen under two CPU hogs: two requests reset and 0.34 s more).
+    lead = lead_of_real_code(outage, window["start_boottime"], spans)
+    shortest, longest = injected_bounds(window)
+    assert shortest - slack <= outage.duration - lead <= longest + slack, (
+        window, outage, lead)
+    return outage
+
+
+def _load_variant(windows: list[dict], server_id: str) -> str:
+    """What the lab did to this server's migration, from its own windows."""
+    mine = [w for w in windows if w["server_id"] == server_id]
+    events = [w["shape"] for w in mine if w["kind"] == "guest"]
+    shapes = [w["shape"] for w in mine if w["kind"] == "metadata"]
+    assert len(events) <= 1 and len(shapes) <= 1, mine
+    return (events or shapes or ["healthy"])[0]
+
+
+def test_the_load_mix_measures_each_iterations_own_fault_and_nothing_else(cloud, tmp_path):
+    """Under LOAD_CONCURRENCY migrations at once, each iteration's verdict and
+    figure are its own server's: a guest event fails only its own iteration, with
+    its cause; a measured fault meets its own window, failing the way it was
+    injected; a healthy neighbour sees nothing refused. (Nova runs one live
+    migration at a time per source host, max_concurrent_live_migrations' default:
+    the last of six waits for the others, longer than the matrix's timeout.)"""
+    lab, facts = cloud
+    task = tmp_path / "load.json"
+    task.write_text(json.dumps(rally_task.sample_variants({"load_mix": LOAD_MIX})))
+    run = rally_task.run_sample(facts, lab.state, tmp_path / "run", task_file=task)
+    workload = _workloads_by_title(run)["load_mix"]
+    windows = run["injected"]
+    errors = [": ".join(map(str, it["error"][:2])) for it in workload["data"]]
+    print([e[:120] for e in errors])
+    # A guest window per event, with what the lab did there:
+    # the meter's SSH connection was open at the switchover, so sshd sessions died.
+    events = sorted((w["shape"], re.sub(r"\d+(, \d+)*", "N", w["detail"]))
+                    for w in windows if w["kind"] == "guest")
+    assert events == sorted([("drop_ssh", "killed sshd sessions [N]"),
+                             ("kill_probe", "killed probe PIDs ['N']"),
+                             ("reboot", "rebooted")] * 2), events
+    failed = sorted(e for e in errors if e)
+    assert len(failed) == 2 * len(LOAD_ERRORS), errors
+    for cause in LOAD_ERRORS.values():
+        assert sum(cause in e for e in failed) == 2, (cause, failed)
+    measured = []
+    for error, record in zip(errors, demo.iteration_records(workload)):
+        if error:
+            continue
+        variant = _load_variant(windows, record.server_id)
+        measured.append(variant)
+        figures = record.metadata
+        reasons = {r for o in figures.outages for r in o.reasons}
+        assert figures.recovered, (variant, figures)
+        if variant == "healthy":
+            # Nothing refused: a neighbour's refused metadata leaking would be. Real
+            # code's own outages, of any length, are not this test's to bound: the
+            # agent's 404s until it maps a moved port (1.4 s with six at once), and
+            # the lab's datapath restarting after a crash (Debian's OVS 3.1: 1.5 s
+            # of timeouts for every guest on that host; Cloud.vswitchd_crashes).
+            assert "wget=refused" not in reasons, (record.server_id, figures)
+            continue
+        [window] = [w for w in windows if w["server_id"] == record.server_id
+                    and w["kind"] == "metadata"]
+        # Six guests' probes and migrations on two cores: one more probe interval
+        # of slack than a lone guest's.
+        outage = _outage_meets_window(record, window, figures.resolution + 0.3)
+        assert LOAD_REASONS[variant] <= set(outage.reasons), (variant, outage)
+        resets = sum(n for r, n in outage.reasons.items() if r in RESET_REASONS)
+        assert resets <= SWITCHOVER_FAILURES, (variant, outage)
+    assert sorted(measured) == sorted(
+        [v for v in LOAD_CYCLE if v not in LOAD_ERRORS] * 2), measured
     assert run["guests_left"] == []
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime
 import io
 import logging
@@ -15,12 +14,11 @@ from aiohttp import web
 
 from tests.lab.faults import (
     FAULTS_INTO_KEY,
-    FAULTY_SERVERS_KEY,
-    GUEST_EVENTS,
-    METADATA_SHAPES,
-    NO_CURL_KEY,
+    SERVER_KEYS,
     FaultProfile,
+    cycle_variant,
     wants_no_curl,
+    with_variant,
 )
 from tests.lab.openstack import microversion, neutron
 from tests.lab.openstack.common import (
@@ -216,30 +214,13 @@ def _pick_network(request, server_body: dict) -> dict:
 # lab_boot_host places the server (as an admin's forced host would, for any user);
 # "lab-compute-1,lab-compute-2" places the servers booted with the same metadata on
 # those hosts in turn (one guest per host for a per-host disruption);
-# lab_faults_into (FAULTS_INTO_KEY): the others get the lab default;
-# lab_profile_cycle: "healthy,timeout,drop_ssh,..." gives the servers booted with
-# the same metadata these variants of the profile in turn (a metadata shape, a
-# guest event, or healthy: no metadata outage), so one workload mixes them.
-_NON_PROFILE_KEYS = (NO_CURL_KEY, FAULTY_SERVERS_KEY, "lab_boot_host",
-                     FAULTS_INTO_KEY, "lab_profile_cycle")
+# lab_faults_into: the others get the lab default; lab_profile_cycle: faults.py.
+_NON_PROFILE_KEYS = (*SERVER_KEYS, "lab_boot_host")
 
 
 def _booted_with(app, metadata: dict) -> int:
     """How many servers were booted with exactly this metadata, this one included."""
     return app[BOOT_COUNTS_KEY].count(metadata)
-
-
-def _cycled(app, profile: FaultProfile, metadata: dict) -> FaultProfile:
-    variants = [v.strip() for v in str(metadata["lab_profile_cycle"]).split(",")]
-    variant = variants[(_booted_with(app, metadata) - 1) % len(variants)]
-    if variant == "healthy":
-        return dataclasses.replace(profile, metadata_outage=0)
-    if variant in METADATA_SHAPES:
-        return dataclasses.replace(profile, metadata_shape=variant)
-    if variant in GUEST_EVENTS:
-        return dataclasses.replace(profile, guest_event=variant)
-    raise ValueError(f"lab_profile_cycle: {variant!r} is none of healthy, "
-                     f"{', '.join(METADATA_SHAPES)}, {', '.join(GUEST_EVENTS)}")
 
 
 @routes.post(PREFIX + "/servers")
@@ -262,8 +243,8 @@ async def create_server(request):
             {k: v for k, v in metadata.items() if k not in _NON_PROFILE_KEYS})
         if request.app[BOOT_COUNTS_KEY].beyond_faulty_servers(metadata):
             profile = config.fault_profile
-        if "lab_profile_cycle" in metadata:
-            profile = _cycled(request.app, profile, metadata)
+        profile = with_variant(profile,
+                               cycle_variant(metadata, request.app[BOOT_COUNTS_KEY]))
     except ValueError as e:
         raise LabFault(400, f"Invalid server metadata: {e}") from e
     public_key = None
