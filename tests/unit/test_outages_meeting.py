@@ -3,10 +3,13 @@
 
 from types import SimpleNamespace
 
+import pytest
+
 from tests.helpers import (
     explained_by_load,
     injected_bounds,
     lead_of_real_code,
+    outage_of_window,
     outages_meeting,
 )
 
@@ -99,3 +102,17 @@ def test_an_outage_before_its_window_outside_a_migration_is_not_excused():
 def test_an_outage_that_starts_in_its_window_has_no_lead():
     inside = _outage(33157.1, 33160.28, **{"http=404": 60})
     assert lead_of_real_code(inside, 33157.098, MIGRATION) == 0.0
+
+
+def test_real_codes_own_outage_may_begin_in_a_migration_and_outlast_it():
+    # The load mix on real services: a 503 launched 0.01 s before the migration's
+    # end, answered after it; the window (refused in the guest) came later.
+    migration = ((53697.69, 53706.73),)
+    window = (53710.0, 53712.0)
+    tail = _outage(53706.725, 53707.13, **{"http=503": 1})
+    fault = _outage(53710.01, 53711.98, **{"wget=refused": 30})
+    assert outage_of_window(_record(tail, fault), *window, migration) is fault
+    # One that begins after the migration is nobody's: a measurement error.
+    later = _outage(53707.5, 53707.9, **{"http=503": 4})
+    with pytest.raises(AssertionError):
+        outage_of_window(_record(later, fault), *window, migration)

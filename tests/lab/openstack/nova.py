@@ -16,9 +16,7 @@ from tests.lab.faults import (
     FAULTS_INTO_KEY,
     SERVER_KEYS,
     FaultProfile,
-    cycle_variant,
     wants_no_curl,
-    with_variant,
 )
 from tests.lab.openstack import microversion, neutron
 from tests.lab.openstack.common import (
@@ -214,7 +212,8 @@ def _pick_network(request, server_body: dict) -> dict:
 # lab_boot_host places the server (as an admin's forced host would, for any user);
 # "lab-compute-1,lab-compute-2" places the servers booted with the same metadata on
 # those hosts in turn (one guest per host for a per-host disruption);
-# lab_faults_into: the others get the lab default; lab_profile_cycle: faults.py.
+# lab_faults_into: the others get the lab default. (lab_profile_cycle, faults.py:
+# the cloud lab's.)
 _NON_PROFILE_KEYS = (*SERVER_KEYS, "lab_boot_host")
 
 
@@ -243,8 +242,6 @@ async def create_server(request):
             {k: v for k, v in metadata.items() if k not in _NON_PROFILE_KEYS})
         if request.app[BOOT_COUNTS_KEY].beyond_faulty_servers(metadata):
             profile = config.fault_profile
-        profile = with_variant(profile,
-                               cycle_variant(metadata, request.app[BOOT_COUNTS_KEY]))
     except ValueError as e:
         raise LabFault(400, f"Invalid server metadata: {e}") from e
     public_key = None
