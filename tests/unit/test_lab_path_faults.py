@@ -14,8 +14,8 @@ import pytest
 from tests.lab.cloud import path_faults
 from tests.lab.cloud.hypervisor import (
     FAULT_SITE_KEY,
-    _request_head,
     fault_site,
+    request_head,
     wants_decoy,
 )
 from tests.lab.cloud.path_faults import (
@@ -264,6 +264,6 @@ def test_the_forwarder_reads_a_request_head_and_leaves_the_rest(sent, head, rest
         reader = asyncio.StreamReader(limit=65536)
         reader.feed_data(sent)
         reader.feed_eof()
-        first = await _request_head(reader)
+        first = await request_head(reader)
         return first, await reader.read()
     assert asyncio.run(read()) == (head, rest)

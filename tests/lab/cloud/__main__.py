@@ -1,4 +1,5 @@
-"""python -m tests.lab.cloud up|down|status|bench|rally|sample|agents [--state-dir DIR]"""
+"""python -m tests.lab.cloud up|down|status|bench|rally|sample|agents|restart-agent
+[--state-dir DIR]"""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def bench_line(cloud: Cloud, facts: dict, idle_cpu: float | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.lab.cloud")
     parser.add_argument("command", choices=("up", "down", "status", "bench", "rally",
-                                             "sample", "agents"))
+                                             "sample", "agents", "restart-agent"))
     parser.add_argument("--state-dir", default=str(config.DEFAULT_STATE_DIR))
     parser.add_argument("--times", type=int, default=2,
                         help="rally: iterations of each scenario")
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="sample: JSON over samples/cloud-args.yaml")
     parser.add_argument("--release", choices=tuple(config.AGENT_VENVS), default=None,
                         help="agents: run this release's metadata agents instead")
+    parser.add_argument("--host", choices=config.COMPUTE_HOSTS, default=None,
+                        help="restart-agent: the compute host whose agent restarts")
     args = parser.parse_args(argv)
     cloud = Cloud(args.state_dir)
     if args.command == "up":
@@ -82,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
             cloud.use_metadata_agents(args.release)
         agent = cloud.info()["metadata_agent"]
         print(f"metadata agents: {agent['release']} (neutron {agent['neutron']})")
+    elif args.command == "restart-agent":
+        if args.host is None:
+            parser.error("restart-agent needs --host")
+        window = cloud.restart_metadata_agent(args.host)
+        print(f"metadata agent on {args.host}: answered nothing for "
+              f"{window['end_boottime'] - window['start_boottime']:.2f} s")
     elif args.command == "bench":
         facts = cloud.up()
         try:

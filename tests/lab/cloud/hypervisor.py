@@ -823,7 +823,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def _request_head(reader: asyncio.StreamReader) -> bytes:
+async def request_head(reader: asyncio.StreamReader) -> bytes:
     """What comes first on a connection: an HTTP request's line and headers (or all
     that came, if the peer sent less or more than a head)."""
     try:
@@ -854,7 +854,7 @@ async def forward_loopback(state: Path, port: int, cut: NovaCut, requests: NovaR
                 writer.close()
                 return
             try:
-                head = await _request_head(reader)
+                head = await request_head(reader)
             except ConnectionError:
                 head = b""
             requests.saw(head)

@@ -226,6 +226,32 @@ class Cloud:
         self.info_file.write_text(json.dumps(facts, indent=1))
         return version
 
+    @property
+    def agent_restarts_file(self) -> Path:
+        return self.state / "agent-restarts.jsonl"
+
+    def restart_metadata_agent(self, host: str) -> dict:
+        """Restart the metadata agent of compute host `host` (metadata_path.
+        restart_agent); its ground truth, also appended to agent_restarts_file."""
+        sup = Supervisor(self.state)
+        _, _, _, chassis, cloud = self._parts(sup)
+        hosts = {c.host: c for c in chassis}
+        if host not in hosts:
+            raise ValueError(f"host {host!r}: one of {', '.join(hosts)}")
+        release = self.info()["metadata_agent"]["release"]
+        window = metadata_path.restart_agent(sup, hosts[host], cloud.env(),
+                                             config.AGENT_VENVS[release])
+        with self.agent_restarts_file.open("a") as out:
+            out.write(json.dumps(window) + "\n")
+        return window
+
+    def agent_restarts(self) -> list[dict]:
+        """Every restart_metadata_agent's ground truth, in order."""
+        if not self.agent_restarts_file.exists():
+            return []
+        return [json.loads(line) for line in
+                self.agent_restarts_file.read_text().splitlines() if line]
+
     def vswitchd_crashes(self) -> dict[str, int]:
         """Per compute host: how often its vswitchd crashed and was restarted."""
         return {host.host: host.vswitchd_crashes() for host in self._parts()[3]}

@@ -3,10 +3,13 @@ ovnmeta-<network> namespace -> neutron-ovn-metadata-agent -> Nova's metadata API
 
 Each compute host runs the agent of the pinned Neutron for its own chassis, inside
 the host's network namespace (where its vswitchd is, so the veth the agent plugs
-into br-int is vswitchd's to open) and in a mount namespace of its own with a
-private /run/netns: two agents on one machine would otherwise make the same
-ovnmeta-<network> namespaces. Nova's metadata API (its WSGI app) serves behind them
-on loopback; the shared secret signs the instance headers the agent adds.
+into br-int is vswitchd's to open) and in a mount namespace with a private
+/run/netns: two agents on one machine would otherwise make the same
+ovnmeta-<network> namespaces. A holder process keeps that mount namespace, so the
+agent restarts as on a host (its namespaces and haproxies stay; a restart takes
+only the agent away, which is what an operator's restart does). Nova's metadata
+API (its WSGI app) serves behind them on loopback; the shared secret signs the
+instance headers the agent adds.
 """
 
 from __future__ import annotations
@@ -14,18 +17,31 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 from tests.lab.cloud import config
 from tests.lab.cloud.procs import Supervisor, alive, read_pid, wait_for
+from tests.lab.faults import boottime
 
 SHARED_SECRET = "rmdc-metadata-secret"  # a loopback-only lab
 # The privsep contexts the agent's Neutron code may start (neutron/privileged).
 PRIVSEP_SECTIONS = ("privsep", "privsep_dhcp_release", "privsep_ovs_vsctl",
                     "privsep_namespace", "privsep_conntrack", "privsep_link")
-# Run inside the host's namespace: a private /run/netns, then the agent.
-_PRIVATE_NETNS = 'mount -t tmpfs -o mode=0755 rmdc-netns /run/netns && exec "$@"'
+# Run inside the host's namespace: a private /run/netns, then the holder's sleep
+# (a PID that stays until the lab stops it).
+_PRIVATE_NETNS = 'mount -t tmpfs -o mode=0755 rmdc-netns /run/netns && exec sleep infinity'
+# How often the agent is asked while it restarts (restart_agent), how long each ask
+# waits for its answer, and how long a restarted agent may take to serve again.
+SOCKET_POLL = 0.02
+ANSWER_TIMEOUT = 0.25
+RESTART_TIMEOUT = 90.0
+# What restart_agent asks: a request as haproxy sends it, from an address no port has.
+_AGENT_PROBE = (b"GET /latest/meta-data/hostname HTTP/1.0\r\n"
+                b"X-Forwarded-For: 203.0.113.127\r\n\r\n")
 
 
 def agent_dir(chassis_dir: Path) -> Path:
@@ -63,18 +79,58 @@ def agent_name(chassis) -> str:
     return f"metadata-agent-{chassis.host}"
 
 
+def holder_name(chassis) -> str:
+    return f"metadata-netns-{chassis.host}"
+
+
+def agent_socket(chassis_dir: Path) -> Path:
+    """Where the agent listens for its haproxies (metadata_proxy_socket)."""
+    return agent_dir(chassis_dir) / "metadata_proxy"
+
+
+def start_holder(sup: Supervisor, chassis) -> None:
+    """The process that keeps the host's agent mount namespace (a private
+    /run/netns in the host's network namespace) while agents come and go."""
+    name = holder_name(chassis)
+    proc = sup.start(name, ["ip", "netns", "exec", chassis.netns,
+                            "unshare", "--mount", "--propagation", "private",
+                            "sh", "-c", _PRIVATE_NETNS])
+
+    def holding() -> bool:  # the sleep runs once /run/netns is mounted
+        with contextlib.suppress(OSError):
+            return Path(f"/proc/{proc.pid}/comm").read_text().strip() == "sleep"
+        return False
+    wait_for(f"metadata namespace holder {chassis.host}", holding, 10, interval=0.02,
+             proc=proc)
+    sup.ready(name)
+
+
 def start_agent(sup: Supervisor, chassis, env: dict[str, str],
                 venv: Path = config.VENV) -> subprocess.Popen:
-    """neutron-ovn-metadata-agent from `venv` for `chassis`, started; wait_for_agent
-    waits until it registered in the SB database."""
+    """neutron-ovn-metadata-agent from `venv` for `chassis`, started in its holder's
+    namespaces; wait_for_agent waits until it registered in the SB database."""
     name = agent_name(chassis)
+    holder = sup.daemons[holder_name(chassis)].pid
     env = {**env, "PATH": f"{venv / 'bin'}:{env.get('PATH', os.environ['PATH'])}"}
     return sup.start(name, [
-        "ip", "netns", "exec", chassis.netns,
-        "unshare", "--mount", "--propagation", "private",
-        "sh", "-c", _PRIVATE_NETNS, "metadata-agent",
+        "nsenter", f"--target={holder}", "--mount", "--net",
         str(venv / "bin" / "neutron-ovn-metadata-agent"), "--config-file",
         str(agent_ini(chassis.dir))], env=env)
+
+
+def serving(chassis_dir: Path) -> bool:
+    """Whether the agent answers a request on its socket now: any HTTP answer (one
+    that names no network gets a 404 without reaching Nova). Connecting is not
+    enough: a starting agent listens seconds before it serves (its first sync
+    comes first), and until then its listen backlog accepts the connections."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(ANSWER_TIMEOUT)
+        try:
+            probe.connect(str(agent_socket(chassis_dir)))
+            probe.sendall(_AGENT_PROBE)
+            return probe.recv(16).startswith(b"HTTP/")
+        except OSError:
+            return False
 
 
 def wait_for_agent(sup: Supervisor, chassis, proc: subprocess.Popen) -> None:
@@ -114,3 +170,40 @@ def stop_haproxies(chassis_dir: Path) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
+
+
+def restart_agent(sup: Supervisor, chassis, env: dict[str, str], venv: Path) -> dict:
+    """Restart one host's agent as an operator's `systemctl restart` does: SIGTERM,
+    then the same agent again (its namespaces and haproxies stay). The ground truth
+    of its outage where it acts: from the first request the agent left unanswered
+    until the first it answered again (CLOCK_BOOTTIME at each ask, asked every
+    SOCKET_POLL s, ANSWER_TIMEOUT s each), beside when the restart was asked and
+    done."""
+    edges: dict[str, float] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            now = boottime()
+            if not serving(chassis.dir):
+                edges.setdefault("unanswered", now)
+            elif "unanswered" in edges:
+                edges["answered"] = now
+                return
+            time.sleep(SOCKET_POLL)
+    watcher = threading.Thread(target=watch, daemon=True)
+    asked = boottime()
+    watcher.start()
+    name = agent_name(chassis)
+    try:
+        sup.stop(name)
+        proc = start_agent(sup, chassis, env, venv)
+        wait_for(f"metadata agent {chassis.host} serving again",
+                 lambda: "answered" in edges, RESTART_TIMEOUT, interval=0.1, proc=proc,
+                 log=Path(sup.daemons[name].log))
+    finally:
+        done.set()
+        watcher.join(5)
+    sup.ready(name)
+    return {"host": chassis.host, "asked_boottime": asked, "done_boottime": boottime(),
+            "start_boottime": edges["unanswered"], "end_boottime": edges["answered"]}

@@ -671,6 +671,8 @@ class OpenStack:
                               venv: Path = config.VENV) -> None:
         """One neutron-ovn-metadata-agent per compute host (metadata_path.py), all
         started before waiting for each to register."""
+        for host in chassis:
+            metadata_path.start_holder(sup, host)
         procs = [metadata_path.start_agent(sup, host, self.env(), venv)
                  for host in chassis]
         for host, proc in zip(chassis, procs):
@@ -678,12 +680,13 @@ class OpenStack:
 
     def replace_metadata_agents(self, sup: Supervisor, chassis: list, venv: Path,
                                 networks: list[str]) -> None:
-        """Stop each host's agent (its haproxies with it: their ovnmeta- namespaces
-        live in the agent's private /run/netns and go with them) and start the one
-        from `venv` in its place, from an empty metadata state, as on a host whose
-        Neutron was just upgraded or downgraded."""
+        """Stop each host's agent and its namespace holder (its haproxies with them:
+        their ovnmeta- namespaces live in the holder's private /run/netns and go
+        with it) and start the one from `venv` in its place, from an empty metadata
+        state, as on a host whose Neutron was just upgraded or downgraded."""
         for host in chassis:
             sup.stop(metadata_path.agent_name(host))
+            sup.stop(metadata_path.holder_name(host))
             metadata_path.stop_haproxies(host.dir)
             shutil.rmtree(metadata_path.agent_dir(host.dir) / "external",
                           ignore_errors=True)

@@ -93,16 +93,16 @@ SAMPLE_TASK = config.REPO / "samples" / "live_migrate_metadata.yaml"
 CLOUD_ARGS = config.REPO / "samples" / "cloud-args.yaml"
 
 
-def sample_variants(variants: dict[str, dict]) -> dict:
-    """One task of the sample's workload once per variant (title -> task arguments
-    over samples/cloud-args.yaml), each rendered by Rally's own template renderer
-    (which needs no database): one `rally` start for all of them. A variant's
-    `scenario_args` go into its scenario's arguments as they are: those the sample
-    does not expose (VMScenario's SSH `port`, `wait_for_ssh_timeout`)."""
+def sample_variants(variants: dict[str, dict], template_file: Path = SAMPLE_TASK) -> dict:
+    """One task of a sample's workload (`template_file`) once per variant (title ->
+    task arguments over samples/cloud-args.yaml), each rendered by Rally's own
+    template renderer (which needs no database): one `rally` start for all of them.
+    A variant's `scenario_args` go into its scenario's arguments as they are: those
+    the sample does not expose (VMScenario's SSH `port`, `wait_for_ssh_timeout`)."""
     import yaml
     from rally import api
     renderer = api._Task(None)
-    template = SAMPLE_TASK.read_text()
+    template = template_file.read_text()
     cloud_args = yaml.safe_load(CLOUD_ARGS.read_text())
     subtasks = []
     for title, task_args in variants.items():
