@@ -27,7 +27,9 @@ class MetadataDowntime(sla.SLA):
     over the measured iterations of their metadata downtime (the largest over the
     families) exceeds it: a limit on the typical migration that a single slow one
     (a TCP retransmission, a busy host) does not decide. The details name the
-    family when the task measured more than IPv4.
+    worst iteration, the worst host pair of the migrations, the worst host of the
+    watched VMs when they ran on several, and the family when the task measured
+    more than IPv4.
     """
 
     CONFIG_SCHEMA = {
@@ -76,6 +78,8 @@ class MetadataDowntime(sla.SLA):
         self.problems: list[tuple[int, str]] = []         # unmeasured / unrecovered
         # source -> destination: (largest metadata downtime, migrations)
         self.pairs: dict[str, tuple[float, int]] = {}
+        # boot_and_watch: host -> (largest metadata downtime, VMs watched there)
+        self.watched: dict[str, tuple[float, int]] = {}
 
     @property
     def iterations(self) -> int:
@@ -112,6 +116,8 @@ class MetadataDowntime(sla.SLA):
         for migration in record.migrations if record else ():
             if migration.metadata_downtime is not None:
                 self._add_pair(migration.host_pair, migration.metadata_downtime, 1)
+        if record is not None and record.measured and record.watch is not None:
+            self._add_watched(record.watch.host or "?", self.downtimes[-1], 1)
         if record is not None and record.network is not None:
             network = record.network.downtime
             if self.worst_network is None or network > self.worst_network[0]:
@@ -122,6 +128,10 @@ class MetadataDowntime(sla.SLA):
     def _add_pair(self, pair: str, downtime: float, migrations: int) -> None:
         worst, count = self.pairs.get(pair, (0.0, 0))
         self.pairs[pair] = (max(worst, downtime), count + migrations)
+
+    def _add_watched(self, host: str, downtime: float, vms: int) -> None:
+        worst, count = self.watched.get(host, (0.0, 0))
+        self.watched[host] = (max(worst, downtime), count + vms)
 
     def _judge(self) -> bool:
         if self.problems:
@@ -143,6 +153,8 @@ class MetadataDowntime(sla.SLA):
         self.problems += [(n + offset, text) for n, text in other.problems]
         for pair, (downtime, migrations) in other.pairs.items():
             self._add_pair(pair, downtime, migrations)
+        for host, (downtime, vms) in other.watched.items():
+            self._add_watched(host, downtime, vms)
         self.families |= other.families
         self.downtimes += other.downtimes
         for family, (downtime, n) in other.worst.items():
@@ -194,6 +206,10 @@ class MetadataDowntime(sla.SLA):
                                                key=lambda item: item[1][0])
             parts.append(f"worst host pair {pair} ({downtime:.2f} s, "
                          f"{migrations} migration{'s' if migrations > 1 else ''})")
+        if len(self.watched) > 1:  # one host: nothing to tell apart
+            host, (downtime, vms) = max(self.watched.items(), key=lambda item: item[1][0])
+            parts.append(f"worst watched host {host} ({downtime:.2f} s, "
+                         f"{vms} VM{'s' if vms > 1 else ''})")
         problems = sorted((number[n], text) for n, text in self.problems)
         parts += [f"iteration {n}: {text}" for n, text in problems[:3]]
         if len(self.problems) > 3:

@@ -6,7 +6,7 @@ from rally.task import sla as rally_sla
 
 from rally_metadata_downtime.analysis import analyse
 from rally_metadata_downtime.plugins.sla import MetadataDowntime
-from rally_metadata_downtime.records import Measurement, Migration
+from rally_metadata_downtime.records import Measurement, Migration, Watch
 from tests.unit.plugin_data import iteration, measured, network, outage_log
 
 
@@ -225,3 +225,27 @@ def test_the_worst_host_pair_is_named_across_merges():
     second.merge(first)
     assert "worst host pair a -> b (4.00 s, 1 migration)" in second.details()
     assert second.pairs["b -> a"] == (pytest.approx(1.0), 3)
+
+
+def watched_on(host, failed):
+    watched = measured(failed=failed)
+    watched.migrations = []
+    watched.watch = Watch(100.0, 130.0, host)
+    return watched
+
+
+def test_the_worst_watched_host_is_named_when_the_vms_ran_on_several():
+    # boot_and_watch while a hook restarts one host's metadata agent.
+    restarted, other = watched_on("compute-1", failed=40), watched_on("compute-2", 2)
+    checker = run_sla({"allowed_metadata_downtime": 1}, other, restarted,
+                      watched_on("compute-1", failed=1))
+    assert not checker.success
+    assert checker.details() == ("worst metadata downtime 8.00 s (iteration 2), "
+                                 "allowed 1 s; worst watched host compute-1 "
+                                 "(8.00 s, 2 VMs) - Failed")
+    merged = run_sla({"allowed_metadata_downtime": 1}, watched_on("compute-2", 50))
+    merged.merge(checker)
+    assert "worst watched host compute-2 (10.00 s, 2 VMs)" in merged.details()
+    # All on one host: nothing to tell apart.
+    alone = run_sla({"allowed_metadata_downtime": 1}, restarted)
+    assert "watched host" not in alone.details()
