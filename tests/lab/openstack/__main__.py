@@ -1,10 +1,8 @@
 """Serve the lab: python -m tests.lab.openstack --state-dir DIR [--fake].
 
 Starts the fabric (namespace guests; needs root) unless --fake, then the API on
-127.0.0.1, writes DIR/api.json ({"url", "pid"}) once it listens (with namespace
-guests, also /run/rmd-lab-PREFIX.json, where `python -m tests.lab.disrupt` finds
-it), and on SIGTERM or SIGINT deletes every server, tears the fabric down and
-exits 0.
+127.0.0.1, writes DIR/api.json ({"url", "pid"}) once it listens, and on SIGTERM
+or SIGINT deletes every server, tears the fabric down and exits 0.
 """
 
 from __future__ import annotations
@@ -22,13 +20,13 @@ from aiohttp import web
 
 from tests.lab.fabric import Fabric
 from tests.lab.openstack.app import make_app
-from tests.lab.openstack.config import LabConfig, api_registry
+from tests.lab.openstack.config import LabConfig
 from tests.lab.openstack.driver import FabricDriver, FakeDriver
 
 
 async def serve(state_dir: Path, port: int, fake: bool, prefix: str) -> None:
     config = LabConfig()
-    fabric = registry = None
+    fabric = None
     if fake:
         driver = FakeDriver()
     else:
@@ -49,10 +47,6 @@ async def serve(state_dir: Path, port: int, fake: bool, prefix: str) -> None:
         tmp = state_dir / "api.json.tmp"
         tmp.write_text(json.dumps({"url": url, "pid": os.getpid()}))
         tmp.rename(state_dir / "api.json")
-        if fabric is not None:
-            registry = api_registry(prefix)
-            registry.write_text(json.dumps({"url": url, "pid": os.getpid(),
-                                            "state_dir": str(state_dir)}))
         logging.info("lab API listening on %s", url)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -61,8 +55,6 @@ async def serve(state_dir: Path, port: int, fake: bool, prefix: str) -> None:
         await stop.wait()
         await runner.cleanup()
     finally:
-        if registry is not None:
-            registry.unlink(missing_ok=True)
         if fabric is not None:
             driver.close()
             fabric.teardown()

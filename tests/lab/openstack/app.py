@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.lab.faults import BootCounts, FaultProfile
+from tests.lab.faults import BootCounts
 from tests.lab.openstack import glance, keystone, neutron, nova
 from tests.lab.openstack.common import (
     BOOT_COUNTS_KEY,
@@ -44,32 +44,6 @@ async def _lab_migrations(request):
     return web.json_response({"migrations": request.app["migration_requests"]})
 
 
-async def _lab_restart_metadata_agent(request):
-    """Restart the metadata agent on a host: metadata fails in `shape` for every
-    server on that host (ACTIVE or migrating away) for `seconds`, then answers
-    again; answers when it is back, with the servers hit and the windows recorded.
-    JSON body: {"host": "lab-compute-1", "shape": "refused", "seconds": 3}."""
-    config = request.app[CONFIG_KEY]
-    try:
-        body = await request.json()
-        host, shape = body["host"], body.get("shape", "refused")
-        if host not in config.hypervisors:
-            raise ValueError(f"host: {host!r} is not one of {', '.join(config.hypervisors)}")
-        # The profile checks the shape and the seconds, as for a migration's outage.
-        profile = FaultProfile(metadata_outage=body["seconds"], metadata_shape=shape)
-    except (ValueError, TypeError, KeyError, AttributeError) as e:
-        return web.json_response({"error": f"{type(e).__name__}: {e}"}, status=400)
-    servers = sorted(s["id"] for s in request.app[STORE_KEY].servers.values()
-                     if s["OS-EXT-SRV-ATTR:host"] == host
-                     and s["status"] in ("ACTIVE", "MIGRATING"))
-    windows = await request.app[DRIVER_KEY].restart_metadata_agent(
-        servers, profile.metadata_shape, profile.metadata_outage,
-        f"metadata agent restarted on {host}")
-    return web.json_response({"host": host, "shape": profile.metadata_shape,
-                              "seconds": profile.metadata_outage, "servers": servers,
-                              "windows": windows})
-
-
 async def _delete_all_servers(app: web.Application) -> None:
     for server in list(app[STORE_KEY].servers.values()):
         await nova.delete_server_everywhere(app, server)
@@ -95,7 +69,6 @@ def make_app(driver, config: LabConfig | None = None,
     app.router.add_get("/lab/state", _lab_state)
     app.router.add_get("/lab/injected", _lab_injected)
     app.router.add_get("/lab/migrations", _lab_migrations)
-    app.router.add_post("/lab/metadata-agent/restart", _lab_restart_metadata_agent)
     for module in (keystone, nova, glance, neutron):
         app.router.add_routes(module.routes)
     app.on_shutdown.append(_delete_all_servers)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from pathlib import Path
 
 from tests.lab import addressing
 from tests.lab.faults import FaultProfile
@@ -51,12 +50,3 @@ def env_spec(url: str, config: LabConfig | None = None) -> dict:
         "admin": {"username": config.admin_user, "password": config.admin_password,
                   "project_name": config.admin_project, "user_domain_name": "Default",
                   "project_domain_name": "Default"}}}
-
-
-# Where a running lab (one per prefix: the fabric's prefix lock) says its API's URL,
-# so that a command a Rally hook runs finds it without being told.
-REGISTRY_DIR = Path("/run")
-
-
-def api_registry(prefix: str) -> Path:
-    return REGISTRY_DIR / f"rmd-lab-{prefix}.json"

@@ -27,11 +27,6 @@ class Driver(Protocol):
         """Return when done; raise on a failed migration; never return on a hang.
         `profile` replaces the server's own for this migration."""
 
-    async def restart_metadata_agent(self, server_ids: list[str], shape: str,
-                                     seconds: float, detail: str) -> list[dict]:
-        """Break metadata for these servers in `shape` for `seconds` (at once), then
-        restore it; return the windows recorded."""
-
     def injected_windows(self) -> list[dict]: ...
 
 
@@ -62,10 +57,6 @@ class FakeDriver:
         if profile.result == "hang":
             await asyncio.Event().wait()
         on_switchover()
-
-    async def restart_metadata_agent(self, server_ids, shape, seconds, detail):
-        await asyncio.sleep(seconds)
-        return []
 
     def injected_windows(self) -> list[dict]:
         return []
@@ -100,12 +91,6 @@ class FabricDriver:
 
     async def migrate(self, server_id, on_switchover, profile=None) -> None:
         await self.fabric.migrate(server_id, profile, on_switchover=on_switchover)
-
-    async def restart_metadata_agent(self, server_ids, shape, seconds, detail):
-        windows = await asyncio.gather(*(
-            self.fabric.break_metadata(server_id, shape, seconds, detail)
-            for server_id in server_ids))
-        return [dataclasses.asdict(w) for w in windows if w is not None]
 
     def injected_windows(self) -> list[dict]:
         return [dataclasses.asdict(w) for w in self.fabric.injected_windows()]
