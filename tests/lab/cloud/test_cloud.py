@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rally_metadata_downtime import probe_config
 from tests.e2e import report_checks
@@ -25,13 +26,14 @@ from tests.e2e.browser import ReportBrowser
 from tests.helpers import (
     RESET_REASONS,
     TIMEOUT_REASONS,
+    explained_by_load,
     injected_bounds,
     lead_of_real_code,
     outage_of_window,
 )
 from tests.lab import demo
 from tests.lab.addressing import KEEP_OFF
-from tests.lab.cloud import config, rally_task
+from tests.lab.cloud import config, metadata_path, rally_task
 from tests.lab.cloud.__main__ import bench_line
 from tests.lab.cloud.lab import Cloud
 from tests.lab.cloud.openstack import SUBNET_CIDR, admin_token, http, public_endpoints
@@ -925,6 +927,80 @@ def test_the_load_mix_measures_each_iterations_own_fault_and_nothing_else(cloud,
         assert resets <= SWITCHOVER_FAILURES, (variant, outage)
     assert sorted(measured) == sorted(
         [v for v in LOAD_CYCLE if v not in LOAD_ERRORS] * 2), measured
+    assert run["guests_left"] == []
+
+
+# samples/metadata_agent_restart.yaml with samples/cloud-args-agent-restart.yaml: the
+# real agent on RESTARTED restarted (as `systemctl restart` does) during each
+# workload's watch, one VM watching on each host in turn, against a 1 s limit.
+AGENT_RESTART_TASK = config.REPO / "samples" / "metadata_agent_restart.yaml"
+AGENT_RESTART_ARGS = config.REPO / "samples" / "cloud-args-agent-restart.yaml"
+RESTARTED, NOT_RESTARTED = config.COMPUTE_HOSTS
+RESTART_LIMIT = 1.0
+
+
+def test_a_real_metadata_agent_restart_is_measured_on_its_host_only(cloud, tmp_path):
+    """The hook restarts the real neutron-ovn-metadata-agent of RESTARTED while a VM
+    there watches (then, in a second workload, while a VM on the other host does).
+    Ground truth is where the restart acts: the agent answering no request on its
+    socket. The VM behind it measures that outage and fails the SLA; the other
+    host's VM sees nothing of it and passes; both timelines mark the hook. (Two
+    workloads, each VM placed by its availability zone: one workload of two VMs
+    with a flavor of more than half a host's disk had both put on one host once.)"""
+    lab, facts = cloud
+    args = yaml.safe_load(AGENT_RESTART_ARGS.read_text())
+    # The plugin waits for recovery as long as the lab lets a restart take.
+    assert args["recovery_timeout"] >= metadata_path.RESTART_TIMEOUT, args
+    command = f"{args['disruption_command']} --state-dir {lab.state}"
+    task = tmp_path / "restart.json"
+    task.write_text(json.dumps(rally_task.sample_variants({
+        host: {**args, "disruption_command": command,
+               "allowed_metadata_downtime": RESTART_LIMIT,
+               "boot_server_kwargs": {"availability_zone": f"nova:{host}"}}
+        for host in (RESTARTED, NOT_RESTARTED)}, template_file=AGENT_RESTART_TASK)))
+    seen = len(lab.agent_restarts())
+    run = rally_task.run_sample(facts, lab.state, tmp_path / "run", task_file=task)
+    restarts = lab.agent_restarts()[seen:]
+    workloads = _workloads_by_title(run)
+    print([(w["host"], round(w["end_boottime"] - w["start_boottime"], 2),
+            round(w["start_boottime"] - w["asked_boottime"], 2)) for w in restarts])
+    assert [w["host"] for w in restarts] == [RESTARTED, RESTARTED], restarts
+    verdicts = {}
+    for host, window in zip((RESTARTED, NOT_RESTARTED), restarts):
+        workload = workloads[host]
+        assert [it["error"] for it in workload["data"]] == [[]], workload["data"]
+        [record] = demo.iteration_records(workload)
+        assert record.watch is not None and record.watch.host == host, record
+        [hook] = workload["hooks"]
+        [hook_run] = hook["results"]
+        assert hook_run["status"] == "success", hook_run
+        # The hook ran inside the watch, and the restart inside the hook's run.
+        offset = record.clock_offset
+        assert record.watch.start + offset < hook_run["started_at"] \
+            < hook_run["finished_at"] < record.watch.end + offset, (record.watch, hook_run)
+        start, end = window["start_boottime"], window["end_boottime"]
+        figures = record.metadata
+        print(host, f"agent refused for {end - start:.2f} s", figures.downtime,
+              [(round(o.start - start, 2), round(o.end - end, 2), o.reasons)
+               for o in figures.outages])
+        if host == RESTARTED:
+            outage = outage_of_window(record, start, end)
+            # Each edge of the truth is an ask of the agent, which waits up to
+            # ANSWER_TIMEOUT for its answer.
+            slack = figures.resolution + metadata_path.ANSWER_TIMEOUT + 0.3
+            assert end - start - slack <= outage.duration <= end - start + slack, (
+                outage, window)
+        else:
+            # Nothing the restart did: no 503 (its host's failure), at most
+            # requests answered later than the probe's timeout while the new
+            # agent's start took the two cores (1.2 s of them, once).
+            assert all(explained_by_load(o, start, end) for o in figures.outages), (
+                figures.outages)
+        verdicts[host] = workload["pass_sla"]
+    # A restart outlasts a second: the restarted host's VM fails the limit.
+    assert restarts[0]["end_boottime"] - restarts[0]["start_boottime"] > RESTART_LIMIT
+    assert verdicts == {RESTARTED: False, NOT_RESTARTED: True}
+    assert run["exit_code"] == 2
     assert run["guests_left"] == []
 
 
