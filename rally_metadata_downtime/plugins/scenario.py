@@ -140,6 +140,23 @@ class MetadataScenario(vm_utils.VMScenario):
         return {**boot_kwargs, "nics": boot_network.only_network(
             networks, self.context["tenant"]["id"], nova.api_version)}
 
+    def _boot_server_with_fip(self, image, flavor, use_floating_ip=True,
+                              floating_network=None, **kwargs):
+        """rally-openstack's, with the server's address from
+        boot_network.fixed_address (its first IPv4 address, not the first listed)."""
+        kwargs["auto_assign_nic"] = True
+        server = self._boot_server(image, flavor, **kwargs)
+        if not server.networks:
+            raise RuntimeError(f"Server {server.name!r} is not connected to any network: "
+                               "add the network context or boot_server_kwargs.nics")
+        address = boot_network.fixed_address(server.addresses)
+        if not use_floating_ip:
+            return server, {"ip": address, "id": None, "is_floating": False}
+        floating = self.neutron.create_floatingip(floating_network=floating_network)
+        self._associate_floating_ip(server, floating, fixed_address=address)
+        return server, {"ip": floating["floating_ip_address"], "id": floating["id"],
+                        "is_floating": True}
+
     def _boot_with_probe(self, vm: _Probed, measured: Measurement, image, flavor,
                          username, password, port, use_floating_ip, floating_network,
                          wait_for_ssh_timeout, metadata_url, probe_interval,

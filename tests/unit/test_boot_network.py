@@ -6,7 +6,7 @@ import pytest
 from novaclient import api_versions
 
 from rally_metadata_downtime.arguments import ArgumentError
-from rally_metadata_downtime.boot_network import needs_nics, only_network
+from rally_metadata_downtime.boot_network import fixed_address, needs_nics, only_network
 
 V = api_versions.APIVersion
 SHARED = {"id": "net-shared", "name": "shared", "shared": True, "project_id": "other"}
@@ -49,3 +49,27 @@ def test_none_or_several_is_an_error_naming_the_argument(networks, said):
     assert str(raised.value).startswith("boot_server_kwargs.nics: Nova 2.79 needs a "
                                         "network for each server")
     assert said in str(raised.value)
+
+
+def _addr(addr: str, kind: str = "fixed") -> dict:
+    return {"addr": addr, "version": 6 if ":" in addr else 4, "OS-EXT-IPS:type": kind}
+
+
+@pytest.mark.parametrize("addresses, chosen", [
+    # Nova lists a dual-stack port's link-local IPv6 address first: not that one.
+    ({"lab": [_addr("fe80::f816:3eff:fe5e:1af5"), _addr("203.0.113.121")]},
+     "203.0.113.121"),
+    ({"lab": [_addr("2001:db8::5"), _addr("198.51.100.7")]}, "198.51.100.7"),
+    # IPv6 only: a global address, never the link-local one.
+    ({"v6": [_addr("fe80::1"), _addr("2001:db8::5")]}, "2001:db8::5"),
+    # A floating IP listed by Nova is not a fixed address; the first network counts.
+    ({"a": [_addr("203.0.113.200", "floating"), _addr("198.51.100.9")],
+      "b": [_addr("198.51.100.20")]}, "198.51.100.9"),
+])
+def test_the_fixed_address_is_one_the_rally_host_can_reach(addresses, chosen):
+    assert fixed_address(addresses) == chosen
+
+
+def test_a_server_with_only_a_link_local_address_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"network 'lab'.*fe80::1"):
+        fixed_address({"lab": [_addr("fe80::1")]})
