@@ -14,13 +14,12 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import inspect
-import subprocess
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from tests.lab import guest_process, netns
+from tests.lab import guest_process, metadata_switch, netns
 from tests.lab.errors import GuestNotFound, MigrationError, MigrationInProgress
 from tests.lab.faults import (
     ALL_FAMILIES,
@@ -35,9 +34,6 @@ from tests.lab.topology import METADATA_IP, METADATA_IPV6
 
 if TYPE_CHECKING:
     from tests.lab.fabric import Fabric
-
-# A MAC no lab interface has: frames sent to it are flooded and dropped.
-_BLACKHOLE_MAC = "02:00:00:00:00:01"
 
 
 class MigrationMixin:
@@ -298,23 +294,6 @@ class _ActiveFault:
                 netns.ip("addr", "add" if on else "del", f"{METADATA_IP}/32", "dev", "lo",
                          netns=guest.netns, check=check)
             elif shape == "refused":
-                # A link-local address on lo does not serve eth0's zone, and on eth0
-                # it would answer other guests' neighbour solicitations: the guest's
-                # own stack resets the connection instead.
-                _ip6tables(guest, "-I" if on else "-D", check=check)
-            elif on:
-                netns.ip("neigh", "replace", address, "lladdr", _BLACKHOLE_MAC,
-                         "dev", "eth0", "nud", "permanent", netns=guest.netns)
+                metadata_switch.refuse_ipv6(guest.netns, on, check=check)
             else:
-                netns.ip("neigh", "del", address, "dev", "eth0", netns=guest.netns,
-                         check=False)
-
-
-def _ip6tables(guest: Guest, action: str, check: bool) -> None:
-    """Insert (-I) or delete (-D) the guest's rule that refuses IPv6 metadata."""
-    argv = ["ip", "netns", "exec", guest.netns, "ip6tables", "-w", "5", action, "OUTPUT",
-            "-d", METADATA_IPV6, "-p", "tcp", "--dport", "80", "-j", "REJECT",
-            "--reject-with", "tcp-reset"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-    if check and done.returncode != 0:
-        raise netns.IpError(argv, done.stderr)
+                metadata_switch.blackhole_neighbour(guest.netns, address, on)

@@ -45,7 +45,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.lab import guest_process, netns
+from tests.lab import guest_process, metadata_switch, netns
 from tests.lab.cloud import config
 from tests.lab.cloud.path_faults import (
     DECOY_SHAPES,
@@ -58,6 +58,7 @@ from tests.lab.cloud.path_faults import (
     PathFaults,
 )
 from tests.lab.faults import (
+    ALL_FAMILIES,
     FAULTS_INTO_KEY,
     SERVER_KEYS,
     BootCounts,
@@ -71,10 +72,9 @@ from tests.lab.faults import (
 )
 from tests.lab.guest_os import GuestFiles, GuestImage
 from tests.lab.ledger import ResourceLedger, kill_process, process_starttime
+from tests.lab.topology import METADATA_IP, METADATA_IPV6
 
 LOG = logging.getLogger("rmdc.hypervisor")
-METADATA_IP = "169.254.169.254"
-_BLACKHOLE_MAC = "02:00:00:00:00:01"
 _RARP = 0x8035
 SSHD_TIMEOUT = 30.0
 _NEXT_NIC = "eth0next"  # the destination's NIC in the guest until the switchover
@@ -136,6 +136,7 @@ class MetadataOutage:
     site: str
     hosts: list[str] = dataclasses.field(default_factory=list)
     ended_by_deletion: bool = False
+    families: str = ALL_FAMILIES
 
 
 def fault_site(meta: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -319,6 +320,14 @@ class Hypervisor:
         guest.files = self.image.write_guest(uuid, request.get("public_key"),
                                              no_curl=guest.no_curl)
         self._make_netns(guest.netns)
+        # A VM keeps its NIC through a live migration; the lab swaps eth0 for a new
+        # veth, whose link-local address would stay tentative (DAD) for a second or
+        # two: the guest's IPv6 requests then fail with "Cannot assign requested
+        # address", an outage no cloud has. Without DAD, the new eth0's address
+        # (the same, from the same MAC) is usable at once, as the VM's old one was.
+        subprocess.run(["ip", "netns", "exec", guest.netns, "sysctl", "-qw",
+                        "net.ipv6.conf.all.accept_dad=0",
+                        "net.ipv6.conf.default.accept_dad=0"], check=True, timeout=30)
         self._plug_guest_link(guest, host, "eth0")
         self._configure_eth0(guest)
         # Neutron hands a deleted server's address out again: the Rally host may
@@ -462,6 +471,11 @@ class Hypervisor:
             raise web.HTTPNotImplemented(
                 text=f"metadata_shape {profile.metadata_shape}: the cloud lab injects "
                      f"only {', '.join(FAULT_SITES[site])} at {FAULT_SITE_KEY} {site}")
+        if site == "path" and profile.metadata_families != ALL_FAMILIES:
+            raise web.HTTPNotImplemented(
+                text=f"metadata_families {profile.metadata_families}: a fault in the "
+                     f"real path hits both families (one haproxy, agent and Nova serve "
+                     f"both)")
         await asyncio.sleep(profile.duration)
         if profile.result == "hang":
             await self._hang(guest)
@@ -564,7 +578,7 @@ class Hypervisor:
             outage = self._outages.get(guest.uuid)
         if outage is not None and outage.site == "guest" and outage.shape == "timeout":
             # That fault lives on eth0's route and neighbour: the new eth0 gets it.
-            self._switch_metadata(guest, "timeout", on=True)
+            self._switch_metadata(guest, "timeout", on=True, families=outage.families)
         frame = rarp_frame(guest.port.mac)
 
         def announce() -> None:
@@ -606,11 +620,12 @@ class Hypervisor:
             self.path_faults.mend(shape, self._target(guest, dest))
             return
         since = boottime()
+        families = ALL_FAMILIES if site == "path" else profile.metadata_families
         if site == "path":
             self._break_path(guest, shape, dest)
         else:
-            self._switch_metadata(guest, shape, on=True)
-        window = self.ground_truth.open("metadata", shape, guest.uuid,
+            self._switch_metadata(guest, shape, on=True, families=families)
+        window = self.ground_truth.open("metadata", shape, guest.uuid, families,
                                         applying_since=since)
         window.detail = f"{site}: {dest}" if site == "path" else site
         with self._lock:
@@ -618,13 +633,13 @@ class Hypervisor:
             # at least as long as asked.
             self._outages[guest.uuid] = MetadataOutage(
                 time.monotonic() + profile.metadata_outage, window, shape, site,
-                [dest] if site == "path" else [])
+                [dest] if site == "path" else [], families=families)
         threading.Thread(target=self._end_outage, args=(guest,), daemon=True).start()
 
     @staticmethod
     def _target(guest: CloudGuest, host: str) -> FaultTarget:
         return FaultTarget(host, guest.port.ip, guest.index, guest.port.port_id,
-                           guest.uuid)
+                           guest.uuid, guest.port.mac)
 
     def _break_path(self, guest: CloudGuest, shape: str, host: str) -> None:
         if shape in IDENTITY_SHAPES:
@@ -662,7 +677,8 @@ class Hypervisor:
             window.detail += "; ended with its server's deletion"
         if outage.site == "guest":
             try:
-                self._switch_metadata(guest, outage.shape, on=False)
+                self._switch_metadata(guest, outage.shape, on=False,
+                                      families=outage.families)
             except netns.IpError:
                 if not outage.ended_by_deletion:
                     raise  # the guest's namespace may be gone already otherwise
@@ -683,15 +699,34 @@ class Hypervisor:
             self._identity_changed.discard(guest.uuid)  # mended, or as far as it goes
         self.ground_truth.close(window, removing_since=since)
 
-    def _switch_metadata(self, guest: CloudGuest, shape: str, on: bool) -> None:
-        """Break or mend the guest's metadata in `shape`, where the main lab does."""
+    def _switch_metadata(self, guest: CloudGuest, shape: str, on: bool,
+                         families: str = ALL_FAMILIES) -> None:
+        """Break or mend the guest's metadata in `shape` over `families`, where the
+        main lab does (IPv6 first: its switch is the slower one)."""
+        for family in sorted(families.split(","), key=lambda name: name != "ipv6"):
+            if family == "ipv6":
+                self._switch_ipv6_metadata(guest, shape, on)
+            else:
+                self._switch_ipv4_metadata(guest, shape, on)
+
+    @staticmethod
+    def _switch_ipv6_metadata(guest: CloudGuest, shape: str, on: bool) -> None:
+        if shape == "refused":
+            metadata_switch.refuse_ipv6(guest.netns, on, check=on)
+        elif shape == "timeout":
+            metadata_switch.blackhole_neighbour(guest.netns, METADATA_IPV6, on)
+        else:
+            raise ValueError(f"unknown metadata fault shape {shape!r}")
+
+    def _switch_ipv4_metadata(self, guest: CloudGuest, shape: str, on: bool) -> None:
         if shape == "refused":  # the guest's own lo answers with a reset
             netns.ip("addr", "add" if on else "del", f"{METADATA_IP}/32", "dev", "lo",
                      netns=guest.netns, check=on)
         elif shape == "timeout" and on:  # sent to a MAC nobody has: no answer
             _ip_batch(guest.netns, [
                 f"route replace {METADATA_IP}/32 dev eth0 src {guest.port.ip}",
-                f"neigh replace {METADATA_IP} lladdr {_BLACKHOLE_MAC} dev eth0 "
+                f"neigh replace {METADATA_IP} lladdr {metadata_switch.BLACKHOLE_MAC} "
+                "dev eth0 "
                 "nud permanent"])
         elif shape == "timeout":
             _ip_batch(guest.netns, [

@@ -38,6 +38,7 @@ _PRIVATE_NETNS = 'mount -t tmpfs -o mode=0755 rmdc-netns /run/netns && exec slee
 # waits for its answer, and how long a restarted agent may take to serve again.
 SOCKET_POLL = 0.02
 ANSWER_TIMEOUT = 0.25
+AGENT_MAIN = Path(__file__).with_name("metadata_agent_main.py")
 RESTART_TIMEOUT = 90.0
 # What restart_agent asks: a request as haproxy sends it, from an address no port has.
 _AGENT_PROBE = (b"GET /latest/meta-data/hostname HTTP/1.0\r\n"
@@ -107,14 +108,15 @@ def start_holder(sup: Supervisor, chassis) -> None:
 
 def start_agent(sup: Supervisor, chassis, env: dict[str, str],
                 venv: Path = config.VENV) -> subprocess.Popen:
-    """neutron-ovn-metadata-agent from `venv` for `chassis`, started in its holder's
+    """neutron-ovn-metadata-agent from `venv` for `chassis` (through AGENT_MAIN, which
+    fills IPv6 checksums as the agent does IPv4's), started in its holder's
     namespaces; wait_for_agent waits until it registered in the SB database."""
     name = agent_name(chassis)
     holder = sup.daemons[holder_name(chassis)].pid
     env = {**env, "PATH": f"{venv / 'bin'}:{env.get('PATH', os.environ['PATH'])}"}
     return sup.start(name, [
         "nsenter", f"--target={holder}", "--mount", "--net",
-        str(venv / "bin" / "neutron-ovn-metadata-agent"), "--config-file",
+        str(venv / "bin" / "python"), str(AGENT_MAIN), "--config-file",
         str(agent_ini(chassis.dir))], env=env)
 
 
@@ -146,6 +148,11 @@ def localport_link(network_id: str) -> str:
     return f"tap{network_id[:10]}0"
 
 
+def haproxy_config(chassis_dir: Path, network_id: str) -> Path:
+    """The configuration the agent wrote for a network's haproxy (its bind lines)."""
+    return agent_dir(chassis_dir) / "ovn-metadata-proxy" / f"{network_id}.conf"
+
+
 def haproxy_pidfile(chassis_dir: Path, network_id: str) -> Path:
     """Where the agent keeps the PID of a network's haproxy (neutron's
     ProcessManager: <external_pids>/<uuid>.pid.<service>)."""
@@ -169,7 +176,6 @@ def stop_haproxies(chassis_dir: Path) -> None:
     for pid in haproxy_pids(chassis_dir):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-
 
 
 def restart_agent(sup: Supervisor, chassis, env: dict[str, str], venv: Path) -> dict:

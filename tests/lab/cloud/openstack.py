@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.lab.cloud import config, metadata_path
@@ -33,6 +34,8 @@ NETWORK_NAME = "rmdc-net"
 # The tenant network's addresses: this lab's range only (no address is configured
 # anywhere until guests are plugged in).
 SUBNET_CIDR = "203.0.113.112/28"
+# Metadata over IPv6 (Cloud.metadata_over_ipv6): the guests' link-local addresses.
+LINK_LOCAL_CIDR = "fe80::/64"
 # The Rally host's port on it (hypervisor.py), outside Neutron's pool (.114-.125:
 # guests and the network's metadata port; .113 is the gateway).
 RALLY_HOST_IP = "203.0.113.126"
@@ -635,6 +638,26 @@ class OpenStack:
             raise RuntimeError(f"router interface: HTTP {status} {body}")
         return router
 
+    def add_link_local_subnet(self, token: str, network_id: str) -> str:
+        """An IPv6 subnet fe80::/64 with SLAAC on the network, its id: every port gets
+        the link-local address its MAC gives (the one a guest's kernel already has),
+        the network's metadata port included, so each host's metadata agent serves
+        fe80::a9fe:a9fe too. Link-local only: this workplace gives the lab no other
+        IPv6 prefix; nothing routes it, and no router sends advertisements."""
+        status, _, body = http("POST", self.url("neutron") + "/v2.0/subnets", {"subnet": {
+            "name": "lab-link-local", "network_id": network_id, "ip_version": 6,
+            "cidr": LINK_LOCAL_CIDR, "ipv6_address_mode": "slaac", "gateway_ip": None}},
+            token=token)
+        if status != 201:
+            raise RuntimeError(f"link-local subnet: HTTP {status} {body}")
+        return body["subnet"]["id"]
+
+    def delete_subnet(self, token: str, subnet_id: str) -> None:
+        status, _, body = http("DELETE", self.url("neutron") + f"/v2.0/subnets/{subnet_id}",
+                               token=token)
+        if status not in (204, 404):
+            raise RuntimeError(f"subnet {subnet_id}: HTTP {status} {body}")
+
     def lab_ports(self, token: str, network_id: str) -> dict[str, dict[str, str]]:
         """The Rally host's Neutron port on the tenant network (port security off),
         bound to config.RALLY_PORT_HOST, where the hypervisor plugs it in."""
@@ -702,13 +725,18 @@ class OpenStack:
         self.write_metadata_agent_configs(chassis, venv)
         self.start_metadata_agents(sup, chassis, venv)
 
-    def warm_metadata_agents(self, token: str, network_id: str, chassis: list) -> None:
+    def warm_metadata_agents(self, token: str, network_id: str, chassis: list,
+                             serving: Callable[[Path], bool] | None = None) -> None:
         """Have each host's agent serve the network once, then clean up where no lab
         port keeps it: an agent sets up its first namespace slowly (it starts its
         privsep daemons then: 8-11 s here, on top of a migration's outage), which a
         cloud's hosts paid long ago. The port is a throwaway one, an OVS internal
-        port on the host's br-int."""
+        port on the host's br-int. `serving(chassis_dir)`: what counts as the host
+        serving the network (default: a haproxy of its agent runs); a port bound
+        to the host is what makes its agent provision the network again."""
         neutron = self.url("neutron") + "/v2.0"
+        serving = serving or (lambda chassis_dir: bool(
+            metadata_path.running_haproxies(chassis_dir)))
 
         def warm(host) -> None:
             status, _, body = http("POST", neutron + "/ports", {"port": {
@@ -725,8 +753,7 @@ class OpenStack:
                            f"external_ids:attached-mac={port['mac_address']}",
                            "external_ids:iface-status=active")
                 wait_for(f"the metadata agent of {host.host} serving the network",
-                         lambda: metadata_path.running_haproxies(host.dir), 90,
-                         interval=0.2)
+                         lambda: serving(host.dir), 90, interval=0.2)
             finally:
                 host.vsctl("--if-exists", "del-port", "br-int", link)
                 http("DELETE", neutron + f"/ports/{port['id']}", token=token)

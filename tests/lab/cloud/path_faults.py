@@ -6,9 +6,10 @@ the fault acts (item 5), beside when it was asked for:
   namespace keeps 169.254.169.254, so the kernel answers each SYN with a reset. At
   the end it starts again with its own command line in its own namespace. Truth: the
   namespace's TCP OutRsts (read through a sleeper process in it).
-- timeout: an OpenFlow rule on that host's br-int drops the guest's packets to
-  169.254.169.254 before OVN's pipeline sees them; it is removed at the end. Truth:
-  the rule's packet counter.
+- timeout: OpenFlow rules on that host's br-int drop the guest's packets to
+  169.254.169.254 and its TCP to fe80::a9fe:a9fe (metadata over IPv6, from its MAC)
+  before OVN's pipeline sees them; they are removed at the end. Truth: the rules'
+  packet counters.
 - http_503: the host's path to Nova's metadata API is cut (the hypervisor's loopback
   forwarder closes each connection the agent opens), so the agent answers 503.
   Truth: the connections it closed.
@@ -67,7 +68,7 @@ IDENTITY_SHAPES = ("http_404", "wrong_instance")
 DECOY_SHAPES = ("wrong_instance",)
 PATH_SHAPES = SWITCHOVER_SHAPES + IDENTITY_SHAPES
 SAMPLE_INTERVAL = 0.02
-METADATA_IP = "169.254.169.254"
+METADATA_IP, METADATA_IPV6 = "169.254.169.254", "fe80::a9fe:a9fe"
 # The agent may still be setting up the destination's namespace (bug 2036118's fix
 # does it when the migration starts): the haproxy to stop is waited for this long.
 HAPROXY_WAIT = 30.0
@@ -230,12 +231,15 @@ class HaproxyStopped(PathFault):
 
 
 class MetadataFlowsDropped(PathFault):
-    """timeout: one guest's packets to 169.254.169.254 dropped on a host's br-int."""
+    """timeout: one guest's packets to 169.254.169.254, and its TCP to fe80::a9fe:a9fe,
+    dropped on a host's br-int."""
 
-    def __init__(self, chassis_dir: Path, guest_ip: str, cookie: int) -> None:
+    def __init__(self, chassis_dir: Path, guest_ip: str, guest_mac: str,
+                 cookie: int) -> None:
         super().__init__()
         self.env = {**os.environ, "OVS_RUNDIR": str(chassis_dir)}
-        self.match = f"ip,nw_src={guest_ip},nw_dst={METADATA_IP}"
+        self.matches = [f"ip,nw_src={guest_ip},nw_dst={METADATA_IP}",
+                        f"tcp6,dl_src={guest_mac},ipv6_dst={METADATA_IPV6}"]
         self.cookie = f"{cookie:#x}"
 
     def _ofctl(self, *args: str) -> str:
@@ -252,8 +256,9 @@ class MetadataFlowsDropped(PathFault):
 
     def apply(self) -> None:
         # Above every flow of OVN's table 0, which only tells ports apart.
-        self._ofctl("add-flow", "br-int", f"table=0,priority=65535,cookie={self.cookie},"
-                                          f"{self.match},actions=drop")
+        for match in self.matches:
+            self._ofctl("add-flow", "br-int", f"table=0,priority=65535,"
+                                              f"cookie={self.cookie},{match},actions=drop")
         self.watch = CounterWatch(self.dropped)
         self.watch.start()
 
@@ -403,6 +408,7 @@ class FaultTarget:
     guest_index: int
     port_id: str = ""
     server_id: str = ""
+    guest_mac: str = ""
 
 
 class PathFaults:
@@ -424,7 +430,7 @@ class PathFaults:
         if shape == "refused":
             return HaproxyStopped(chassis_dir, self.network_id)
         if shape == "timeout":
-            return MetadataFlowsDropped(chassis_dir, target.guest_ip,
+            return MetadataFlowsDropped(chassis_dir, target.guest_ip, target.guest_mac,
                                         0x7D000000 + target.guest_index)
         if shape == "http_503":
             return NovaUnreachable(self.cut, target.host)

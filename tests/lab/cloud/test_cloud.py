@@ -6,6 +6,7 @@ teardown that leaves no process, namespace, link, mount or file behind."""
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import ipaddress
 import json
 import os
@@ -30,6 +31,7 @@ from tests.helpers import (
     injected_bounds,
     lead_of_real_code,
     outage_of_window,
+    outages_meeting,
 )
 from tests.lab import demo
 from tests.lab.addressing import KEEP_OFF
@@ -411,99 +413,6 @@ def test_sample_task_reaches_its_vms_on_floating_ips(cloud, tmp_path):
     token, _ = openstack.token()
     _, _, body = http("GET", openstack.url("neutron") + "/v2.0/floatingips", token=token)
     assert body["floatingips"] == []
-
-
-# What the probe calls each real-path fault (path_faults.py), as a guest's busybox
-# wget or curl says it.
-PATH_FAULT_REASONS = {"refused": {"wget=refused", "curl=7"}, "timeout": TIMEOUT_REASONS,
-                      "http_503": {"http=503"}, "http_404": {"http=404"},
-                      "wrong_instance": {"mismatch"}}
-PATH_OUTAGE = 3.0
-# A second of the probe's default rate: the failures the switchover itself may add
-# to a window's outage (python -m tests.bench real-outage: 0.3-0.4 s of them here).
-SWITCHOVER_FAILURES = round(1.0 / probe_config.DEFAULT_INTERVAL)
-
-
-def test_faults_in_the_real_path_are_measured_where_they_act(cloud, tmp_path):
-    """Each real-path fault, one migration each, in one `rally` run: the
-    destination's haproxy killed, the guest's metadata packets dropped on the
-    destination's br-int, the destination's agent cut off from Nova's metadata API
-    (from the switchover); the port's device_id changed in Neutron to an unknown
-    server's, and to a decoy server's in the guest's project (from Nova's
-    post-live-migration). The
-    outage the probe measured meets the window the hypervisor held, fails the way
-    the broken component fails, and ends when the counters where the fault acts
-    (resets sent from the ovnmeta namespace, the drop rule's packets, the
-    connections refused to the agent, the agent's requests to Nova for the unknown
-    server or the decoy) last moved."""
-    lab, facts = cloud
-    task = tmp_path / "path-faults.json"
-    task.write_text(json.dumps(rally_task.sample_variants({
-        shape: {"times": 1, "concurrency": 1, "allowed_metadata_downtime": 60,
-                "boot_server_kwargs": {"meta": {
-                    "lab_metadata_outage": str(PATH_OUTAGE), "lab_metadata_shape": shape,
-                    "lab_metadata_fault_site": "path"}}}
-        for shape in PATH_FAULT_REASONS})))
-    run = rally_task.run_sample(facts, lab.state, tmp_path / "run", task_file=task)
-    workloads = _workloads_by_title(run)
-    assert run["exit_code"] == 0, {t: w["data"][0]["error"] for t, w in workloads.items()}
-    windows = {w["server_id"]: w for w in run["injected"] if w["kind"] == "metadata"}
-    for shape, reasons in PATH_FAULT_REASONS.items():
-        [record] = demo.iteration_records(workloads[shape])
-        _check_path_fault(shape, reasons, record, windows[record.server_id])
-    assert run["guests_left"] == []
-
-
-def _check_path_fault(shape: str, reasons: set[str], record, window: dict) -> None:
-    [migration] = record.migrations
-    assert (window["shape"], window["detail"]) == (
-        shape, f"path: {migration.destination_host}")
-    start, end = window["start_boottime"], window["end_boottime"]
-    assert end - start >= PATH_OUTAGE
-    outage = outage_of_window(record, start, end, _migration_spans(record))
-    lead = lead_of_real_code(outage, start, _migration_spans(record))
-    print(shape, f"held {end - start:.2f} s, measured {outage.duration:.2f} s "
-          f"({lead:.2f} s of it the switchover's own, before the window), "
-          f"acted {window['acted_count']}x over "
-          f"{window['acted_start_boottime'] - start:+.2f}..."
-          f"{window['acted_end_boottime'] - end:+.2f} s of the window, "
-          f"outage {outage.start - start:+.2f}...{outage.end - end:+.2f} s",
-          outage.reasons)
-    # Failing the way the broken component fails. Besides: a second of the
-    # switchover's own failures (a request in flight reset by the destination, the
-    # agent's 404s until it maps the moved port), and under load answers later than
-    # the probe's timeout, which it rightly calls timeouts (two CPU hogs: 20 of 49
-    # failures in a 503 window, 23 were 503s, 6 the switchover's).
-    failed_so = sum(n for reason, n in outage.reasons.items() if reason in reasons)
-    slow = sum(n for reason, n in outage.reasons.items()
-               if reason in TIMEOUT_REASONS and reason not in reasons)
-    other = sum(outage.reasons.values()) - failed_so - slow
-    assert failed_so > 0, (shape, outage.reasons)
-    assert other <= max(SWITCHOVER_FAILURES, 0.2 * (failed_so + other)), (
-        shape, outage.reasons)
-    # Counted where it acts: after the fault was applied (the window opens once the
-    # call applying it returned: a Neutron API call for the 404, slow under load),
-    # before it was gone.
-    assert window["acted_count"] > 0, window
-    assert start - window["applied_within"] <= window["acted_start_boottime"] \
-        <= window["acted_end_boottime"], window
-    assert window["acted_end_boottime"] <= end + 0.1, window
-    # The guest's outage: from the migration's cut (the fault was already in
-    # place) until the fault was mended, one probe interval either way. An http_404
-    # or wrong_instance window opens at Nova's post-live-migration: the switchover's
-    # own outage may run into it (seen once, 1.05 s of timeouts and 404s before it).
-    slack = record.metadata.resolution + 0.1
-    shortest, longest = injected_bounds(window)
-    assert shortest - slack <= outage.duration - lead <= longest + slack, (
-        window, outage, lead)
-    # The last failing answer where the fault acts is the guest's last, where
-    # the fault answers each request. A blackholed probe stops sending once
-    # ceil(timeout/interval)+1 requests wait: the rule's last dropped packet
-    # may come up to a few tenths of a second before the end (the
-    # real-accuracy bench saw 0.37 s).
-    if shape != "timeout":
-        assert abs(outage.end - window["acted_end_boottime"]) <= slack, (
-            window, outage)
 
 
 ENV_MICROVERSION = "2.79"     # the version of the defect's report, in the environment
@@ -1002,6 +911,159 @@ def test_a_real_metadata_agent_restart_is_measured_on_its_host_only(cloud, tmp_p
     assert verdicts == {RESTARTED: False, NOT_RESTARTED: True}
     assert run["exit_code"] == 2
     assert run["guests_left"] == []
+
+
+# What the probe calls each real-path fault (path_faults.py), as a guest's busybox
+# wget or curl says it.
+PATH_FAULT_REASONS = {"refused": {"wget=refused", "curl=7"}, "timeout": TIMEOUT_REASONS,
+                      "http_503": {"http=503"}, "http_404": {"http=404"},
+                      "wrong_instance": {"mismatch"}}
+PATH_OUTAGE = 3.0
+# A second of the probe's default rate: the failures the switchover itself may add
+# to a window's outage (python -m tests.bench real-outage: 0.3-0.4 s of them here).
+SWITCHOVER_FAILURES = round(1.0 / probe_config.DEFAULT_INTERVAL)
+
+
+# Metadata over IPv6 beside IPv4 (Cloud.metadata_over_ipv6) in the same run: one
+# guest's IPv6 metadata alone blackholed in the guest, against IPv6's own limit.
+BOTH_FAMILIES = ["ipv4", "ipv6"]
+IPV6_ALONE = "ipv6 alone: the guest's IPv6 metadata blackholed"
+IPV6_LIMIT = 1.0
+
+
+# Last before the teardown: the IPv6 subnet's haproxy bind outlives it
+# (Cloud.metadata_over_ipv6).
+def test_faults_in_the_real_path_are_measured_where_they_act(cloud, tmp_path):
+    """Each real-path fault, one migration each, in one `rally` run: the
+    destination's haproxy killed, the guest's metadata packets dropped on the
+    destination's br-int, the destination's agent cut off from Nova's metadata API
+    (from the switchover); the port's device_id changed in Neutron to an unknown
+    server's, and to a decoy server's in the guest's project (from Nova's
+    post-live-migration). The
+    outage the probe measured meets the window the hypervisor held, fails the way
+    the broken component fails, and ends when the counters where the fault acts
+    (resets sent from the ovnmeta namespace, the drop rule's packets, the
+    connections refused to the agent, the agent's requests to Nova for the unknown
+    server or the decoy) last moved. Each guest measures over IPv4 and IPv6 (the
+    real agent serving fe80::a9fe:a9fe): a fault in the real path breaks both
+    families alike; one guest's IPv6 alone, broken in the guest, shows on IPv6
+    only and fails IPv6's own limit, named in the SLA detail."""
+    lab, facts = cloud
+    variants = {
+        shape: {"times": 1, "concurrency": 1, "allowed_metadata_downtime": 60,
+                "scenario_args": {"metadata_families": BOTH_FAMILIES},
+                "boot_server_kwargs": {"meta": {
+                    "lab_metadata_outage": str(PATH_OUTAGE), "lab_metadata_shape": shape,
+                    "lab_metadata_fault_site": "path"}}}
+        for shape in PATH_FAULT_REASONS}
+    variants[IPV6_ALONE] = {
+        "times": 1, "concurrency": 1, "allowed_metadata_downtime": 60,
+        "scenario_args": {"metadata_families": BOTH_FAMILIES},
+        "boot_server_kwargs": {"meta": {
+            "lab_metadata_outage": str(PATH_OUTAGE), "lab_metadata_shape": "timeout",
+            "lab_metadata_families": "ipv6"}}}
+    body = rally_task.sample_variants(variants)
+    [ipv6_alone] = [st for st in body["subtasks"] if st["title"] == IPV6_ALONE]
+    ipv6_alone["workloads"][0]["sla"]["metadata_downtime"][
+        "allowed_metadata_downtime_ipv6"] = IPV6_LIMIT
+    task = tmp_path / "path-faults.json"
+    task.write_text(json.dumps(body))
+    with lab.metadata_over_ipv6():
+        run = rally_task.run_sample(facts, lab.state, tmp_path / "run", task_file=task)
+    workloads = _workloads_by_title(run)
+    assert {t: w["data"][0]["error"] for t, w in workloads.items()} == {
+        t: [] for t in workloads}
+    windows = {w["server_id"]: w for w in run["injected"] if w["kind"] == "metadata"}
+    for shape, reasons in PATH_FAULT_REASONS.items():
+        [record] = demo.iteration_records(workloads[shape])
+        assert record.families == tuple(BOTH_FAMILIES), record.families
+        window = windows[record.server_id]
+        assert window["families"] == "ipv4,ipv6", window
+        for family, figures in record.metadata_by_family.items():
+            print(family, end=" ")
+            _check_path_fault(shape, reasons, dataclasses.replace(record, metadata=figures),
+                              window)
+        assert workloads[shape]["pass_sla"] is True
+    _check_ipv6_alone(workloads[IPV6_ALONE], windows)
+    assert run["exit_code"] != 0   # the IPv6 limit failed, as it should
+    assert run["guests_left"] == []
+
+
+def _check_ipv6_alone(workload: dict, windows: dict) -> None:
+    [record] = demo.iteration_records(workload)
+    window = windows[record.server_id]
+    assert (window["shape"], window["families"]) == ("timeout", "ipv6"), window
+    start, end = window["start_boottime"], window["end_boottime"]
+    spans = _migration_spans(record)
+    ipv4, ipv6 = record.metadata_by_family["ipv4"], record.metadata_by_family["ipv6"]
+    # IPv4 saw nothing of it: at most the switchover's own failures, in the migration.
+    meeting, _ = outages_meeting(dataclasses.replace(record, metadata=ipv4), start, end)
+    assert all(any(a <= o.start <= b for a, b in spans) and o.end < start + 1.0
+               for o in meeting), (meeting, window)
+    outage = outage_of_window(dataclasses.replace(record, metadata=ipv6), start, end, spans)
+    lead = lead_of_real_code(outage, start, spans)
+    slack = ipv6.resolution + 0.1
+    shortest, longest = injected_bounds(window)
+    print(f"ipv6 alone: held {end - start:.2f} s, measured {outage.duration:.2f} s, "
+          f"ipv4 {ipv4.downtime:.2f} s", outage.reasons)
+    assert shortest - slack <= outage.duration - lead <= longest + slack, (window, outage)
+    assert set(outage.reasons) <= TIMEOUT_REASONS | RESET_REASONS, outage.reasons
+    assert workload["pass_sla"] is False
+    [sla] = [s for s in workload["sla_results"]["sla"] if s["criterion"] == "metadata_downtime"]
+    assert f"worst ipv6 metadata downtime {ipv6.downtime:.2f} s" in sla["detail"], sla
+    assert f"allowed {IPV6_LIMIT:g} s" in sla["detail"], sla
+
+
+def _check_path_fault(shape: str, reasons: set[str], record, window: dict) -> None:
+    [migration] = record.migrations
+    assert (window["shape"], window["detail"]) == (
+        shape, f"path: {migration.destination_host}")
+    start, end = window["start_boottime"], window["end_boottime"]
+    assert end - start >= PATH_OUTAGE
+    outage = outage_of_window(record, start, end, _migration_spans(record))
+    lead = lead_of_real_code(outage, start, _migration_spans(record))
+    print(shape, f"held {end - start:.2f} s, measured {outage.duration:.2f} s "
+          f"({lead:.2f} s of it the switchover's own, before the window), "
+          f"acted {window['acted_count']}x over "
+          f"{window['acted_start_boottime'] - start:+.2f}..."
+          f"{window['acted_end_boottime'] - end:+.2f} s of the window, "
+          f"outage {outage.start - start:+.2f}...{outage.end - end:+.2f} s",
+          outage.reasons)
+    # Failing the way the broken component fails. Besides: a second of the
+    # switchover's own failures (a request in flight reset by the destination, the
+    # agent's 404s until it maps the moved port), and under load answers later than
+    # the probe's timeout, which it rightly calls timeouts (two CPU hogs: 20 of 49
+    # failures in a 503 window, 23 were 503s, 6 the switchover's).
+    failed_so = sum(n for reason, n in outage.reasons.items() if reason in reasons)
+    slow = sum(n for reason, n in outage.reasons.items()
+               if reason in TIMEOUT_REASONS and reason not in reasons)
+    other = sum(outage.reasons.values()) - failed_so - slow
+    assert failed_so > 0, (shape, outage.reasons)
+    assert other <= max(SWITCHOVER_FAILURES, 0.2 * (failed_so + other)), (
+        shape, outage.reasons)
+    # Counted where it acts: after the fault was applied (the window opens once the
+    # call applying it returned: a Neutron API call for the 404, slow under load),
+    # before it was gone.
+    assert window["acted_count"] > 0, window
+    assert start - window["applied_within"] <= window["acted_start_boottime"] \
+        <= window["acted_end_boottime"], window
+    assert window["acted_end_boottime"] <= end + 0.1, window
+    # The guest's outage: from the migration's cut (the fault was already in
+    # place) until the fault was mended, one probe interval either way. An http_404
+    # or wrong_instance window opens at Nova's post-live-migration: the switchover's
+    # own outage may run into it (seen once, 1.05 s of timeouts and 404s before it).
+    slack = record.metadata.resolution + 0.1
+    shortest, longest = injected_bounds(window)
+    assert shortest - slack <= outage.duration - lead <= longest + slack, (
+        window, outage, lead)
+    # The last failing answer where the fault acts is the guest's last, where
+    # the fault answers each request. A blackholed probe stops sending once
+    # ceil(timeout/interval)+1 requests wait: the rule's last dropped packet
+    # may come up to a few tenths of a second before the end (the
+    # real-accuracy bench saw 0.37 s).
+    if shape != "timeout":
+        assert abs(outage.end - window["acted_end_boottime"]) <= slack, (
+            window, outage)
 
 
 def test_down_leaves_nothing(cloud):
