@@ -11,6 +11,7 @@ answer). This adds the same rule for IPv6, in the same call; nothing else of the
 agent changes. A cloud whose br-int is a DPDK bridge may meet the same.
 """
 
+import importlib.metadata
 import os
 import sys
 
@@ -22,9 +23,14 @@ def main() -> None:
     # would shadow the openstack (SDK) package the agent imports.
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    # The venv's own console script (neutron.cmd.agents... from 2025.1, neutron.cmd.
+    # eventlet.agents... before), loaded first: the eventlet one monkey-patches on
+    # import, which must come before the agent's modules are.
+    [script] = importlib.metadata.entry_points(group="console_scripts",
+                                               name="neutron-ovn-metadata-agent")
+    agent_main = script.load()
     from neutron.agent.linux import iptables_manager
     from neutron.agent.ovn.metadata import agent
-    from neutron.cmd.agents.ovn_metadata import main as agent_main
 
     ensure_ipv4_only = agent.MetadataAgent._ensure_datapath_checksum
 
