@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from tests.helpers import outages_meeting
-from tests.lab import demo
+from tests.lab import rally_report
 from tests.lab.cloud import rally_task
 from tests.lab.cloud.lab import Cloud
 from tests.lab.cloud.path_faults import PATH_SHAPES
@@ -64,8 +64,8 @@ def variants(shapes: list[str], lengths: list[float], repeats: int) -> dict[str,
 def figures(run: dict) -> dict[str, list[Figure]]:
     windows = {w["server_id"]: w for w in run["injected"] if w["kind"] == "metadata"}
     rows: dict[str, list[Figure]] = {}
-    for title, workload in demo.report_workloads(run["report"]):
-        for record in demo.iteration_records(workload):
+    for title, workload in rally_report.report_workloads(run["report"]):
+        for record in rally_report.iteration_records(workload):
             if record is None or record.error or record.metadata is None \
                     or record.server_id not in windows:
                 rows.setdefault(title, []).append(

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from tests.bench import agent_timeline
-from tests.lab import demo
+from tests.lab import rally_report
 from tests.lab.cloud import config, rally_task
 from tests.lab.cloud.lab import Cloud
 
@@ -39,7 +39,7 @@ def _s(seconds: float | None) -> str:
 def _migrations(run: dict, logs: Path) -> tuple[list[float], list[float], list]:
     """Print each migration of `run`; its metadata and network downtimes and where
     each outage sat against the cut and the agents' log lines."""
-    [(_, workload)] = demo.report_workloads(run["report"])
+    [(_, workload)] = rally_report.report_workloads(run["report"])
     events = [e for host in config.COMPUTE_HOSTS for e in agent_timeline.parse_agent_log(
         (logs / f"metadata-agent-{host}.log").read_text(), host)]
     cuts = {w["server_id"]: w["start_wall"] for w in run["injected"]
@@ -47,7 +47,7 @@ def _migrations(run: dict, logs: Path) -> tuple[list[float], list[float], list]:
     metadata, network, placed = [], [], []
     print("iteration  host pair                        metadata s  network s  resolution"
           "  outage from/to (s after the cut)  dest. provisioning  source cleanup")
-    for i, record in enumerate(demo.iteration_records(workload), start=1):
+    for i, record in enumerate(rally_report.iteration_records(workload), start=1):
         if record is None or record.error or not record.metadata:
             print(f"{i:9}  failed: {record.error if record else 'no record'}")
             continue
@@ -124,7 +124,7 @@ def main(argv: list[str]) -> int:
         for line in agent_timeline.summary(placed):
             print(line)
         print(f"report: {run['html']}")
-        [(_, workload)] = demo.report_workloads(run["report"])
+        [(_, workload)] = rally_report.report_workloads(run["report"])
         rows.append(f"| {release} | {version} | {spread(metadata)} | "
                     f"{'pass' if workload['pass_sla'] else 'FAIL'} |")
     print("| metadata agent | neutron | metadata downtime | SLA |")

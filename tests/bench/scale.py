@@ -2,7 +2,7 @@
 table, asserts nothing).
 
     python -m tests.bench scale [--concurrency 1,10,50,100] [--probe-interval 1]
-                                [--no-baseline]
+                                [--no-baseline] [--lab imitation|cloud]
 
 For each concurrency C: one lab, the sample task with times = 2 x C (one VM per
 iteration), then rally-openstack's own NovaServers.boot_and_live_migrate_server with
@@ -18,6 +18,12 @@ Rally: every guest's probe launches a curl per interval, so concurrency / interv
 is the metadata request rate the machine itself must serve (printed). On a cloud
 each VM has its own CPU; here that rate, not the plugin, sets the ceiling, which
 is why --probe-interval is a knob of the benchmark.
+
+--lab cloud runs the same on the cloud lab (real Keystone, Nova, Neutron with OVN,
+its real metadata path; concurrency 1, 5, 10 by default): one cloud for all
+concurrencies, the sample over samples/cloud-args.yaml, rally-openstack's
+boot_and_live_migrate_server as the baseline. Its network holds 11 guests and a
+project's quota 10 servers, so it stops at 10; 50 and 100 stay on the imitation.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import time
 from pathlib import Path
 
 from rally_metadata_downtime.plugins.charts import OUTAGES_TITLE
+from tests.lab import rally_report
 from tests.lab.harness import REPO_ROOT, LabProcess
 from tests.lab.openstack.config import env_spec
 from tests.lab.rally_cli import RallyHome
@@ -76,11 +83,12 @@ def _machine_cpu() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def run_task(rally: RallyHome, task: Path, args: dict | None, args_file: Path | None):
+def run_task(rally: RallyHome, task: Path, args: dict | None, args_file: Path | None,
+             env: str = "lab"):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy_before, total_before = _machine_cpu()
     started = time.monotonic()
-    _, uuid = rally.start_task(task, "lab", args=args, args_file=args_file)
+    _, uuid = rally.start_task(task, env, args=args, args_file=args_file)
     wall = time.monotonic() - started
     busy_after, total_after = _machine_cpu()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -105,8 +113,57 @@ def probe_failure_reasons(iterations: list[dict]) -> collections.Counter:
     return reasons
 
 
+def _row(ours: dict, usage: dict, concurrency: int, probe_interval: float,
+         name: str, rally: RallyHome) -> dict:
+    """The table's figures of one run of the sample (Rally's workload and usage)."""
+    times = 2 * concurrency
+    row = {"concurrency": concurrency, "times": times, **usage,
+           "probe_interval": probe_interval}
+    data = ours["data"]
+    errors = [" ".join(map(str, it["error"])) for it in data if it["error"]]
+    row["succeeded"] = len(data) - len(errors)
+    row["ssh_errors"] = sum("SSH" in e for e in errors)
+    row["lost_logs"] = sum(("MetadataNotMeasured" in e or "probe log" in e)
+                           for e in errors)
+    row["other_errors"] = sorted({e.split(" ", 1)[0] for e in errors})
+    row["first_errors"] = {e.split(" ", 1)[0]: e[:300] for e in reversed(errors)}
+    REPORTS_DIR.mkdir(parents=True, exist_ok=True)
+    (REPORTS_DIR / f"{name}-c{concurrency}.json").write_text(json.dumps(ours))
+    if rally.log_file.exists():
+        log_name = "rally" if name == "scale" else f"rally-{name}"
+        shutil.copy(rally.log_file, REPORTS_DIR / f"{log_name}-c{concurrency}.log")
+    row["failed_reasons"] = probe_failure_reasons([it for it in data if it["error"]])
+    row["succeeded_reasons"] = probe_failure_reasons(
+        [it for it in data if not it["error"]])
+    for step in METER_STEPS:
+        values = [v for it in data if (v := _atomic(it, step)) is not None]
+        row[f"{step} p50"] = percentile(values, 0.5)
+        row[f"{step} p95"] = percentile(values, 0.95)
+    durations = [it["duration"] for it in data if not it["error"]]
+    recovery = [v for it in data if not it["error"]
+                and (v := _atomic(it, "metadata_meter.wait_recovery")) is not None]
+    row["ours_mean_s"] = statistics.mean(durations) if durations else float("nan")
+    row["recovery_wait_mean_s"] = statistics.mean(recovery) if recovery else float("nan")
+    return row
+
+
+def _baseline_mean(rally: RallyHome, task: Path, spec: dict, env: str) -> float:
+    task.write_text(json.dumps(spec))
+    base, _ = run_task(rally, task, None, None, env=env)
+    durations = [it["duration"] for it in base["data"] if not it["error"]]
+    return statistics.mean(durations) if durations else float("nan")
+
+
+def probe_requests(workload: dict) -> int:
+    """Metadata requests the probes logged (answered or not), every family."""
+    return sum(figures.probes_ok + figures.probes_failed
+               for record in rally_report.iteration_records(workload) if record
+               for figures in record.metadata_by_family.values())
+
+
 def measure(concurrency: int, probe_interval: float, baseline: bool, root: Path,
             name: str = "scale") -> dict:
+    """One concurrency on a fresh imitation lab."""
     times = 2 * concurrency
     with LabProcess(root / "lab") as lab:
         rally = RallyHome(root / "rally")
@@ -114,46 +171,49 @@ def measure(concurrency: int, probe_interval: float, baseline: bool, root: Path,
         ours, usage = run_task(rally, SAMPLE, {"times": times, "concurrency": concurrency,
                                                "probe_interval": probe_interval}, LAB_ARGS)
         lab_after_ours = lab.resource_usage()
-        row = {"concurrency": concurrency, "times": times, **usage,
-               "probe_interval": probe_interval,
+        row = {**_row(ours, usage, concurrency, probe_interval, name, rally),
                "lab_cpu_s": lab_after_ours["cpu_s"],
                "lab_peak_mib": lab_after_ours["peak_mib"]}
-        data = ours["data"]
-        errors = [" ".join(map(str, it["error"])) for it in data if it["error"]]
-        row["succeeded"] = len(data) - len(errors)
-        row["ssh_errors"] = sum("SSH" in e for e in errors)
-        row["lost_logs"] = sum(("MetadataNotMeasured" in e or "probe log" in e)
-                               for e in errors)
-        row["other_errors"] = sorted({e.split(" ", 1)[0] for e in errors})
-        row["first_errors"] = {e.split(" ", 1)[0]: e[:300] for e in reversed(errors)}
-        REPORTS_DIR.mkdir(parents=True, exist_ok=True)
-        (REPORTS_DIR / f"{name}-c{concurrency}.json").write_text(json.dumps(ours))
-        if rally.log_file.exists():
-            log_name = "rally" if name == "scale" else f"rally-{name}"
-            shutil.copy(rally.log_file, REPORTS_DIR / f"{log_name}-c{concurrency}.log")
-        row["failed_reasons"] = probe_failure_reasons([it for it in data if it["error"]])
-        row["succeeded_reasons"] = probe_failure_reasons(
-            [it for it in data if not it["error"]])
-        for step in METER_STEPS:
-            values = [v for it in data if (v := _atomic(it, step)) is not None]
-            row[f"{step} p50"] = percentile(values, 0.5)
-            row[f"{step} p95"] = percentile(values, 0.95)
-        durations = [it["duration"] for it in data if not it["error"]]
-        recovery = [v for it in data if not it["error"]
-                    and (v := _atomic(it, "metadata_meter.wait_recovery")) is not None]
-        row["ours_mean_s"] = statistics.mean(durations) if durations else float("nan")
-        row["recovery_wait_mean_s"] = statistics.mean(recovery) if recovery else float("nan")
         if baseline:
-            task = root / "baseline.json"
             spec = json.loads(json.dumps(BASELINE))
             spec["subtasks"][0]["workloads"][0]["runner"]["constant"].update(
                 times=times, concurrency=concurrency)
-            task.write_text(json.dumps(spec))
-            base, _ = run_task(rally, task, None, None)
-            base_durations = [it["duration"] for it in base["data"] if not it["error"]]
-            row["baseline_mean_s"] = (statistics.mean(base_durations)
-                                      if base_durations else float("nan"))
+            row["baseline_mean_s"] = _baseline_mean(rally, root / "baseline.json", spec,
+                                                    "lab")
         row["leftovers"] = lab.leftovers()
+    return row
+
+
+def measure_on_cloud(cloud, facts: dict, concurrency: int, probe_interval: float,
+                     baseline: bool, root: Path, name: str = "scale-cloud") -> dict:
+    """One concurrency on the running cloud lab (real Nova, Neutron, the real
+    metadata path): the sample over samples/cloud-args.yaml, and rally-openstack's
+    NovaServers.boot_and_live_migrate_server on the same network as the baseline.
+    Lab CPU: every lab process's, reaped children included, over our task; lab
+    memory: the services' PSS after it."""
+    from tests.lab.cloud import hypervisor, openstack, rally_task
+    times = 2 * concurrency
+    rally = rally_task.CloudRally(root / "rally", live_migrate_timeout=120)
+    rally.create_env("cloud", rally_task.env_spec(facts))
+    cpu_before = cloud.cpu_seconds()
+    ours, usage = run_task(rally, SAMPLE, {"times": times, "concurrency": concurrency,
+                                           "probe_interval": probe_interval},
+                           rally_task.CLOUD_ARGS, env="cloud")
+    row = {**_row(ours, usage, concurrency, probe_interval, name, rally),
+           "lab_cpu_s": cloud.cpu_seconds() - cpu_before,
+           "lab_peak_mib": sum(m["pss_mb"] for m in cloud.memory().values())}
+    row["requests"] = probe_requests(ours)
+    if baseline:
+        spec = {"NovaServers.boot_and_live_migrate_server": rally_task.task(
+            facts, ("NovaServers.boot_and_live_migrate_server",), times,
+            concurrency)["NovaServers.boot_and_live_migrate_server"]}
+        cpu_before = cloud.cpu_seconds()
+        row["baseline_mean_s"] = _baseline_mean(rally, root / "baseline.json", spec,
+                                                "cloud")
+        row["baseline_lab_cpu_s"] = cloud.cpu_seconds() - cpu_before
+    left = {kind: ids for kind, ids in openstack.leftovers(facts["auth_url"]).items() if ids}
+    guests = hypervisor.ask(cloud.state, "/guests")
+    row["leftovers"] = {**left, **({"guests": guests} if guests else {})}
     return row
 
 
@@ -189,18 +249,35 @@ def print_table(rows: list[dict]) -> None:
             line += (f", baseline {row['baseline_mean_s']:.1f} s; ratio {ratio:.2f} "
                      f"({without:.2f} without the recovery wait)")
         print(line)
+        if "baseline_lab_cpu_s" in row and row["requests"]:
+            # The same boots and migrations without probes: what is left is what
+            # serving the probes' requests cost the real path (haproxy, the agent,
+            # Nova's metadata API) and our scenario's other calls.
+            extra = row["lab_cpu_s"] - row["baseline_lab_cpu_s"]
+            print(f"  lab CPU: ours {row['lab_cpu_s']:.0f} s, baseline "
+                  f"{row['baseline_lab_cpu_s']:.0f} s; {row['requests']} metadata "
+                  f"requests: {1000 * extra / row['requests']:.1f} ms of lab CPU each")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench scale")
-    parser.add_argument("--concurrency", default="1,10,50,100")
+    parser.add_argument("--concurrency", default=None,
+                        help="comma-separated (default: 1,10,50,100 on the imitation, "
+                             "1,5,10 on the cloud lab)")
     # The lab's guests share two cores: at 1 s, 100 VMs make 100 requests a second,
     # which the lab serves; the plugin's default (0.1 s) saturates it from about 50.
     parser.add_argument("--probe-interval", type=float, default=1.0)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--lab", choices=("imitation", "cloud"), default="imitation",
+                        help="cloud: the real services (tests/lab/cloud), whose network "
+                             "holds 11 guests and whose projects 10 servers")
     args = parser.parse_args(argv)
+    default = "1,5,10" if args.lab == "cloud" else "1,10,50,100"
+    concurrencies = [int(c) for c in (args.concurrency or default).split(",")]
+    if args.lab == "cloud":
+        return _main_on_cloud(concurrencies, args.probe_interval, not args.no_baseline)
     rows = []
-    for concurrency in (int(c) for c in args.concurrency.split(",")):
+    for concurrency in concurrencies:
         root = Path(tempfile.mkdtemp(prefix="rmdscale"))
         try:
             rows.append(measure(concurrency, args.probe_interval, not args.no_baseline,
@@ -209,6 +286,29 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root, ignore_errors=True)
         print_table(rows[-1:])
         sys.stdout.flush()
+    return 0
+
+
+def _main_on_cloud(concurrencies: list[int], probe_interval: float,
+                   baseline: bool) -> int:
+    from tests.lab.cloud.lab import Cloud
+    cloud = Cloud()
+    facts = cloud.up()
+    try:
+        for concurrency in concurrencies:
+            root = Path(tempfile.mkdtemp(prefix="rmdscale"))
+            try:
+                row = measure_on_cloud(cloud, facts, concurrency, probe_interval,
+                                       baseline, root)
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+            print_table([row])
+            sys.stdout.flush()
+    finally:
+        left = cloud.down()
+    if left:
+        print(f"cloud lab: could not remove {', '.join(left)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -22,8 +22,8 @@ from playwright.sync_api import Page, expect
 
 from rally_metadata_downtime.plugins import charts
 from tests.e2e.browser import CDN_COPIES, ReportBrowser, choose_iteration, click, drawn
-from tests.lab.demo import report_workloads
 from tests.lab.harness import REPO_ROOT
+from tests.lab.rally_report import report_workloads
 
 SHOTS_DIR = REPO_ROOT / "artifacts" / "report"
 TRENDS_SHOTS_DIR = REPO_ROOT / "artifacts" / "trends"

@@ -7,65 +7,19 @@ tools/install-lab-cloud.sh), creates a Rally environment for it in a private Ral
 home, runs samples/live_migrate_metadata.yaml with samples/cloud-args.yaml, writes
 the HTML and JSON reports, prints each iteration's figures and the SLA verdict,
 stops the lab, and ends with the path of the HTML report.
-
-The rest of this module runs tasks against the imitation lab (tests/lab/openstack),
-which the tests still on it use.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-from rally_metadata_downtime.records import IterationRecord
-from tests.lab.harness import REPO_ROOT, LabProcess
-from tests.lab.openstack.config import env_spec
-from tests.lab.rally_cli import RallyHome
-
-
-@contextlib.contextmanager
-def lab_with_rally(root: Path, *lab_args: str, live_migrate_timeout: float = 120
-                   ) -> Iterator[tuple[LabProcess, RallyHome]]:
-    """A fresh lab under root/lab and a private Rally home under root/rally with the
-    environment "lab" pointing at it; the lab stops (and is swept) on leaving."""
-    with LabProcess(root / "lab", *lab_args) as lab:
-        rally = RallyHome(root / "rally", live_migrate_timeout=live_migrate_timeout)
-        rally.create_env("lab", env_spec(lab.url))
-        yield lab, rally
-
-
-def report_workloads(report: dict) -> list[tuple[str, dict]]:
-    """(subtask title, workload) of every workload in a `rally task report --json`."""
-    return [(subtask["title"], workload) for task in report["tasks"]
-            for subtask in task["subtasks"] for workload in subtask["workloads"]]
-
-
-def iteration_records(workload: dict) -> list[IterationRecord | None]:
-    """Each iteration's record, in the report's order (None: it added none)."""
-    return [IterationRecord.from_output(it["output"]) for it in workload["data"]]
-
-
-def iteration_figures(report: dict) -> list[dict]:
-    """Per-iteration figures of every workload, from the iterations' records."""
-    rows = []
-    for _, workload in report_workloads(report):
-        for i, (it, record) in enumerate(zip(workload["data"],
-                                             iteration_records(workload)), start=1):
-            figures = {"iteration": i, "error": bool(it["error"])}
-            if record and record.metadata:
-                figures.update(metadata_downtime=round(record.metadata.downtime, 3),
-                               resolution=round(record.metadata.resolution, 3),
-                               recovered=record.metadata.recovered)
-            if record and record.network:
-                figures["network_downtime"] = round(record.network.downtime, 3)
-            rows.append(figures)
-    return rows
+from tests.lab.harness import REPO_ROOT
+from tests.lab.rally_report import iteration_figures
 
 
 def main(argv: list[str] | None = None) -> int:

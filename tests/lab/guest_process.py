@@ -35,6 +35,38 @@ def wait_for_child(proc: subprocess.Popen, timeout: float) -> int | None:
     return None
 
 
+def start_init(argv: Sequence[str], console_log: Path, ledger, label: str,
+               timeout: float) -> tuple[subprocess.Popen, dict, int | None]:
+    """Start a guest's init (`argv`: unshare ... sshd, GuestImage.init_argv) writing
+    to its console log, recorded in `ledger` (a crashed lab's cleanup kills it by PID
+    and start time); its entry, and the PID of its PID 1 once forked (None if that
+    never showed within `timeout`)."""
+    with open(console_log, "ab") as console:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console,
+                                stderr=subprocess.STDOUT, close_fds=True)
+    entry = ledger.add({"kind": "process", "pid": proc.pid,
+                        "starttime": ledger_mod.process_starttime(proc.pid) or 0,
+                        "label": label})
+    return proc, entry, wait_for_child(proc, timeout)
+
+
+def stop_init(proc: subprocess.Popen | None, entries: Sequence[dict | None],
+              ledger) -> bool:
+    """Kill a guest's recorded processes (`entries`, PID 1 last: the kernel then kills
+    the rest of its PID namespace), forget them in `ledger`, and reap its init;
+    False if the init did not exit within 5 s."""
+    for entry in entries:
+        if entry and ledger_mod.kill_process(entry["pid"], entry["starttime"]):
+            ledger.discard(entry)
+    if proc is None:
+        return True
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
 def guest_exec(sshd_pid: int, path: str, home: Path, argv: Sequence[str], *,
                timeout: float = 30, input: str | None = None
                ) -> subprocess.CompletedProcess:

@@ -212,14 +212,10 @@ class GuestsMixin:
         return _link_local(guest.netns)
 
     def _boot(self, guest: Guest) -> None:
-        argv = self.image.init_argv(guest.netns, guest.hostname, guest.files)
-        with open(guest.files.console_log, "ab") as console:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console,
-                                    stderr=subprocess.STDOUT, close_fds=True)
-        guest.init = proc
-        guest.init_entry = self._record_process(proc.pid, f"{guest.server_id} init")
+        guest.init, guest.init_entry, child = guest_process.start_init(
+            self.image.init_argv(guest.netns, guest.hostname, guest.files),
+            guest.files.console_log, self._ledger, f"{guest.server_id} init", timeout=5)
         guest.sshd_entry = None
-        child = guest_process.wait_for_child(proc, timeout=5)
         if child is None:
             raise FabricError(f"guest {guest.server_id}: init did not start: "
                               f"{_tail(guest.files.console_log)}")
@@ -247,14 +243,9 @@ class GuestsMixin:
 
     def _stop_init(self, guest: Guest) -> None:
         """Kill the guest's PID 1 (the kernel then kills the rest) and reap its parent."""
-        for entry in (guest.sshd_entry, guest.init_entry):
-            if entry and ledger_mod.kill_process(entry["pid"], entry["starttime"]):
-                self._ledger.discard(entry)
-        if guest.init is not None:
-            try:
-                guest.init.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                LOG.error("guest %s: init %d did not exit", guest.server_id, guest.init.pid)
+        if not guest_process.stop_init(guest.init, (guest.sshd_entry, guest.init_entry),
+                                       self._ledger):
+            LOG.error("guest %s: init %d did not exit", guest.server_id, guest.init.pid)
         guest.init = None
         guest.sshd_entry = guest.init_entry = None
 

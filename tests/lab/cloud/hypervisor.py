@@ -71,7 +71,7 @@ from tests.lab.faults import (
     with_variant,
 )
 from tests.lab.guest_os import GuestFiles, GuestImage
-from tests.lab.ledger import ResourceLedger, kill_process, process_starttime
+from tests.lab.ledger import ResourceLedger
 from tests.lab.topology import METADATA_IP, METADATA_IPV6
 
 LOG = logging.getLogger("rmdc.hypervisor")
@@ -151,13 +151,20 @@ def fault_site(meta: dict[str, str]) -> tuple[str, dict[str, str]]:
     return site, rest
 
 
+def site_and_profile(meta: dict[str, str], variant: str | None
+                     ) -> tuple[str, FaultProfile]:
+    """The fault site and profile a server's metadata asks for, as its `variant` of
+    the profile cycle; ValueError naming the key that is wrong."""
+    site, rest = fault_site(meta)
+    return site, with_variant(FaultProfile.from_metadata(NO_FAULTS, rest), variant)
+
+
 def wants_decoy(meta: dict[str, str], variant: str | None = None) -> bool:
     """Whether a server's metadata (as its `variant` of the profile) asks for a fault
     that needs a decoy server (decoys.py); bad metadata is reported by the
     migration that reads it."""
     try:
-        site, rest = fault_site(meta)
-        profile = with_variant(FaultProfile.from_metadata(NO_FAULTS, rest), variant)
+        site, profile = site_and_profile(meta, variant)
     except ValueError:
         return False
     return site == "path" and profile.metadata_shape in DECOY_SHAPES
@@ -340,14 +347,9 @@ class Hypervisor:
     def _boot(self, guest: CloudGuest) -> None:
         """Start the guest's init (its sshd, PID 1 of its own namespaces: /tmp and /run
         fresh) and wait for sshd to listen."""
-        argv = self.image.init_argv(guest.netns, guest.hostname, guest.files)
-        with open(guest.files.console_log, "ab") as console:
-            guest.init = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console,
-                                          stderr=subprocess.STDOUT, close_fds=True)
-        guest.init_entry = self.ledger.add({
-            "kind": "process", "pid": guest.init.pid,
-            "starttime": process_starttime(guest.init.pid) or 0, "label": guest.uuid})
-        guest.sshd_pid = guest_process.wait_for_child(guest.init, timeout=SSHD_TIMEOUT)
+        guest.init, guest.init_entry, guest.sshd_pid = guest_process.start_init(
+            self.image.init_argv(guest.netns, guest.hostname, guest.files),
+            guest.files.console_log, self.ledger, guest.uuid, timeout=SSHD_TIMEOUT)
         if guest.sshd_pid is None:
             raise web.HTTPInternalServerError(text=f"guest {guest.uuid}: init exited")
         self._wait_for_sshd(guest)
@@ -355,11 +357,8 @@ class Hypervisor:
     def _stop_init(self, guest: CloudGuest) -> None:
         """Kill the guest's init: unshare's --kill-child takes its PID 1 along, and the
         kernel every other process of the guest's PID namespace."""
-        if guest.init_entry and kill_process(guest.init_entry["pid"],
-                                             guest.init_entry["starttime"]):
-            self.ledger.discard(guest.init_entry)
-        if guest.init is not None:
-            guest.init.wait(timeout=5)
+        if not guest_process.stop_init(guest.init, (guest.init_entry,), self.ledger):
+            raise subprocess.TimeoutExpired(f"guest {guest.uuid} init", 5)
         guest.init = guest.init_entry = guest.sshd_pid = None
 
     def _guest_event(self, guest: CloudGuest, event: str) -> None:
@@ -460,9 +459,7 @@ class Hypervisor:
         guest = self.guest(uuid)
         meta_into = meta.get(FAULTS_INTO_KEY)
         try:
-            site, meta = fault_site(meta)
-            profile = with_variant(FaultProfile.from_metadata(NO_FAULTS, meta),
-                                   guest.variant)
+            site, profile = site_and_profile(meta, guest.variant)
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         if guest.without_faults or meta_into not in (None, dest):

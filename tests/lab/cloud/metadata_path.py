@@ -15,6 +15,7 @@ instance headers the agent adds.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -178,6 +179,15 @@ def stop_haproxies(chassis_dir: Path) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+@dataclasses.dataclass
+class _Edges:
+    """A restart's ground truth: the first ask the agent left unanswered, and the
+    first it answered after that (CLOCK_BOOTTIME)."""
+
+    unanswered: float | None = None
+    answered: float | None = None
+
+
 def restart_agent(sup: Supervisor, chassis, env: dict[str, str], venv: Path) -> dict:
     """Restart one host's agent as an operator's `systemctl restart` does: SIGTERM,
     then the same agent again (its namespaces and haproxies stay). The ground truth
@@ -185,16 +195,17 @@ def restart_agent(sup: Supervisor, chassis, env: dict[str, str], venv: Path) -> 
     until the first it answered again (CLOCK_BOOTTIME at each ask, asked every
     SOCKET_POLL s, ANSWER_TIMEOUT s each), beside when the restart was asked and
     done."""
-    edges: dict[str, float] = {}
+    edges = _Edges()
     done = threading.Event()
 
     def watch() -> None:
         while not done.is_set():
             now = boottime()
             if not serving(chassis.dir):
-                edges.setdefault("unanswered", now)
-            elif "unanswered" in edges:
-                edges["answered"] = now
+                if edges.unanswered is None:
+                    edges.unanswered = now
+            elif edges.unanswered is not None:
+                edges.answered = now
                 return
             time.sleep(SOCKET_POLL)
     watcher = threading.Thread(target=watch, daemon=True)
@@ -205,11 +216,11 @@ def restart_agent(sup: Supervisor, chassis, env: dict[str, str], venv: Path) -> 
         sup.stop(name)
         proc = start_agent(sup, chassis, env, venv)
         wait_for(f"metadata agent {chassis.host} serving again",
-                 lambda: "answered" in edges, RESTART_TIMEOUT, interval=0.1, proc=proc,
+                 lambda: edges.answered is not None, RESTART_TIMEOUT, interval=0.1, proc=proc,
                  log=Path(sup.daemons[name].log))
     finally:
         done.set()
         watcher.join(5)
     sup.ready(name)
     return {"host": chassis.host, "asked_boottime": asked, "done_boottime": boottime(),
-            "start_boottime": edges["unanswered"], "end_boottime": edges["answered"]}
+            "start_boottime": edges.unanswered, "end_boottime": edges.answered}

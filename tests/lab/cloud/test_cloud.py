@@ -33,7 +33,7 @@ from tests.helpers import (
     outage_of_window,
     outages_meeting,
 )
-from tests.lab import demo
+from tests.lab import rally_report
 from tests.lab.addressing import KEEP_OFF
 from tests.lab.cloud import config, metadata_path, rally_task
 from tests.lab.cloud.__main__ import bench_line
@@ -184,12 +184,12 @@ def _migration_spans(record) -> tuple[tuple[float, float], ...]:
 
 def _workloads_by_title(run: dict) -> dict[str, dict]:
     """Each subtask's workload of a run of sample_variants, by the variant's title."""
-    return dict(demo.report_workloads(run["report"]))
+    return dict(rally_report.report_workloads(run["report"]))
 
 
 def _records(run: dict) -> list:
-    [(_, workload)] = demo.report_workloads(run["report"])
-    return workload, demo.iteration_records(workload)
+    [(_, workload)] = rally_report.report_workloads(run["report"])
+    return workload, rally_report.iteration_records(workload)
 
 
 # The sample run: samples/live_migrate_metadata.yaml twice in one `rally` run, as
@@ -237,7 +237,7 @@ def sample_run(cloud, tmp_path_factory) -> dict:
 
 def _sample_workload(run: dict, title: str) -> tuple[dict, list]:
     workload = _workloads_by_title(run)[title]
-    return workload, demo.iteration_records(workload)
+    return workload, rally_report.iteration_records(workload)
 
 
 def test_sample_task_measures_real_live_migrations(sample_run):
@@ -373,7 +373,8 @@ def test_report_draws_the_aggregated_trends(sample_run, browser, shots, variant)
 def test_report_draws_each_iteration_and_its_outages(sample_run, browser, shots, variant):
     outages = report_checks.check_per_iteration(
         sample_run, browser, variant, shots=shots if variant == "html" else None)
-    assert outages == [[len(record.metadata.outages) for record in demo.iteration_records(w)]
+    assert outages == [[len(record.metadata.outages)
+                        for record in rally_report.iteration_records(w)]
                        for w in report_checks.workloads(sample_run)]
 
 
@@ -484,7 +485,7 @@ def test_every_microversion_path_and_migrations_during_an_outage(cloud, tmp_path
         assert runs[name]["exit_code"] == 0, name
         for title, (args, version) in variants.items():
             workload = workloads[title]
-            [record] = demo.iteration_records(workload)
+            [record] = rally_report.iteration_records(workload)
             assert workload["data"][0]["error"] == [], (title, workload["data"][0]["error"])
             assert len(record.migrations) == args.get("migrations", 1), title
             hosts = [m.destination_host for m in record.migrations]
@@ -506,7 +507,7 @@ def test_every_microversion_path_and_migrations_during_an_outage(cloud, tmp_path
     run = runs["outage"]
     [window] = [w for w in run["injected"] if w["kind"] == "metadata"]
     assert "extended" in window["detail"]
-    [record] = demo.iteration_records(
+    [record] = rally_report.iteration_records(
         _workloads_by_title(run)["three migrations in one outage"])
     outage = outage_of_window(record, window["start_boottime"], window["end_boottime"],
                               _migration_spans(record))
@@ -719,7 +720,7 @@ def test_guest_and_migration_faults_on_real_nova_are_named(cloud, tmp_path):
     errors = {name: [": ".join(map(str, it["error"][:2])) for it in workloads[name]["data"]]
               for name in GUEST_AND_MIGRATION_FAULTS}
     print({name: [e[:160] for e in errs] for name, errs in errors.items()})
-    records = {name: demo.iteration_records(workloads[name]) for name in workloads}
+    records = {name: rally_report.iteration_records(workloads[name]) for name in workloads}
     for name, cause in FAULT_ERRORS.items():
         failed = [e for e in errors[name] if e]
         assert len(failed) == 1 and cause in failed[0], (name, errors[name])
@@ -806,7 +807,7 @@ def test_the_load_mix_measures_each_iterations_own_fault_and_nothing_else(cloud,
     for cause in LOAD_ERRORS.values():
         assert sum(cause in e for e in failed) == 2, (cause, failed)
     measured = []
-    for error, record in zip(errors, demo.iteration_records(workload)):
+    for error, record in zip(errors, rally_report.iteration_records(workload)):
         if error:
             continue
         variant = _load_variant(windows, record.server_id)
@@ -878,7 +879,7 @@ def test_a_real_metadata_agent_restart_is_measured_on_its_host_only(cloud, tmp_p
     for host, window in zip((RESTARTED, NOT_RESTARTED), restarts):
         workload = workloads[host]
         assert [it["error"] for it in workload["data"]] == [[]], workload["data"]
-        [record] = demo.iteration_records(workload)
+        [record] = rally_report.iteration_records(workload)
         assert record.watch is not None and record.watch.host == host, record
         [hook] = workload["hooks"]
         [hook_run] = hook["results"]
@@ -975,7 +976,7 @@ def test_faults_in_the_real_path_are_measured_where_they_act(cloud, tmp_path):
         t: [] for t in workloads}
     windows = {w["server_id"]: w for w in run["injected"] if w["kind"] == "metadata"}
     for shape, reasons in PATH_FAULT_REASONS.items():
-        [record] = demo.iteration_records(workloads[shape])
+        [record] = rally_report.iteration_records(workloads[shape])
         assert record.families == tuple(BOTH_FAMILIES), record.families
         window = windows[record.server_id]
         assert window["families"] == "ipv4,ipv6", window
@@ -990,7 +991,7 @@ def test_faults_in_the_real_path_are_measured_where_they_act(cloud, tmp_path):
 
 
 def _check_ipv6_alone(workload: dict, windows: dict) -> None:
-    [record] = demo.iteration_records(workload)
+    [record] = rally_report.iteration_records(workload)
     window = windows[record.server_id]
     assert (window["shape"], window["families"]) == ("timeout", "ipv6"), window
     start, end = window["start_boottime"], window["end_boottime"]
