@@ -16,7 +16,6 @@ from tests.lab.cloud.openstack import DB_RECIPE, FLAVOR, RALLY_HOST_IP, OpenStac
 from tests.lab.cloud.ovn import Central, Chassis, connect_underlay
 from tests.lab.cloud.procs import ProcError, Supervisor, alive, run
 from tests.lab.ledger import ResourceLedger
-from tests.lab.topology import METADATA_IPV6
 
 INFRA = ("mariadb", "epmd", "rabbitmq")
 
@@ -272,7 +271,8 @@ class Cloud:
         def serving_ipv6(chassis_dir: Path) -> bool:
             config_file = metadata_path.haproxy_config(chassis_dir, network)
             return (bool(metadata_path.running_haproxies(chassis_dir))
-                    and config_file.exists() and METADATA_IPV6 in config_file.read_text())
+                    and config_file.exists()
+                    and metadata_path.METADATA_IPV6 in config_file.read_text())
         token, _ = cloud.token()
         subnet = cloud.add_link_local_subnet(token, network)
         try:

@@ -68,7 +68,7 @@ IDENTITY_SHAPES = ("http_404", "wrong_instance")
 DECOY_SHAPES = ("wrong_instance",)
 PATH_SHAPES = SWITCHOVER_SHAPES + IDENTITY_SHAPES
 SAMPLE_INTERVAL = 0.02
-METADATA_IP, METADATA_IPV6 = "169.254.169.254", "fe80::a9fe:a9fe"
+METADATA_IP = "169.254.169.254"
 # The agent may still be setting up the destination's namespace (bug 2036118's fix
 # does it when the migration starts): the haproxy to stop is waited for this long.
 HAPROXY_WAIT = 30.0
@@ -239,7 +239,7 @@ class MetadataFlowsDropped(PathFault):
         super().__init__()
         self.env = {**os.environ, "OVS_RUNDIR": str(chassis_dir)}
         self.matches = [f"ip,nw_src={guest_ip},nw_dst={METADATA_IP}",
-                        f"tcp6,dl_src={guest_mac},ipv6_dst={METADATA_IPV6}"]
+                        f"tcp6,dl_src={guest_mac},ipv6_dst={metadata_path.METADATA_IPV6}"]
         self.cookie = f"{cookie:#x}"
 
     def _ofctl(self, *args: str) -> str:

@@ -884,10 +884,12 @@ def test_a_real_metadata_agent_restart_is_measured_on_its_host_only(cloud, tmp_p
         [hook] = workload["hooks"]
         [hook_run] = hook["results"]
         assert hook_run["status"] == "success", hook_run
-        # The hook ran inside the watch, and the restart inside the hook's run.
+        # The hook began inside the watch. It may end after it: with two CPU hogs
+        # a restart took 27 s, past the 30 s watch (the recovery wait covers it).
         offset = record.clock_offset
         assert record.watch.start + offset < hook_run["started_at"] \
-            < hook_run["finished_at"] < record.watch.end + offset, (record.watch, hook_run)
+            < record.watch.end + offset, (record.watch, hook_run)
+        assert hook_run["started_at"] < hook_run["finished_at"], hook_run
         start, end = window["start_boottime"], window["end_boottime"]
         figures = record.metadata
         print(host, f"agent refused for {end - start:.2f} s", figures.downtime,
@@ -1008,7 +1010,12 @@ def _check_ipv6_alone(workload: dict, windows: dict) -> None:
     print(f"ipv6 alone: held {end - start:.2f} s, measured {outage.duration:.2f} s, "
           f"ipv4 {ipv4.downtime:.2f} s", outage.reasons)
     assert shortest - slack <= outage.duration - lead <= longest + slack, (window, outage)
-    assert set(outage.reasons) <= TIMEOUT_REASONS | RESET_REASONS, outage.reasons
+    # Blackholed: timeouts, besides at most the switchover's own failures (one
+    # request under load found no eth0 while the lab swapped it: wget=noipv6).
+    blackholed = sum(n for reason, n in outage.reasons.items()
+                     if reason in TIMEOUT_REASONS | RESET_REASONS)
+    assert blackholed > 0 and sum(outage.reasons.values()) - blackholed \
+        <= SWITCHOVER_FAILURES, outage.reasons
     assert workload["pass_sla"] is False
     [sla] = [s for s in workload["sla_results"]["sla"] if s["criterion"] == "metadata_downtime"]
     assert f"worst ipv6 metadata downtime {ipv6.downtime:.2f} s" in sla["detail"], sla
