@@ -617,7 +617,7 @@ class Hypervisor:
             self.path_faults.mend(shape, self._target(guest, dest))
             return
         since = boottime()
-        families = ALL_FAMILIES if site == "path" else profile.metadata_families
+        families = profile.metadata_families   # both, at the path (migrate checks)
         if site == "path":
             self._break_path(guest, shape, dest)
         else:
