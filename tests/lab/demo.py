@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         facts = cloud.up()
         print(bench_line(cloud, facts), flush=True)
         result = rally_task.run_sample(facts, state, args.out_dir.resolve(),
-                                       task_args=args.task_args)
+                                       task_args=args.task_args, html=True)
         sla_check = result["rally_home"].sla_check(result["task_uuid"]).returncode
     finally:
         left = cloud.down()

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "sample":
         from tests.lab.cloud import rally_task
         run = rally_task.run_sample(cloud.info(), cloud.state, cloud.state / "sample",
-                                    task_args=args.task_args)
+                                    task_args=args.task_args, html=True)
         print(json.dumps(rally_task.summary(run["report"]), indent=1))
         print(f"injected: {len(run['injected'])} windows; guests left: "
               f"{len(run['guests_left'])}")

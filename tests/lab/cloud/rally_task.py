@@ -3,6 +3,7 @@ running cloud lab (a client we did not write)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -120,8 +121,8 @@ def sample_variants(variants: dict[str, dict], template_file: Path = SAMPLE_TASK
 
 def run_sample(facts: dict, state: Path, out_dir: Path, task_args: dict | None = None,
                task_file: Path = SAMPLE_TASK, api_info: dict | None = None,
-               live_migrate_timeout: float = 120, rally: CloudRally | None = None
-               ) -> dict:
+               live_migrate_timeout: float = 120, rally: CloudRally | None = None,
+               html: bool = False) -> dict:
     """Our sample task (MetadataDowntime.boot_and_live_migrate) through the real
     `rally` against the running cloud lab (a task file given is run as it is, a
     template with the cloud's arguments; `api_info` goes into the environment,
@@ -129,11 +130,37 @@ def run_sample(facts: dict, state: Path, out_dir: Path, task_args: dict | None =
     `rally`, a Rally home with the environment "cloud" already made, runs it there
     instead of in a new one under out_dir, so that runs can be compared);
     what the run produced: task_uuid, exit_code (2: SLA failed), report (JSON),
-    html (path), rally_home (the run's Rally, for more of its commands), injected
-    (the hypervisor's ground truth of this run), guests_left (guests still booted),
-    leftovers (what the task's users left in the cloud, by kind), rally_errors
-    (the ERROR lines of Rally's log)."""
+    html (the HTML report's path if `html`, else None), rally_home (the run's
+    Rally, for more of its commands), injected (the hypervisor's ground truth of
+    this run), guests_left (guests still booted), leftovers (what the task's users
+    left in the cloud, by kind), rally_errors (the ERROR lines of Rally's log)."""
     from tests.lab.cloud import hypervisor
+    seen = len(hypervisor.ask(state, "/injected"))
+    run = _run_rally(facts, out_dir, task_args, task_file, api_info,
+                     live_migrate_timeout, rally, html)
+    return {**run, **_what_the_cloud_kept(facts, state, seen)}
+
+
+def run_samples_at_once(facts: dict, state: Path, out_dir: Path,
+                        task_files: dict[str, Path], **kwargs) -> dict[str, dict]:
+    """Each of `task_files` (name -> task file) in a `rally` run of its own, all at
+    once, each in a Rally home under out_dir/<name> (kwargs as run_sample's); each
+    run's result as run_sample's, but injected is the ground truth of every run of
+    the batch (look a server's windows up by its id), and guests_left and
+    leftovers are what all of them left, asked once the last has ended."""
+    from tests.lab.cloud import hypervisor
+    seen = len(hypervisor.ask(state, "/injected"))
+    with concurrent.futures.ThreadPoolExecutor(len(task_files)) as pool:
+        runs = dict(zip(task_files, pool.map(
+            lambda name: _run_rally(facts, out_dir / name, None, task_files[name],
+                                    **kwargs), task_files)))
+    kept = _what_the_cloud_kept(facts, state, seen)
+    return {name: {**run, **kept} for name, run in runs.items()}
+
+
+def _run_rally(facts: dict, out_dir: Path, task_args: dict | None, task_file: Path,
+               api_info: dict | None = None, live_migrate_timeout: float = 120,
+               rally: CloudRally | None = None, html: bool = False) -> dict:
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     if rally is None:
@@ -144,15 +171,19 @@ def run_sample(facts: dict, state: Path, out_dir: Path, task_args: dict | None =
         rally.create_env("cloud", spec)
     elif api_info:
         raise ValueError("api_info belongs to the environment of the Rally home given")
-    seen = len(hypervisor.ask(state, "/injected"))
     code, uuid = rally.start_task(task_file, "cloud", args=task_args, args_file=CLOUD_ARGS)
     log = rally.log_file.read_text() if rally.log_file.exists() else ""
     return {"task_uuid": uuid, "exit_code": code, "report": rally.json_report(uuid),
-            "html": rally.html_report(uuid, out_dir / "report.html"), "rally_home": rally,
-            "injected": hypervisor.ask(state, "/injected")[seen:],
-            "guests_left": hypervisor.ask(state, "/guests"),
-            "leftovers": openstack.leftovers(facts["auth_url"]),
+            "html": rally.html_report(uuid, out_dir / "report.html") if html else None,
+            "rally_home": rally,
             "rally_errors": [line for line in log.splitlines() if " ERROR " in line]}
+
+
+def _what_the_cloud_kept(facts: dict, state: Path, windows_seen: int) -> dict:
+    from tests.lab.cloud import hypervisor
+    return {"injected": hypervisor.ask(state, "/injected")[windows_seen:],
+            "guests_left": hypervisor.ask(state, "/guests"),
+            "leftovers": openstack.leftovers(facts["auth_url"])}
 
 
 def summary(report: dict) -> dict[str, dict]:

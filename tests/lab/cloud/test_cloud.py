@@ -5,7 +5,6 @@ teardown that leaves no process, namespace, link, mount or file behind."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import ipaddress
 import json
@@ -98,7 +97,7 @@ def test_rally_openstack_scenarios_pass(cloud, tmp_path):
     cleanup asks Cinder's API for volumes): a command in each guest over SSH
     through its floating IP."""
     lab, facts = cloud
-    report = rally_task.run(facts, tmp_path / "rally", times=2)
+    report = rally_task.run(facts, tmp_path / "rally", times=2, concurrency=2)
     results = rally_task.summary(report)
     print(results)
     assert set(results) == set(rally_task.SCENARIOS)
@@ -231,7 +230,7 @@ def sample_run(cloud, tmp_path_factory) -> dict:
     [pairs] = [st["workloads"][0] for st in variants["subtasks"] if st["title"] == PAIRS]
     pairs["sla"]["max_avg_duration_per_atomic"] = {"metadata.downtime": 1}
     task.write_text(json.dumps(variants))
-    run = rally_task.run_sample(facts, lab.state, root / "run", task_file=task)
+    run = rally_task.run_sample(facts, lab.state, root / "run", task_file=task, html=True)
     return report_checks.add_report_files(run)
 
 
@@ -391,7 +390,7 @@ def test_sample_task_reaches_its_vms_on_floating_ips(cloud, tmp_path):
     host, Geneve, before and after the migration."""
     lab, facts = cloud
     run = rally_task.run_sample(facts, lab.state, tmp_path / "fip", task_args={
-        "times": 2, "concurrency": 1, "use_floating_ip": True,
+        "times": 2, "concurrency": 2, "use_floating_ip": True,
         "floating_network": "rmdc-public"})
     workload, records = _records(run)
     assert run["exit_code"] == 0, [it["error"] for it in workload["data"]]
@@ -440,7 +439,8 @@ MICROVERSION_VARIANTS = {
     "2.68 to a named host": (_to_a_named_host("2.68"), "2.68"),
 }
 # Beside them, in a `rally` run of its own at the same time (its 25 s outage and
-# three migrations take as long as the six above one after another).
+# three migrations take as long as three of the six above one after another, which
+# run in two `rally` runs of three).
 THREE_MIGRATIONS = ({"migrations": 3, "recovery_timeout": 90, "boot_server_kwargs": {
     "meta": {"lab_metadata_outage": "25", "lab_metadata_shape": "refused",
              "lab_migration_duration": "0.5"}}}, ENV_MICROVERSION)
@@ -468,16 +468,17 @@ def test_every_microversion_path_and_migrations_during_an_outage(cloud, tmp_path
     pass is the proof; its request log says which version it served."""
     lab, facts = cloud
     log = lab.state / "log" / "nova-api.log"
-    tasks = {"versions": MICROVERSION_VARIANTS,
+    titles = list(MICROVERSION_VARIANTS)
+    tasks = {"versions-1": {t: MICROVERSION_VARIANTS[t] for t in titles[:3]},
+             "versions-2": {t: MICROVERSION_VARIANTS[t] for t in titles[3:]},
              "outage": {"three migrations in one outage": THREE_MIGRATIONS}}
     for name, variants in tasks.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(rally_task.sample_variants({
             title: {"times": 1, "concurrency": 1, "allowed_metadata_downtime": 90,
                     **args} for title, (args, _) in variants.items()})))
-    with concurrent.futures.ThreadPoolExecutor(len(tasks)) as pool:
-        runs = dict(zip(tasks, pool.map(lambda name: rally_task.run_sample(
-            facts, lab.state, tmp_path / name, task_file=tmp_path / f"{name}.json",
-            api_info={"nova": {"version": ENV_MICROVERSION}}), tasks)))
+    runs = rally_task.run_samples_at_once(
+        facts, lab.state, tmp_path, {name: tmp_path / f"{name}.json" for name in tasks},
+        api_info={"nova": {"version": ENV_MICROVERSION}})
     served = _migration_microversions(log)
     for name, variants in tasks.items():
         workloads = _workloads_by_title(runs[name])
@@ -505,10 +506,11 @@ def test_every_microversion_path_and_migrations_during_an_outage(cloud, tmp_path
             else:
                 assert mine == [version] * len(record.migrations), (title, mine)
     run = runs["outage"]
-    [window] = [w for w in run["injected"] if w["kind"] == "metadata"]
-    assert "extended" in window["detail"]
     [record] = rally_report.iteration_records(
         _workloads_by_title(run)["three migrations in one outage"])
+    [window] = [w for w in run["injected"]
+                if w["kind"] == "metadata" and w["server_id"] == record.server_id]
+    assert "extended" in window["detail"]
     outage = outage_of_window(record, window["start_boottime"], window["end_boottime"],
                               _migration_spans(record))
     shortest, longest = injected_bounds(window)
@@ -659,6 +661,13 @@ GUEST_AND_MIGRATION_FAULTS = {
     "no_curl": ({}, {"lab_no_curl": "true", "lab_metadata_outage": "2",
                      "lab_metadata_shape": "timeout"}, 1),
 }
+# Two `rally` runs at once, each booting its servers on a host of its own: the
+# hanging migration holds its source host's one live-migration slot
+# (max_concurrent_live_migrations' default) until its server is deleted, which
+# would keep the other run's migrations from that host waiting past the timeout.
+FAULT_RUNS = {
+    config.COMPUTE_HOSTS[0]: ("migration_hang", "probe_dir_not_writable", "ssh_never_up"),
+    config.COMPUTE_HOSTS[1]: ("migration_error", "never_recovers", "no_curl")}
 FAULT_ERRORS = {
     # Real Nova rolls a failed live migration back: the server is ACTIVE on its
     # source again (the imitation API had set it to ERROR).
@@ -699,7 +708,7 @@ LOAD_REASONS = {"refused": {"wget=refused"}, "timeout": {"wget=timeout"},
 
 
 def test_guest_and_migration_faults_on_real_nova_are_named(cloud, tmp_path):
-    """The fault matrix's migration faults in one `rally` run on the real services: a
+    """The fault matrix's migration faults on the real services (FAULT_RUNS): a
     live migration the virt driver fails (Nova rolls it back), one that does not
     finish (its server deleted by Rally's cleanup all the same), metadata that stays
     broken past recovery_timeout, a probe workdir the guest cannot write, SSH asked
@@ -707,14 +716,22 @@ def test_guest_and_migration_faults_on_real_nova_are_named(cloud, tmp_path):
     names its cause; busybox wget's figure meets the outage the lab held; every
     fault ends with its server."""
     lab, facts = cloud
-    task = tmp_path / "faults.json"
-    task.write_text(json.dumps(rally_task.sample_variants({
-        name: {"times": times, "concurrency": times, "allowed_metadata_downtime": 6,
-               **args, "boot_server_kwargs": {"meta": meta}}
-        for name, (args, meta, times) in GUEST_AND_MIGRATION_FAULTS.items()})))
-    run = rally_task.run_sample(facts, lab.state, tmp_path / "run", task_file=task,
-                                live_migrate_timeout=FAULTS_MIGRATION_TIMEOUT)
-    workloads = _workloads_by_title(run)
+    assert sorted(n for names in FAULT_RUNS.values() for n in names) == sorted(
+        GUEST_AND_MIGRATION_FAULTS)
+    tasks = {}
+    for host, names in FAULT_RUNS.items():
+        tasks[host] = tmp_path / f"faults-{host}.json"
+        tasks[host].write_text(json.dumps(rally_task.sample_variants({
+            name: {"times": times, "concurrency": times, "allowed_metadata_downtime": 6,
+                   **args, "boot_server_kwargs": {
+                       "meta": meta, "availability_zone": f"nova:{host}"}}
+            for name, (args, meta, times) in (
+                (n, GUEST_AND_MIGRATION_FAULTS[n]) for n in names)})))
+    runs = rally_task.run_samples_at_once(facts, lab.state, tmp_path, tasks,
+                                          live_migrate_timeout=FAULTS_MIGRATION_TIMEOUT)
+    workloads = {title: workload for run in runs.values()
+                 for title, workload in _workloads_by_title(run).items()}
+    run = runs[config.COMPUTE_HOSTS[0]]   # injected and guests_left: the batch's
     # Each iteration's error as "Type: message", its traceback apart: the error a
     # cleanup raised after it must not take its place.
     errors = {name: [": ".join(map(str, it["error"][:2])) for it in workloads[name]["data"]]
@@ -851,51 +868,57 @@ RESTART_LIMIT = 1.0
 
 def test_a_real_metadata_agent_restart_is_measured_on_its_host_only(cloud, tmp_path):
     """The hook restarts the real neutron-ovn-metadata-agent of RESTARTED while a VM
-    there watches (then, in a second workload, while a VM on the other host does).
-    Ground truth is where the restart acts: the agent answering no request on its
-    socket. The VM behind it measures that outage and fails the SLA; the other
-    host's VM sees nothing of it and passes; both timelines mark the hook. (Two
-    workloads, each VM placed by its availability zone: one workload of two VMs
+    there watches, and a VM on the other host watches at the same time. Ground
+    truth is where the restart acts: the agent answering no request on its socket.
+    The VM behind it measures that outage and fails the SLA; the other host's VM
+    sees nothing of it and passes. (Each VM placed by its availability zone, in a
+    `rally` run of its own, only the first with the hook: one workload of two VMs
     with a flavor of more than half a host's disk had both put on one host once.)"""
     lab, facts = cloud
     args = yaml.safe_load(AGENT_RESTART_ARGS.read_text())
     # The plugin waits for recovery as long as the lab lets a restart take.
     assert args["recovery_timeout"] >= metadata_path.RESTART_TIMEOUT, args
     command = f"{args['disruption_command']} --state-dir {lab.state}"
-    task = tmp_path / "restart.json"
-    task.write_text(json.dumps(rally_task.sample_variants({
-        host: {**args, "disruption_command": command,
-               "allowed_metadata_downtime": RESTART_LIMIT,
-               "boot_server_kwargs": {"availability_zone": f"nova:{host}"}}
-        for host in (RESTARTED, NOT_RESTARTED)}, template_file=AGENT_RESTART_TASK)))
+    tasks = {}
+    for host in (RESTARTED, NOT_RESTARTED):
+        body = rally_task.sample_variants({host: {
+            **args, "disruption_command": command,
+            "allowed_metadata_downtime": RESTART_LIMIT,
+            "boot_server_kwargs": {"availability_zone": f"nova:{host}"}}},
+            template_file=AGENT_RESTART_TASK)
+        if host == NOT_RESTARTED:   # one restart, which this VM only watches
+            body["subtasks"][0]["workloads"][0].pop("hooks")
+        tasks[host] = tmp_path / f"restart-{host}.json"
+        tasks[host].write_text(json.dumps(body))
     seen = len(lab.agent_restarts())
-    run = rally_task.run_sample(facts, lab.state, tmp_path / "run", task_file=task)
+    runs = rally_task.run_samples_at_once(facts, lab.state, tmp_path, tasks)
     restarts = lab.agent_restarts()[seen:]
-    workloads = _workloads_by_title(run)
     print([(w["host"], round(w["end_boottime"] - w["start_boottime"], 2),
             round(w["start_boottime"] - w["asked_boottime"], 2)) for w in restarts])
-    assert [w["host"] for w in restarts] == [RESTARTED, RESTARTED], restarts
+    [window] = restarts
+    assert window["host"] == RESTARTED, restarts
+    start, end = window["start_boottime"], window["end_boottime"]
     verdicts = {}
-    for host, window in zip((RESTARTED, NOT_RESTARTED), restarts):
-        workload = workloads[host]
+    for host, run in runs.items():
+        workload = _workloads_by_title(run)[host]
         assert [it["error"] for it in workload["data"]] == [[]], workload["data"]
         [record] = rally_report.iteration_records(workload)
         assert record.watch is not None and record.watch.host == host, record
-        [hook] = workload["hooks"]
-        [hook_run] = hook["results"]
-        assert hook_run["status"] == "success", hook_run
-        # The hook began inside the watch. It may end after it: with two CPU hogs
-        # a restart took 27 s, past the 30 s watch (the recovery wait covers it).
-        offset = record.clock_offset
-        assert record.watch.start + offset < hook_run["started_at"] \
-            < record.watch.end + offset, (record.watch, hook_run)
-        assert hook_run["started_at"] < hook_run["finished_at"], hook_run
-        start, end = window["start_boottime"], window["end_boottime"]
         figures = record.metadata
         print(host, f"agent refused for {end - start:.2f} s", figures.downtime,
               [(round(o.start - start, 2), round(o.end - end, 2), o.reasons)
                for o in figures.outages])
         if host == RESTARTED:
+            [hook] = workload["hooks"]
+            [hook_run] = hook["results"]
+            assert hook_run["status"] == "success", hook_run
+            # The hook began inside the watch. It may end after it: with two CPU
+            # hogs a restart took 27 s, past the 30 s watch (the recovery wait
+            # covers it).
+            offset = record.clock_offset
+            assert record.watch.start + offset < hook_run["started_at"] \
+                < record.watch.end + offset, (record.watch, hook_run)
+            assert hook_run["started_at"] < hook_run["finished_at"], hook_run
             outage = outage_of_window(record, start, end)
             # Each edge of the truth is an ask of the agent, which waits up to
             # ANSWER_TIMEOUT for its answer.
@@ -903,17 +926,21 @@ def test_a_real_metadata_agent_restart_is_measured_on_its_host_only(cloud, tmp_p
             assert end - start - slack <= outage.duration <= end - start + slack, (
                 outage, window)
         else:
-            # Nothing the restart did: no 503 (its host's failure), at most
+            # It watched while the agent was down for more than the limit...
+            assert min(end, record.watch.end) - max(start, record.watch.start) \
+                > RESTART_LIMIT, (record.watch, window)
+            # ...and saw nothing the restart did: no 503 (its host's failure), at most
             # requests answered later than the probe's timeout while the new
             # agent's start took the two cores (1.2 s of them, once).
             assert all(explained_by_load(o, start, end) for o in figures.outages), (
                 figures.outages)
         verdicts[host] = workload["pass_sla"]
     # A restart outlasts a second: the restarted host's VM fails the limit.
-    assert restarts[0]["end_boottime"] - restarts[0]["start_boottime"] > RESTART_LIMIT
+    assert end - start > RESTART_LIMIT
     assert verdicts == {RESTARTED: False, NOT_RESTARTED: True}
-    assert run["exit_code"] == 2
-    assert run["guests_left"] == []
+    assert {host: run["exit_code"] for host, run in runs.items()} == {
+        RESTARTED: 2, NOT_RESTARTED: 0}
+    assert runs[RESTARTED]["guests_left"] == []
 
 
 # What the probe calls each real-path fault (path_faults.py), as a guest's busybox
