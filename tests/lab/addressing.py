@@ -39,6 +39,11 @@ KEEP_OFF = tuple(ipaddress.ip_address(address.strip()) for address in
                  ("203.0.113.80," + os.environ.get("RMD_LAB_KEEP_OFF", "")).split(",")
                  if address.strip())
 
+# The metadata service, as guests ask it (on their link only, in every lab): Nova's
+# address, and Neutron's IPv6 one (ML2/OVS, OVN).
+METADATA_IP = "169.254.169.254"
+METADATA_IPV6 = "fe80::a9fe:a9fe"
+
 MAIN_FIXED_GATEWAY = "198.51.100.1/24"
 MAIN_FLOATING_GATEWAY = "203.0.113.129/25"
 MAIN_FIXED_POOL = ("198.51.100.10", "198.51.100.127")

@@ -36,6 +36,7 @@ from typing import Self
 
 from tests.lab import addressing
 from tests.lab import ledger as ledger_mod
+from tests.lab.addressing import METADATA_IP
 from tests.lab.errors import FabricError, GuestNotFound, MigrationError, MigrationInProgress
 from tests.lab.fabric_cli import main
 from tests.lab.faults import FaultProfile, GroundTruth
@@ -45,7 +46,7 @@ from tests.lab.metadata_service import MetadataService
 from tests.lab.migration import MigrationMixin, _ActiveFault
 from tests.lab.prefix_lock import PrefixLock
 from tests.lab.sweep import PREFIX_LOCK_DIR
-from tests.lab.topology import METADATA_IP, TopologyMixin
+from tests.lab.topology import TopologyMixin
 
 __all__ = ["METADATA_IP", "PREFIX_LOCK_DIR", "WAITING_FOR_LAB", "Fabric", "FabricError",
            "Guest", "GuestNotFound", "MigrationError", "MigrationInProgress", "main"]

@@ -20,11 +20,12 @@ from pathlib import Path
 
 from tests.lab import guest_process, netns
 from tests.lab import ledger as ledger_mod
+from tests.lab.addressing import METADATA_IP
 from tests.lab.errors import FabricError, GuestNotFound
 from tests.lab.faults import FaultProfile
 from tests.lab.guest_os import GuestFiles, GuestImage
 from tests.lab.metadata_service import InstanceInfo, MetadataService
-from tests.lab.topology import METADATA_IP, ip_batch
+from tests.lab.topology import ip_batch
 
 LOG = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 
 from tests.lab import netns
-from tests.lab.topology import METADATA_IPV6
+from tests.lab.addressing import METADATA_IPV6
 
 # A MAC no lab interface has: frames sent to it are flooded and dropped.
 BLACKHOLE_MAC = "02:00:00:00:00:01"

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tests.lab import guest_process, metadata_switch, netns
+from tests.lab.addressing import METADATA_IP, METADATA_IPV6
 from tests.lab.errors import GuestNotFound, MigrationError, MigrationInProgress
 from tests.lab.faults import (
     ALL_FAMILIES,
@@ -30,7 +31,6 @@ from tests.lab.faults import (
 )
 from tests.lab.guests import Guest
 from tests.lab.metadata_service import HTTP_FAULTS, MetadataService
-from tests.lab.topology import METADATA_IP, METADATA_IPV6
 
 if TYPE_CHECKING:
     from tests.lab.fabric import Fabric

@@ -15,13 +15,11 @@ import threading
 
 from tests.lab import ledger as ledger_mod
 from tests.lab import netns
+from tests.lab.addressing import METADATA_IP, METADATA_IPV6
 from tests.lab.metadata_service import MetadataService
 
 LOG = logging.getLogger(__name__)
 
-METADATA_IP = "169.254.169.254"
-# Neutron's IPv6 metadata address, on the guests' link (ML2/OVS, OVN).
-METADATA_IPV6 = "fe80::a9fe:a9fe"
 
 
 class TopologyMixin:

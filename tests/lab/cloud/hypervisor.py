@@ -46,6 +46,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.lab import guest_process, metadata_switch, netns
+from tests.lab.addressing import METADATA_IP, METADATA_IPV6
 from tests.lab.cloud import config
 from tests.lab.cloud.path_faults import (
     DECOY_SHAPES,
@@ -72,7 +73,6 @@ from tests.lab.faults import (
 )
 from tests.lab.guest_os import GuestFiles, GuestImage
 from tests.lab.ledger import ResourceLedger
-from tests.lab.topology import METADATA_IP, METADATA_IPV6
 
 LOG = logging.getLogger("rmdc.hypervisor")
 _RARP = 0x8035

@@ -10,6 +10,7 @@ import shutil
 import time
 from pathlib import Path
 
+from tests.lab.addressing import METADATA_IPV6
 from tests.lab.cloud import config, metadata_path
 from tests.lab.cloud.infra import MariaDB, RabbitMQ
 from tests.lab.cloud.openstack import DB_RECIPE, FLAVOR, RALLY_HOST_IP, OpenStack, timed
@@ -272,7 +273,7 @@ class Cloud:
             config_file = metadata_path.haproxy_config(chassis_dir, network)
             return (bool(metadata_path.running_haproxies(chassis_dir))
                     and config_file.exists()
-                    and metadata_path.METADATA_IPV6 in config_file.read_text())
+                    and METADATA_IPV6 in config_file.read_text())
         token, _ = cloud.token()
         subnet = cloud.add_link_local_subnet(token, network)
         try:

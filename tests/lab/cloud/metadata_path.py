@@ -39,8 +39,6 @@ _PRIVATE_NETNS = 'mount -t tmpfs -o mode=0755 rmdc-netns /run/netns && exec slee
 # waits for its answer, and how long a restarted agent may take to serve again.
 SOCKET_POLL = 0.02
 ANSWER_TIMEOUT = 0.25
-# Where the agent's haproxy serves metadata over IPv6 (Neutron's METADATA_V6_IP).
-METADATA_IPV6 = "fe80::a9fe:a9fe"
 AGENT_MAIN = Path(__file__).with_name("metadata_agent_main.py")
 RESTART_TIMEOUT = 90.0
 # What restart_agent asks: a request as haproxy sends it, from an address no port has.

@@ -55,6 +55,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.lab.addressing import METADATA_IP
 from tests.lab.cloud import metadata_path
 from tests.lab.cloud.openstack import http
 from tests.lab.cloud.procs import alive, read_pid, wait_for
@@ -68,7 +69,6 @@ IDENTITY_SHAPES = ("http_404", "wrong_instance")
 DECOY_SHAPES = ("wrong_instance",)
 PATH_SHAPES = SWITCHOVER_SHAPES + IDENTITY_SHAPES
 SAMPLE_INTERVAL = 0.02
-METADATA_IP = "169.254.169.254"
 # The agent may still be setting up the destination's namespace (bug 2036118's fix
 # does it when the migration starts): the haproxy to stop is waited for this long.
 HAPROXY_WAIT = 30.0
