@@ -69,7 +69,7 @@ fi
 stamp() {  # PINS REQUIREMENT...: a digest of the pins, the requirements, the Python
     local pinfile=$1
     shift
-    { printf '%s\n' "$@" "$("$python" -V)"; [[ -f $pinfile ]] && cat "$pinfile"; true; } \
+    { printf '%s\n' "$@" "$("$python" -V)" bytecode; [[ -f $pinfile ]] && cat "$pinfile"; true; } \
         | sha256sum | cut -c1-16
 }
 
@@ -97,6 +97,10 @@ install_venv() {  # DIR PINS REQUIREMENT...
                 | grep -v -E '^(pip|setuptools|wheel)=='
         } >"$pinfile"
     fi
+    # Bytecode now: this machine's environment sets PYTHONDONTWRITEBYTECODE, so every
+    # service start compiled its imports from source again, half of the lab's
+    # start-up (65 s without, 35 s with). uv compiles only what it installs.
+    nice -n 10 "$dir/bin/python" -m compileall -q -j 0 "$dir/lib" >/dev/null
     want=$(stamp "$pinfile" "$@")
     echo "$want" >"$dir/.rmd-stamp"
     echo "lab cloud: $dir installed ($want)"

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -85,9 +86,11 @@ class Daemon:
 
 class Supervisor:
     """Starts daemons and records them in <state>/daemons.json, so `down` (even from
-    another process after a crash) stops exactly what was started."""
+    another process after a crash) stops exactly what was started. Daemons may be
+    started and marked ready from several threads at once."""
 
     def __init__(self, state_dir: Path):
+        self._lock = threading.RLock()
         self.state_dir = state_dir
         self.log_dir = state_dir / "log"
         self.record = state_dir / "daemons.json"
@@ -97,10 +100,11 @@ class Supervisor:
                 self.daemons[item["name"]] = Daemon(**item)
 
     def _save(self) -> None:
-        tmp = self.record.with_suffix(".tmp")
-        tmp.write_text(json.dumps([dataclasses.asdict(d) for d in self.daemons.values()],
-                                  indent=1))
-        tmp.replace(self.record)
+        with self._lock:
+            tmp = self.record.with_suffix(".tmp")
+            tmp.write_text(json.dumps([dataclasses.asdict(d)
+                                       for d in list(self.daemons.values())], indent=1))
+            tmp.replace(self.record)
 
     def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
               pidfile: Path | None = None, cwd: Path | None = None) -> subprocess.Popen:
