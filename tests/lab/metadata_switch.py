@@ -4,12 +4,30 @@ namespace, one address family at a time (blocking: subprocess)."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterable
 
 from tests.lab import netns
 from tests.lab.addressing import METADATA_IPV6
 
 # A MAC no lab interface has: frames sent to it are flooded and dropped.
 BLACKHOLE_MAC = "02:00:00:00:00:01"
+
+
+def in_switch_order(families: Iterable[str]) -> list[str]:
+    """IPv6 first: its switch (ip6tables) is the slow one. Both ways, so that a
+    window opened and closed around the whole switch sits within a fast `ip` call
+    of each family's own fault."""
+    return sorted(families, key=lambda name: name != "ipv6")
+
+
+def switch_ipv6(netns_name: str, shape: str, on: bool, check: bool = True) -> None:
+    """Break (`on`) or mend the guest's IPv6 metadata in `shape`: refused or timeout."""
+    if shape == "refused":
+        refuse_ipv6(netns_name, on, check=check)
+    elif shape == "timeout":
+        blackhole_neighbour(netns_name, METADATA_IPV6, on)
+    else:
+        raise ValueError(f"unknown metadata fault shape {shape!r}")
 
 
 def refuse_ipv6(netns_name: str, on: bool, check: bool = True) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tests.lab import guest_process, metadata_switch, netns
-from tests.lab.addressing import METADATA_IP, METADATA_IPV6
+from tests.lab.addressing import METADATA_IP
 from tests.lab.errors import GuestNotFound, MigrationError, MigrationInProgress
 from tests.lab.faults import (
     ALL_FAMILIES,
@@ -285,15 +285,11 @@ class _ActiveFault:
             return
         if shape not in ("refused", "timeout"):
             raise ValueError(f"unknown metadata fault shape {shape!r}")
-        # IPv6's switch (ip6tables) is the slow one: it goes first both ways, so
-        # that the window, opened and closed after the loop, sits within a fast
-        # `ip` call of each family's own fault.
-        for family in sorted(families, key=lambda name: name != "ipv6"):
-            address = METADATA_IP if family == "ipv4" else METADATA_IPV6
-            if shape == "refused" and family == "ipv4":
+        for family in metadata_switch.in_switch_order(families):
+            if family == "ipv6":
+                metadata_switch.switch_ipv6(guest.netns, shape, on, check=check)
+            elif shape == "refused":
                 netns.ip("addr", "add" if on else "del", f"{METADATA_IP}/32", "dev", "lo",
                          netns=guest.netns, check=check)
-            elif shape == "refused":
-                metadata_switch.refuse_ipv6(guest.netns, on, check=check)
             else:
-                metadata_switch.blackhole_neighbour(guest.netns, address, on)
+                metadata_switch.blackhole_neighbour(guest.netns, METADATA_IP, on)

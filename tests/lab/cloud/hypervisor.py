@@ -46,7 +46,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.lab import guest_process, metadata_switch, netns
-from tests.lab.addressing import METADATA_IP, METADATA_IPV6
+from tests.lab.addressing import METADATA_IP
 from tests.lab.cloud import config
 from tests.lab.cloud.path_faults import (
     DECOY_SHAPES,
@@ -699,21 +699,12 @@ class Hypervisor:
     def _switch_metadata(self, guest: CloudGuest, shape: str, on: bool,
                          families: str = ALL_FAMILIES) -> None:
         """Break or mend the guest's metadata in `shape` over `families`, where the
-        main lab does (IPv6 first: its switch is the slower one)."""
-        for family in sorted(families.split(","), key=lambda name: name != "ipv6"):
+        main lab does."""
+        for family in metadata_switch.in_switch_order(families.split(",")):
             if family == "ipv6":
-                self._switch_ipv6_metadata(guest, shape, on)
+                metadata_switch.switch_ipv6(guest.netns, shape, on, check=on)
             else:
                 self._switch_ipv4_metadata(guest, shape, on)
-
-    @staticmethod
-    def _switch_ipv6_metadata(guest: CloudGuest, shape: str, on: bool) -> None:
-        if shape == "refused":
-            metadata_switch.refuse_ipv6(guest.netns, on, check=on)
-        elif shape == "timeout":
-            metadata_switch.blackhole_neighbour(guest.netns, METADATA_IPV6, on)
-        else:
-            raise ValueError(f"unknown metadata fault shape {shape!r}")
 
     def _switch_ipv4_metadata(self, guest: CloudGuest, shape: str, on: bool) -> None:
         if shape == "refused":  # the guest's own lo answers with a reset
