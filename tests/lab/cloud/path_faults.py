@@ -55,7 +55,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.lab.addressing import METADATA_IP
+from tests.lab.addressing import METADATA_IP, METADATA_IPV6
 from tests.lab.cloud import metadata_path
 from tests.lab.cloud.openstack import http
 from tests.lab.cloud.procs import alive, read_pid, wait_for
@@ -239,7 +239,7 @@ class MetadataFlowsDropped(PathFault):
         super().__init__()
         self.env = {**os.environ, "OVS_RUNDIR": str(chassis_dir)}
         self.matches = [f"ip,nw_src={guest_ip},nw_dst={METADATA_IP}",
-                        f"tcp6,dl_src={guest_mac},ipv6_dst={metadata_path.METADATA_IPV6}"]
+                        f"tcp6,dl_src={guest_mac},ipv6_dst={METADATA_IPV6}"]
         self.cookie = f"{cookie:#x}"
 
     def _ofctl(self, *args: str) -> str:

@@ -868,57 +868,54 @@ RESTART_LIMIT = 1.0
 
 def test_a_real_metadata_agent_restart_is_measured_on_its_host_only(cloud, tmp_path):
     """The hook restarts the real neutron-ovn-metadata-agent of RESTARTED while a VM
-    there watches, and a VM on the other host watches at the same time. Ground
-    truth is where the restart acts: the agent answering no request on its socket.
-    The VM behind it measures that outage and fails the SLA; the other host's VM
-    sees nothing of it and passes. (Each VM placed by its availability zone, in a
-    `rally` run of its own, only the first with the hook: one workload of two VMs
-    with a flavor of more than half a host's disk had both put on one host once.)"""
+    there watches (then, in a second workload, while a VM on the other host does).
+    Ground truth is where the restart acts: the agent answering no request on its
+    socket. The VM behind it measures that outage and fails the SLA; the other
+    host's VM sees nothing of it and passes; both timelines mark the hook. (Two
+    workloads, each VM placed by its availability zone: one workload of two VMs
+    with a flavor of more than half a host's disk had both put on one host once.
+    One after the other, not in two `rally` runs at once: at once, in one CI-like
+    run, both VMs met timeouts 10-19 s after the agent served again, the load of
+    two runs on two cores, and the other VM's 1.57 s of them failed its limit.)"""
     lab, facts = cloud
     args = yaml.safe_load(AGENT_RESTART_ARGS.read_text())
     # The plugin waits for recovery as long as the lab lets a restart take.
     assert args["recovery_timeout"] >= metadata_path.RESTART_TIMEOUT, args
     command = f"{args['disruption_command']} --state-dir {lab.state}"
-    tasks = {}
-    for host in (RESTARTED, NOT_RESTARTED):
-        body = rally_task.sample_variants({host: {
-            **args, "disruption_command": command,
-            "allowed_metadata_downtime": RESTART_LIMIT,
-            "boot_server_kwargs": {"availability_zone": f"nova:{host}"}}},
-            template_file=AGENT_RESTART_TASK)
-        if host == NOT_RESTARTED:   # one restart, which this VM only watches
-            body["subtasks"][0]["workloads"][0].pop("hooks")
-        tasks[host] = tmp_path / f"restart-{host}.json"
-        tasks[host].write_text(json.dumps(body))
+    task = tmp_path / "restart.json"
+    task.write_text(json.dumps(rally_task.sample_variants({
+        host: {**args, "disruption_command": command,
+               "allowed_metadata_downtime": RESTART_LIMIT,
+               "boot_server_kwargs": {"availability_zone": f"nova:{host}"}}
+        for host in (RESTARTED, NOT_RESTARTED)}, template_file=AGENT_RESTART_TASK)))
     seen = len(lab.agent_restarts())
-    runs = rally_task.run_samples_at_once(facts, lab.state, tmp_path, tasks)
+    run = rally_task.run_sample(facts, lab.state, tmp_path / "run", task_file=task)
     restarts = lab.agent_restarts()[seen:]
+    workloads = _workloads_by_title(run)
     print([(w["host"], round(w["end_boottime"] - w["start_boottime"], 2),
             round(w["start_boottime"] - w["asked_boottime"], 2)) for w in restarts])
-    [window] = restarts
-    assert window["host"] == RESTARTED, restarts
-    start, end = window["start_boottime"], window["end_boottime"]
+    assert [w["host"] for w in restarts] == [RESTARTED, RESTARTED], restarts
     verdicts = {}
-    for host, run in runs.items():
-        workload = _workloads_by_title(run)[host]
+    for host, window in zip((RESTARTED, NOT_RESTARTED), restarts):
+        workload = workloads[host]
         assert [it["error"] for it in workload["data"]] == [[]], workload["data"]
         [record] = rally_report.iteration_records(workload)
         assert record.watch is not None and record.watch.host == host, record
+        [hook] = workload["hooks"]
+        [hook_run] = hook["results"]
+        assert hook_run["status"] == "success", hook_run
+        # The hook began inside the watch. It may end after it: with two CPU hogs
+        # a restart took 27 s, past the 30 s watch (the recovery wait covers it).
+        offset = record.clock_offset
+        assert record.watch.start + offset < hook_run["started_at"] \
+            < record.watch.end + offset, (record.watch, hook_run)
+        assert hook_run["started_at"] < hook_run["finished_at"], hook_run
+        start, end = window["start_boottime"], window["end_boottime"]
         figures = record.metadata
         print(host, f"agent refused for {end - start:.2f} s", figures.downtime,
               [(round(o.start - start, 2), round(o.end - end, 2), o.reasons)
                for o in figures.outages])
         if host == RESTARTED:
-            [hook] = workload["hooks"]
-            [hook_run] = hook["results"]
-            assert hook_run["status"] == "success", hook_run
-            # The hook began inside the watch. It may end after it: with two CPU
-            # hogs a restart took 27 s, past the 30 s watch (the recovery wait
-            # covers it).
-            offset = record.clock_offset
-            assert record.watch.start + offset < hook_run["started_at"] \
-                < record.watch.end + offset, (record.watch, hook_run)
-            assert hook_run["started_at"] < hook_run["finished_at"], hook_run
             outage = outage_of_window(record, start, end)
             # Each edge of the truth is an ask of the agent, which waits up to
             # ANSWER_TIMEOUT for its answer.
@@ -926,21 +923,17 @@ def test_a_real_metadata_agent_restart_is_measured_on_its_host_only(cloud, tmp_p
             assert end - start - slack <= outage.duration <= end - start + slack, (
                 outage, window)
         else:
-            # It watched while the agent was down for more than the limit...
-            assert min(end, record.watch.end) - max(start, record.watch.start) \
-                > RESTART_LIMIT, (record.watch, window)
-            # ...and saw nothing the restart did: no 503 (its host's failure), at most
+            # Nothing the restart did: no 503 (its host's failure), at most
             # requests answered later than the probe's timeout while the new
             # agent's start took the two cores (1.2 s of them, once).
             assert all(explained_by_load(o, start, end) for o in figures.outages), (
                 figures.outages)
         verdicts[host] = workload["pass_sla"]
     # A restart outlasts a second: the restarted host's VM fails the limit.
-    assert end - start > RESTART_LIMIT
+    assert restarts[0]["end_boottime"] - restarts[0]["start_boottime"] > RESTART_LIMIT
     assert verdicts == {RESTARTED: False, NOT_RESTARTED: True}
-    assert {host: run["exit_code"] for host, run in runs.items()} == {
-        RESTARTED: 2, NOT_RESTARTED: 0}
-    assert runs[RESTARTED]["guests_left"] == []
+    assert run["exit_code"] == 2
+    assert run["guests_left"] == []
 
 
 # What the probe calls each real-path fault (path_faults.py), as a guest's busybox
