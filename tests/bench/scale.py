@@ -113,9 +113,18 @@ def probe_failure_reasons(iterations: list[dict]) -> collections.Counter:
     return reasons
 
 
-def _row(ours: dict, usage: dict, concurrency: int, probe_interval: float,
-         name: str, rally: RallyHome) -> dict:
-    """The table's figures of one run of the sample (Rally's workload and usage)."""
+def keep_run(ours: dict, rally: RallyHome, name: str, concurrency: int) -> None:
+    """Rally's workload and log of one run, in REPORTS_DIR for a closer look."""
+    REPORTS_DIR.mkdir(parents=True, exist_ok=True)
+    (REPORTS_DIR / f"{name}-c{concurrency}.json").write_text(json.dumps(ours))
+    if rally.log_file.exists():
+        log_name = "rally" if name == "scale" else f"rally-{name}"
+        shutil.copy(rally.log_file, REPORTS_DIR / f"{log_name}-c{concurrency}.log")
+
+
+def table_row(ours: dict, usage: dict, concurrency: int, probe_interval: float) -> dict:
+    """The table's figures of one run of the sample (Rally's workload and usage;
+    pure)."""
     times = 2 * concurrency
     row = {"concurrency": concurrency, "times": times, **usage,
            "probe_interval": probe_interval}
@@ -127,11 +136,6 @@ def _row(ours: dict, usage: dict, concurrency: int, probe_interval: float,
                            for e in errors)
     row["other_errors"] = sorted({e.split(" ", 1)[0] for e in errors})
     row["first_errors"] = {e.split(" ", 1)[0]: e[:300] for e in reversed(errors)}
-    REPORTS_DIR.mkdir(parents=True, exist_ok=True)
-    (REPORTS_DIR / f"{name}-c{concurrency}.json").write_text(json.dumps(ours))
-    if rally.log_file.exists():
-        log_name = "rally" if name == "scale" else f"rally-{name}"
-        shutil.copy(rally.log_file, REPORTS_DIR / f"{log_name}-c{concurrency}.log")
     row["failed_reasons"] = probe_failure_reasons([it for it in data if it["error"]])
     row["succeeded_reasons"] = probe_failure_reasons(
         [it for it in data if not it["error"]])
@@ -171,7 +175,8 @@ def measure(concurrency: int, probe_interval: float, baseline: bool, root: Path,
         ours, usage = run_task(rally, SAMPLE, {"times": times, "concurrency": concurrency,
                                                "probe_interval": probe_interval}, LAB_ARGS)
         lab_after_ours = lab.resource_usage()
-        row = {**_row(ours, usage, concurrency, probe_interval, name, rally),
+        keep_run(ours, rally, name, concurrency)
+        row = {**table_row(ours, usage, concurrency, probe_interval),
                "lab_cpu_s": lab_after_ours["cpu_s"],
                "lab_peak_mib": lab_after_ours["peak_mib"]}
         if baseline:
@@ -199,8 +204,10 @@ def measure_on_cloud(cloud, facts: dict, concurrency: int, probe_interval: float
     ours, usage = run_task(rally, SAMPLE, {"times": times, "concurrency": concurrency,
                                            "probe_interval": probe_interval},
                            rally_task.CLOUD_ARGS, env="cloud")
-    row = {**_row(ours, usage, concurrency, probe_interval, name, rally),
-           "lab_cpu_s": cloud.cpu_seconds() - cpu_before,
+    lab_cpu_s = cloud.cpu_seconds() - cpu_before
+    keep_run(ours, rally, name, concurrency)
+    row = {**table_row(ours, usage, concurrency, probe_interval),
+           "lab_cpu_s": lab_cpu_s,
            "lab_peak_mib": sum(m["pss_mb"] for m in cloud.memory().values())}
     row["requests"] = probe_requests(ours)
     if baseline:
