@@ -90,7 +90,7 @@ class Supervisor:
     started and marked ready from several threads at once."""
 
     def __init__(self, state_dir: Path):
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self.state_dir = state_dir
         self.log_dir = state_dir / "log"
         self.record = state_dir / "daemons.json"

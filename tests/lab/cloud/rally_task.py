@@ -134,8 +134,7 @@ def run_sample(facts: dict, state: Path, out_dir: Path, task_args: dict | None =
     Rally, for more of its commands), injected (the hypervisor's ground truth of
     this run), guests_left (guests still booted), leftovers (what the task's users
     left in the cloud, by kind), rally_errors (the ERROR lines of Rally's log)."""
-    from tests.lab.cloud import hypervisor
-    seen = len(hypervisor.ask(state, "/injected"))
+    seen = _windows_so_far(state)
     run = _run_rally(facts, out_dir, task_args, task_file, api_info,
                      live_migrate_timeout, rally, html)
     return {**run, **_what_the_cloud_kept(facts, state, seen)}
@@ -148,8 +147,7 @@ def run_samples_at_once(facts: dict, state: Path, out_dir: Path,
     run's result as run_sample's, but injected is the ground truth of every run of
     the batch (look a server's windows up by its id), and guests_left and
     leftovers are what all of them left, asked once the last has ended."""
-    from tests.lab.cloud import hypervisor
-    seen = len(hypervisor.ask(state, "/injected"))
+    seen = _windows_so_far(state)
     with concurrent.futures.ThreadPoolExecutor(len(task_files)) as pool:
         runs = dict(zip(task_files, pool.map(
             lambda name: _run_rally(facts, out_dir / name, None, task_files[name],
@@ -179,7 +177,13 @@ def _run_rally(facts: dict, out_dir: Path, task_args: dict | None, task_file: Pa
             "rally_errors": [line for line in log.splitlines() if " ERROR " in line]}
 
 
+def _windows_so_far(state: Path) -> int:
+    from tests.lab.cloud import hypervisor
+    return len(hypervisor.ask(state, "/injected"))
+
+
 def _what_the_cloud_kept(facts: dict, state: Path, windows_seen: int) -> dict:
+    """The windows injected since `windows_seen`, the guests and the leftovers."""
     from tests.lab.cloud import hypervisor
     return {"injected": hypervisor.ask(state, "/injected")[windows_seen:],
             "guests_left": hypervisor.ask(state, "/guests"),
